@@ -1,0 +1,84 @@
+# lwm2m-gw: small tools for an LwM2M gateway to a device shadow and a LoRaWAN Join Server.
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+DOCDIR  ?= $(PREFIX)/share/doc/lwm2m-gw
+DESTDIR ?=
+
+# BUILD holds objects and unit-test programs, BIN the tools; check-asan uses its own pair.
+BUILD ?= build
+BIN   ?= bin
+
+PKGS    = libcoap-3-gnutls gnutls nettle hogweed libcurl yaml-0.1 libmicrohttpd libmosquitto expat
+JQ_LIBS ?= -ljq
+
+CFLAGS ?= -O2 -g
+override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Ilib $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+override LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(JQ_LIBS) -lm -lpthread
+
+CMDS     = $(sort $(basename $(notdir $(wildcard cmd/*.c))))
+LIB_SRC  = $(wildcard lib/*.c)
+LIB_OBJ  = $(LIB_SRC:lib/%.c=$(BUILD)/lib/%.o)
+UNIT_SRC = $(wildcard tests/unit/*.c)
+UNITS    = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+MANS     = $(wildcard man/*.[0-9])
+
+all: $(CMDS:%=$(BIN)/%) $(UNITS)
+
+$(BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h) | $(BUILD)/lib
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libcommon.a: $(LIB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(BIN)/%: cmd/%.c $(BUILD)/libcommon.a $(wildcard lib/*.h) | $(BIN)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libcommon.a $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcommon.a $(wildcard lib/*.h) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libcommon.a $(LDLIBS)
+
+$(BIN) $(BUILD)/lib $(BUILD)/tests:
+	mkdir -p $@
+
+deps:
+	@sh .ci/deps
+
+# The test suite: every tool driven over real sockets by bats, plus the unit programs.
+test: deps
+	@$(MAKE) --no-print-directory all
+	@sh .ci/deps node
+	@$(MAKE) --no-print-directory lint-man
+	LWM2M_GW_BIN=$(CURDIR)/$(BIN) LWM2M_GW_UNIT=$(CURDIR)/$(BUILD)/tests \
+	  bats $(BATSFLAGS) tests
+check: test
+
+# The same suite with AddressSanitizer and UndefinedBehaviorSanitizer in every binary.
+check-asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan BIN=build-asan/bin \
+	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" all
+	@sh .ci/deps node
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	LWM2M_GW_BIN=$(CURDIR)/build-asan/bin LWM2M_GW_UNIT=$(CURDIR)/build-asan/tests \
+	  bats $(BATSFLAGS) tests
+
+lint-man:
+	@for m in $(MANS); do mandoc -Tlint -Wwarning $$m || exit 1; done
+
+# Build, then start the device-to-shadow pipeline on 127.0.0.1:5683 with a local store in ./var.
+run: deps
+	@$(MAKE) --no-print-directory all
+	@PATH=$(CURDIR)/$(BIN):$$PATH sh examples/gateway.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(DOCDIR)
+	install -m 755 $(CMDS:%=$(BIN)/%) $(DESTDIR)$(BINDIR)
+	for m in $(MANS); do install -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}; done
+	cp -R examples $(DESTDIR)$(DOCDIR)/
+
+clean:
+	rm -rf build build-asan bin
+
+.PHONY: all deps test check check-asan lint-man run install clean
+.SECONDARY:

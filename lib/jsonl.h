@@ -1,0 +1,25 @@
+/* JSON lines with libjq's jv: parse one record per line, write one record per line. */
+#ifndef JSONL_H
+#define JSONL_H
+
+#include <jv.h>
+#include <stdio.h>
+
+/* Parse a line that must hold exactly one JSON object. On failure: jv_invalid_with_msg with a
+ * message fit for a log line ("malformed JSON: ...", "not a JSON object"). */
+jv jsonl_parse_object(const char *line, size_t len);
+/* Write v (consumed) compactly plus a newline to f and flush. 0, or -1 if the write failed. */
+int jsonl_write(FILE *f, jv v);
+/* The same to a file descriptor (sockets, pipes), writing fully. 0, or -1 with errno. */
+int jsonl_write_fd(int fd, jv v);
+
+/* Borrowing getters on an object that stays alive: NULL/def when missing or of another kind. */
+const char *jl_str(jv obj, const char *key);
+double jl_num(jv obj, const char *key, double def);
+int jl_has(jv obj, const char *key);
+/* New reference to obj[key] (jv_invalid() when missing); obj is not consumed. */
+jv jl_get(jv obj, const char *key);
+/* A string jv for a message built like printf. */
+jv jl_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
