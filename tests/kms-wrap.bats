@@ -2,10 +2,154 @@
 # kms-wrap: RFC 3394 key wrap and KeyEnvelopes, local keyring and AWS KMS encryption, secure
 # element parts, and the crypto co-process.
 load test_helper
+bats_require_minimum_version 1.5.0
 
 teardown() { stop_all; }
 
 @test "keywrap: RFC 3394 vectors, KeyEnvelopes and YAML KEK keyrings (unit)" {
 	run "$UNIT/test_keywrap"
 	assert_success
+}
+
+@test "kms: local keyring, AES-256-GCM and encryption contexts (unit)" {
+	run "$UNIT/test_kms"
+	assert_success
+}
+
+ROOTKEY=000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F
+
+keyring() {
+	kms-wrap genkey -k "$BATS_TEST_TMPDIR/ring.yml" parts
+	kms-wrap genkey -k "$BATS_TEST_TMPDIR/ring.yml" other
+}
+
+@test "kms-wrap genkey: a 0600 keyring of named 256-bit keys; a name is not given twice" {
+	run -0 --separate-stderr kms-wrap genkey -k "$BATS_TEST_TMPDIR/ring.yml" parts
+	run -0 stat -c %a "$BATS_TEST_TMPDIR/ring.yml"
+	assert_output 600
+	run -0 grep -cE '^parts: [0-9A-F]{64}$' "$BATS_TEST_TMPDIR/ring.yml"
+	run -100 --separate-stderr kms-wrap genkey -k "$BATS_TEST_TMPDIR/ring.yml" parts
+	[[ $stderr == *'a key named "parts" exists already'* ]]
+	run -100 --separate-stderr kms-wrap genkey -k "$BATS_TEST_TMPDIR/ring.yml" 'bad name'
+	run -0 grep -c . "$BATS_TEST_TMPDIR/ring.yml"
+	assert_output 1
+}
+
+@test "kms-wrap encrypt/decrypt: round trip through the local keyring, context bound, plaintext never logged" {
+	keyring
+	cd "$BATS_TEST_TMPDIR"
+	printf '%s\n' "{\"part_number\":\"ATECC608B-TNGLORA\",\"psk_root_keys\":\"$ROOTKEY\",\"n\":1}" \
+		'{"part_number":"no-key-here"}' >parts.jsonl
+	run -0 --separate-stderr sh -c 'kms-wrap encrypt -v -k ring.yml -K parts -C part_number <parts.jsonl >enc.jsonl'
+	[[ $stderr != *"$ROOTKEY"* ]]
+	run -0 jq -r 'has("psk_root_keys"), (.psk_root_keys_encrypted // "-" | length > 40), .n' enc.jsonl
+	assert_output $'false\ntrue\n1\nfalse\nfalse\nnull'
+	run -0 grep -c "$ROOTKEY" enc.jsonl || true
+	run -0 --separate-stderr sh -c 'kms-wrap decrypt -v -k ring.yml -C part_number <enc.jsonl >dec.jsonl'
+	[[ $stderr != *"$ROOTKEY"* ]]
+	run -0 jq -cS . dec.jsonl
+	assert_output "$(jq -cS . parts.jsonl)"
+	# each encryption uses a fresh nonce
+	run -0 sh -c 'kms-wrap encrypt -k ring.yml -K parts <parts.jsonl | head -1 | jq -r .psk_root_keys_encrypted'
+	a=$output
+	run -0 sh -c 'kms-wrap encrypt -k ring.yml -K parts <parts.jsonl | head -1 | jq -r .psk_root_keys_encrypted'
+	[ "$a" != "$output" ]
+}
+
+@test "kms-wrap decrypt: wrong context, wrong key, truncated ciphertext, bad base64 are refused; other lines carry on" {
+	keyring
+	cd "$BATS_TEST_TMPDIR"
+	echo "{\"part_number\":\"A\",\"psk_root_keys\":\"$ROOTKEY\"}" |
+		kms-wrap encrypt -k ring.yml -K parts -C part_number >good.jsonl
+	ct=$(jq -r .psk_root_keys_encrypted good.jsonl)
+	{
+		jq -c '.part_number = "B"' good.jsonl                                  # wrong context
+		jq -c --arg c "${ct:0:40}" '.psk_root_keys_encrypted = $c' good.jsonl  # truncated
+		jq -c '.psk_root_keys_encrypted = "not*base64!"' good.jsonl            # bad base64
+		echo '{"part_number":"A",'                                             # malformed JSON
+		cat good.jsonl
+	} >mixed.jsonl
+	run -1 --separate-stderr sh -c 'kms-wrap decrypt -k ring.yml -C part_number <mixed.jsonl'
+	assert_output "{\"part_number\":\"A\",\"psk_root_keys\":\"$ROOTKEY\"}"
+	[[ $stderr == *'line 1: field "psk_root_keys_encrypted": ciphertext does not authenticate under key "parts" (wrong encryption context'* ]]
+	[[ $stderr == *'line 2: field "psk_root_keys_encrypted": ciphertext is truncated'* ]]
+	[[ $stderr == *'line 3: field "psk_root_keys_encrypted": ciphertext is not base64'* ]]
+	[[ $stderr == *'line 4: malformed JSON'* ]]
+	# no context at all where one was bound
+	run -1 --separate-stderr sh -c 'kms-wrap decrypt -k ring.yml <good.jsonl'
+	[[ $stderr == *'does not authenticate'* ]]
+	# the wrong key: asked for by name, and a keyring where "parts" is another key
+	run -1 --separate-stderr sh -c 'kms-wrap decrypt -k ring.yml -K other -C part_number <good.jsonl'
+	[[ $stderr == *'ciphertext is under key "parts", not "other"'* ]]
+	kms-wrap genkey -k ring2.yml parts
+	run -1 --separate-stderr sh -c 'kms-wrap decrypt -k ring2.yml -C part_number <good.jsonl'
+	[[ $stderr == *'does not authenticate under key "parts"'* ]]
+	kms-wrap genkey -k ring3.yml x
+	run -1 --separate-stderr sh -c 'kms-wrap decrypt -k ring3.yml -C part_number <good.jsonl'
+	[[ $stderr == *'which is not in the keyring'* ]]
+	# a context field missing from the record
+	run -1 --separate-stderr sh -c 'jq -c "del(.part_number)" good.jsonl | kms-wrap decrypt -k ring.yml -C part_number'
+	[[ $stderr == *'context field "part_number" is missing'* ]]
+}
+
+@test "kms-wrap encrypt: fixed contexts, several fields, base64 and text encodings" {
+	keyring
+	cd "$BATS_TEST_TMPDIR"
+	echo '{"a":"c2VjcmV0","b":"AABB"}' >in.jsonl
+	run -0 sh -c 'kms-wrap encrypt -k ring.yml -K other -f a -e base64 -c tenant=t1 -x .enc <in.jsonl >e.jsonl'
+	run -0 jq -c 'keys' e.jsonl
+	assert_output '["a.enc","b"]'
+	run -1 --separate-stderr sh -c 'kms-wrap decrypt -k ring.yml -f a -e base64 -c tenant=t2 -x .enc <e.jsonl'
+	run -0 sh -c 'kms-wrap decrypt -k ring.yml -f a -e text -c tenant=t1 -x .enc <e.jsonl'
+	assert_output '{"b":"AABB","a":"secret"}'
+	run -100 --separate-stderr kms-wrap encrypt -k ring.yml -f a
+	[[ $stderr == *'-K/--key-id is required'* ]]
+	run -100 --separate-stderr kms-wrap encrypt -k ring.yml -K parts "$ROOTKEY"
+	[[ $stderr == *'never from arguments'* ]]
+	run -100 --separate-stderr kms-wrap decrypt -k "$BATS_TEST_TMPDIR/missing.yml"
+	[[ $stderr == *'unable to read'* ]]
+}
+
+@test "kms-wrap wrap/unwrap: KeyEnvelopes with KEKs by label (RFC 3394 4.1 vector), clear envelopes, wrong KEK" {
+	cd "$BATS_TEST_TMPDIR"
+	printf 'ns-000013: 000102030405060708090A0B0C0D0E0F\nwrong: 0F0E0D0C0B0A09080706050403020100\n' >keks.yml
+	echo '{"AppSKey":"00112233445566778899AABBCCDDEEFF","DevEUI":"0102030405060708"}' >in.jsonl
+	run -0 sh -c 'kms-wrap wrap -j keks.yml -l ns-000013 -f AppSKey <in.jsonl'
+	assert_output '{"AppSKey":{"KEKLabel":"ns-000013","AESKey":"1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5"},"DevEUI":"0102030405060708"}'
+	echo "$output" >w.jsonl
+	run -0 sh -c 'kms-wrap unwrap -j keks.yml -f AppSKey <w.jsonl'
+	assert_output "$(cat in.jsonl)"
+	run -0 sh -c 'kms-wrap wrap -f AppSKey <in.jsonl'
+	assert_output '{"AppSKey":{"KEKLabel":"","AESKey":"00112233445566778899AABBCCDDEEFF"},"DevEUI":"0102030405060708"}'
+	sed 's/ns-000013/wrong/' w.jsonl >bad.jsonl
+	echo '{"AppSKey":"0011"}' >>bad.jsonl
+	run -1 --separate-stderr sh -c 'kms-wrap unwrap -j keks.yml -f AppSKey <bad.jsonl'
+	[[ $stderr == *'line 1: field "AppSKey": KeyEnvelope does not unwrap with KEK "wrong"'* ]]
+	run -1 --separate-stderr sh -c 'kms-wrap wrap -j keks.yml -l ns-000013 -f AppSKey <bad.jsonl'
+	[[ $stderr == *'line 2: field "AppSKey": not a 16-byte key in hex'* ]]
+	run -100 --separate-stderr kms-wrap wrap -j keks.yml -l nope -f AppSKey </dev/null
+	[[ $stderr == *'no KEK labelled "nope"'* ]]
+}
+
+@test "kms-wrap encrypt: the local ciphertext format decrypts with an independent AES-GCM (python cryptography)" {
+	python3 -c 'from cryptography.hazmat.primitives.ciphers.aead import AESGCM' 2>/dev/null ||
+		skip "python3 cryptography is not installed"
+	keyring
+	cd "$BATS_TEST_TMPDIR"
+	echo "{\"part_number\":\"P-1\",\"psk_root_keys\":\"$ROOTKEY\"}" |
+		kms-wrap encrypt -k ring.yml -K parts -C part_number -c site=lab >enc.jsonl
+	run -0 python3 - ring.yml enc.jsonl <<'PY'
+import base64, json, sys
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+keys = dict(l.split(": ") for l in open(sys.argv[1]).read().split("\n") if l)
+rec = json.loads(open(sys.argv[2]).read())
+blob = base64.b64decode(rec["psk_root_keys_encrypted"], validate=True)
+assert blob[0] == 0xC1
+n = blob[1]; name = blob[2:2 + n].decode(); hdr = blob[:2 + n]
+nonce, ct = blob[2 + n:14 + n], blob[14 + n:]
+ctx = json.dumps({"part_number": rec["part_number"], "site": "lab"}, sort_keys=True, separators=(",", ":"))
+pt = AESGCM(bytes.fromhex(keys[name])).decrypt(nonce, ct, hdr + ctx.encode())
+print(name, pt.hex().upper())
+PY
+	assert_output "parts $ROOTKEY"
 }
