@@ -1,0 +1,184 @@
+#define _GNU_SOURCE
+/* shadow-put: apply shadow update lines with AWS IoT Device Shadow semantics; one result line
+ * per input line, printed once the update is durable. */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "jsonl.h"
+#include "linereader.h"
+#include "log.h"
+#include "shadow_backend.h"
+#include "shadow_local.h"
+
+#ifndef VERSION
+#define VERSION "0.1"
+#endif
+
+#define LINE_MAX_BYTES 65536
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: shadow-put [-hqvV] [-b lines] [-s dir]\n"
+	           "  -s, --store DIR    local shadow store (default $SHADOW_STORE, else ./var/shadows)\n"
+	           "  -b, --batch LINES  most update lines committed together (default 1024)\n"
+	           "  -v, --verbose      log more\n"
+	           "  -q, --quiet        log less\n"
+	           "  -h, --help         print this help\n"
+	           "  -V, --version      print the version\n");
+}
+
+/* Wait until stdin is readable (0) or a signal asks us to stop (-1). */
+static int wait_input(const sigset_t *unblocked, int timeout_zero)
+{
+	struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
+	struct timespec zero = {0, 0};
+	for (;;) {
+		int n = ppoll(&p, 1, timeout_zero ? &zero : NULL, unblocked);
+		if (n > 0)
+			return 0;
+		if (n == 0)
+			return 1;
+		if (errno != EINTR)
+			die_sys(EXIT_TEMPORARY, "unable to poll stdin");
+		if (stop)
+			return -1;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"store", required_argument, 0, 's'}, {"batch", required_argument, 0, 'b'},
+		{"verbose", no_argument, 0, 'v'},     {"quiet", no_argument, 0, 'q'},
+		{"help", no_argument, 0, 'h'},        {"version", no_argument, 0, 'V'},
+		{0, 0, 0, 0},
+	};
+	const char *store = NULL;
+	long max_batch = 1024;
+	int c;
+	log_init(argv[0]);
+	while ((c = getopt_long(argc, argv, "s:b:vqhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			store = optarg;
+			break;
+		case 'b': {
+			char *end;
+			max_batch = strtol(optarg, &end, 10);
+			if (*end || max_batch < 1 || max_batch > 65536)
+				die(EXIT_USAGE, "bad batch size: %s (1 to 65536)", optarg);
+			break;
+		}
+		case 'v':
+			log_more();
+			break;
+		case 'q':
+			log_less();
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("shadow-put (lwm2m-gw) %s\n", VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+
+	sigset_t block, unblocked;
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, &unblocked);
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+
+	const char *dir = shadow_store_dir(store);
+	struct shadow_backend *be = shadow_local_open(dir);
+	if (!be)
+		die_sys(EXIT_TEMPORARY, "unable to open the shadow store %s", dir);
+
+	struct linereader lr;
+	lr_init(&lr, STDIN_FILENO, LINE_MAX_BYTES);
+	struct shadow_req *batch = calloc((size_t)max_batch, sizeof *batch);
+	if (!batch)
+		die_sys(EXIT_TEMPORARY, "unable to allocate");
+	int rejected = 0, failed = 0, done = 0;
+	while (!done) {
+		size_t n = 0;
+		/* group commit: take what is already waiting on stdin (never more than the bound),
+		 * so a slow disk slows the writer instead of growing our memory */
+		while (n < (size_t)max_batch) {
+			char *line;
+			size_t len;
+			int k = lr_next(&lr, &line, &len);
+			if (k == LR_LINE) {
+				shadow_req_init(&batch[n++], line, len, lr.lineno);
+				continue;
+			}
+			if (k == LR_TOOLONG) {
+				log_warn("line %lu: longer than %d bytes", lr.lineno, LINE_MAX_BYTES);
+				batch[n].req = jv_null();
+				batch[n].line = lr.lineno;
+				batch[n].result = jv_invalid();
+				shadow_req_reject(&batch[n++], 413, "The payload exceeds the maximum size allowed",
+				                  time(NULL));
+				continue;
+			}
+			if (lr.eof) {
+				done = 1;
+				break;
+			}
+			int w = wait_input(&unblocked, n > 0);
+			if (w < 0) {
+				done = 1;
+				break;
+			}
+			if (w > 0)
+				break; /* nothing more right now: commit what we have */
+			if (lr_fill(&lr) < 0 && errno != EAGAIN)
+				die_sys(EXIT_TEMPORARY, "unable to read stdin");
+		}
+		if (n == 0)
+			break;
+		if (be->ops->put(be, batch, n) < 0)
+			failed = 1;
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(jl_str(batch[i].result, "result"), "accepted") != 0)
+				rejected = 1;
+			if (jsonl_write(stdout, batch[i].result) < 0)
+				die_sys(EXIT_TEMPORARY, "unable to write to stdout");
+			batch[i].result = jv_invalid();
+			shadow_req_free(&batch[i]);
+		}
+		if (stop)
+			done = 1;
+	}
+	free(batch);
+	lr_free(&lr);
+	be->ops->close(be);
+	stdout_flush_or_die();
+	return failed ? EXIT_TEMPORARY : rejected ? EXIT_NEGATIVE : 0;
+}

@@ -1,0 +1,114 @@
+#include "shadow_backend.h"
+
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonl.h"
+#include "log.h"
+#include "shadow_doc.h"
+
+static const char *str_or_null(jv req, const char *key)
+{
+	return jv_get_kind(req) == JV_KIND_OBJECT ? jl_str(req, key) : NULL;
+}
+
+const char *shadow_req_thing(const struct shadow_req *r)
+{
+	return str_or_null(r->req, "thing");
+}
+
+const char *shadow_req_shadow(const struct shadow_req *r)
+{
+	return str_or_null(r->req, "shadow");
+}
+
+void shadow_req_reject(struct shadow_req *r, int code, const char *message, time_t now)
+{
+	struct shadow_error e = {code, message};
+	const char *thing = shadow_req_thing(r), *shadow = shadow_req_shadow(r);
+	jv out = shadow_tag(shadow_rejection(r->req, &e, now),
+	                    thing && shadow_thing_name_ok(thing) ? thing : NULL,
+	                    shadow && shadow_shadow_name_ok(shadow) ? shadow : NULL, "rejected");
+	out = jv_object_set(out, jv_string("line"), jv_number((double)r->line));
+	jv_free(r->result);
+	r->result = out;
+}
+
+void shadow_req_accept(struct shadow_req *r, jv body)
+{
+	jv_free(r->result);
+	r->result = shadow_tag(body, shadow_req_thing(r), shadow_req_shadow(r), "accepted");
+}
+
+void shadow_req_init(struct shadow_req *r, const char *line, size_t len, unsigned long lineno)
+{
+	r->line = lineno;
+	r->result = jv_invalid();
+	jv v = jsonl_parse_object(line, len);
+	if (!jv_is_valid(v)) {
+		jv msg = jv_invalid_get_msg(v);
+		log_warn("line %lu: %s", lineno,
+		         jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg) : "unreadable");
+		jv_free(msg);
+		r->req = jv_null();
+		shadow_req_reject(r, 400, "Invalid JSON", time(NULL));
+		return;
+	}
+	r->req = v;
+	struct shadow_error e;
+	if (shadow_check_update(r->req, &e) < 0) {
+		log_warn("line %lu: rejected: %d %s", lineno, e.code, e.message);
+		shadow_req_reject(r, e.code, e.message, time(NULL));
+	}
+}
+
+void shadow_req_free(struct shadow_req *r)
+{
+	jv_free(r->req);
+	jv_free(r->result);
+	r->req = jv_null();
+	r->result = jv_invalid();
+}
+
+int shadow_select_match(const struct shadow_select *s, const char *thing)
+{
+	if (!s || s->n == 0)
+		return 1;
+	for (int i = 0; i < s->n; i++)
+		if (fnmatch(s->patterns[i], thing, 0) == 0)
+			return 1;
+	return 0;
+}
+
+int shadow_select_literal(const struct shadow_select *s)
+{
+	if (!s || s->n == 0)
+		return 0;
+	for (int i = 0; i < s->n; i++)
+		if (strpbrk(s->patterns[i], "*?[\\"))
+			return 0;
+	return 1;
+}
+
+int shadow_seen_newer(jv *seen, const char *thing, const char *shadow, double version)
+{
+	jv key = jv_string_fmt("%s/%s", thing, shadow ? shadow : "");
+	double last = jl_num(*seen, jv_string_value(key), -1);
+	if (version <= last) {
+		jv_free(key);
+		return 0;
+	}
+	*seen = jv_object_set(*seen, key, jv_number(version));
+	return 1;
+}
+
+const char *shadow_store_dir(const char *dir)
+{
+	if (dir && *dir)
+		return dir;
+	const char *env = getenv("SHADOW_STORE");
+	if (env && *env)
+		return env;
+	return "./var/shadows";
+}

@@ -1,0 +1,233 @@
+#!/usr/bin/env bats
+# shadow-put on the local store: AWS IoT Device Shadow semantics, limits, bad lines,
+# concurrent writers and crashes.
+bats_require_minimum_version 1.5.0
+load test_helper
+
+setup() {
+	S="$BATS_TEST_TMPDIR/store"
+	export SHADOW_STORE="$S"
+}
+
+teardown() { stop_all; }
+
+doc() { jq -c "$2" "$S/$1.json"; }
+
+@test "shadow_doc unit checks pass" {
+	run "$UNIT/test_shadow"
+	assert_success
+}
+
+@test "shadow-put: -h, -V, bad usage" {
+	run shadow-put -h
+	assert_success
+	assert_output --partial "--store"
+	run shadow-put -V
+	assert_success
+	assert_output --partial "shadow-put"
+	run -100 shadow-put --no-such-option
+	run -100 shadow-put -b 0
+	run -100 shadow-put extra-operand
+}
+
+@test "shadow-put: accepted document, stored document, versions" {
+	run --separate-stderr sh -c 'printf "%s\n" \
+	  "{\"thing\":\"dev1\",\"state\":{\"reported\":{\"3303\":{\"0\":{\"5700\":21.5}}}}}" \
+	  "{\"thing\":\"dev1\",\"clientToken\":\"tok-1\",\"state\":{\"desired\":{\"3311\":{\"0\":{\"5850\":true}}}}}" \
+	  | shadow-put'
+	assert_success
+	[ "${#lines[@]}" -eq 2 ]
+	run jq -ec 'select(.thing=="dev1" and .result=="accepted" and .version==1
+	  and .state.reported["3303"]["0"]["5700"]==21.5
+	  and (.metadata.reported["3303"]["0"]["5700"].timestamp|type)=="number"
+	  and (.timestamp|type)=="number")' <<<"${lines[0]}"
+	assert_success
+	run jq -ec 'select(.version==2 and .clientToken=="tok-1" and .state.desired["3311"]["0"]["5850"]==true)' <<<"${lines[1]}"
+	assert_success
+	run doc dev1 '[.version, .state.reported["3303"]["0"]["5700"], .state.desired["3311"]["0"]["5850"]]'
+	assert_output '[2,21.5,true]'
+}
+
+@test "shadow-put: nested merge, null deletes, arrays replace, sections clear, metadata follows" {
+	cat >"$BATS_TEST_TMPDIR/in" <<'EOF'
+{"thing":"d","state":{"reported":{"a":1,"o":{"x":1,"y":2},"l":[1,2,3]}}}
+{"thing":"d","state":{"reported":{"o":{"y":null,"z":3},"l":[9],"a":null}}}
+EOF
+	run shadow-put <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	run doc d '.state'
+	assert_output '{"reported":{"o":{"x":1,"z":3},"l":[9]}}'
+	run doc d '.metadata.reported|[paths(type=="number")|join("/")]|sort'
+	assert_output '["l/timestamp","o/x/timestamp","o/z/timestamp"]'
+	echo '{"thing":"d","state":{"reported":{"o":{"x":null,"z":null}},"desired":{"q":1}}}' | shadow-put
+	run doc d '[.state, (.metadata|keys)]'
+	assert_output '[{"reported":{"l":[9]},"desired":{"q":1}},["desired","reported"]]'
+	echo '{"thing":"d","state":{"desired":null}}' | shadow-put
+	run doc d '[.state, .metadata, .version]'
+	assert_output '[{"reported":{"l":[9]}},{"reported":{"l":{"timestamp":'"$(doc d '.metadata.reported.l.timestamp')"'}}},4]'
+}
+
+@test "shadow-put: version conflict is 409, clientToken echoed, nothing changes" {
+	echo '{"thing":"dev1","state":{"reported":{"a":1}}}' | shadow-put
+	run -1 --separate-stderr sh -c 'printf "%s\n" \
+	  "{\"thing\":\"dev1\",\"version\":5,\"clientToken\":\"c1\",\"state\":{\"reported\":{\"a\":2}}}" \
+	  "{\"thing\":\"dev1\",\"version\":1,\"state\":{\"reported\":{\"a\":3}}}" | shadow-put'
+	run jq -ec 'select(.result=="rejected" and .code==409 and .message=="Version conflict"
+	  and .clientToken=="c1" and .line==1 and .thing=="dev1")' <<<"${lines[0]}"
+	assert_success
+	run jq -ec 'select(.result=="accepted" and .version==2)' <<<"${lines[1]}"
+	assert_success
+	run doc dev1 '[.version,.state.reported.a]'
+	assert_output '[2,3]'
+}
+
+@test "shadow-put: malformed lines are refused with their line numbers and the run carries on" {
+	run -1 --separate-stderr sh -c 'printf "%s\n" \
+	  "{\"thing\":\"dev1\",\"state\":{\"reported\":{\"a\":1}}}" \
+	  "{not json" \
+	  "" \
+	  "[1,2]" \
+	  "{\"thing\":\"dev1\",\"state\":{\"reported\":{\"b\":2}}}" | shadow-put'
+	[ "${#lines[@]}" -eq 5 ]
+	for i in 1 2 3; do
+		run jq -ec --argjson n $((i + 1)) 'select(.result=="rejected" and .code==400
+		  and .message=="Invalid JSON" and .line==$n)' <<<"${lines[$i]}"
+		assert_success
+	done
+	[[ "$stderr" == *"line 2: malformed JSON"* ]]
+	[[ "$stderr" == *"line 4: not a JSON object"* ]]
+	run doc dev1 '[.version,.state.reported]'
+	assert_output '[2,{"a":1,"b":2}]'
+}
+
+@test "shadow-put: a last line without newline is applied" {
+	run sh -c 'printf "{\"thing\":\"t\",\"state\":{\"reported\":{\"a\":1}}}" | shadow-put'
+	assert_success
+	run doc t .version
+	assert_output 1
+}
+
+@test "shadow-put: limits and names with AWS codes and messages" {
+	big=$(head -c 8300 /dev/zero | tr '\0' x)
+	deep='{"1":{"2":{"3":{"4":{"5":{"6":{"7":1}}}}}}}'
+	six='{"1":{"2":{"3":{"4":{"5":{"6":1}}}}}}'
+	long=$(head -c 129 /dev/zero | tr '\0' a)
+	cat >"$BATS_TEST_TMPDIR/in" <<EOF
+{"thing":"t","state":{"reported":{"s":"$big"}}}
+{"thing":"t","state":{"reported":$deep}}
+{"thing":"t","state":{"reported":$six}}
+{"thing":"bad/name","state":{}}
+{"thing":"$long","state":{}}
+{"thing":"t","shadow":"no.dots","state":{}}
+{"thing":"t"}
+{"state":{}}
+{"thing":"t","state":{"desired":[1]}}
+{"thing":"t","state":{"colour":{}}}
+{"thing":"t","state":{"desired":{"c":[null,"RED"]}}}
+{"thing":"t","clientToken":"$(head -c 65 /dev/zero | tr '\0' k)","state":{}}
+{"thing":"t","version":-1,"state":{}}
+EOF
+	run -1 --separate-stderr shadow-put <"$BATS_TEST_TMPDIR/in"
+	[ "${#lines[@]}" -eq 13 ]
+	printf '%s\n' "${lines[@]}" | jq -c '[.line,.code,.message]' >"$BATS_TEST_TMPDIR/got"
+	run jq -c 'select(.result=="accepted")|.version' <<<"${lines[2]}"
+	assert_output 1
+	run cat "$BATS_TEST_TMPDIR/got"
+	assert_output - <<'EOF'
+[1,413,"The payload exceeds the maximum size allowed"]
+[2,400,"JSON contains too many levels of nesting; maximum is 6"]
+[null,null,null]
+[4,400,"Invalid thing name"]
+[5,400,"Invalid thing name"]
+[6,400,"Invalid shadow name"]
+[7,400,"Missing required node: state"]
+[8,400,"Missing required node: thing"]
+[9,400,"Desired node must be an object"]
+[10,400,"State contains an invalid node"]
+[11,400,"State contains an invalid node"]
+[12,400,"Invalid clientToken"]
+[13,400,"Invalid version"]
+EOF
+}
+
+@test "shadow-put: the shadow's state after the merge is limited to 8 KB too" {
+	half=$(head -c 4500 /dev/zero | tr '\0' x)
+	echo "{\"thing\":\"t\",\"state\":{\"reported\":{\"a\":\"$half\"}}}" | shadow-put
+	run -1 --separate-stderr sh -c "echo '{\"thing\":\"t\",\"state\":{\"desired\":{\"b\":\"$half\"}}}' | shadow-put"
+	run jq -c '[.code,.message]' <<<"$output"
+	assert_output '[413,"The payload exceeds the maximum size allowed"]'
+	run doc t .version
+	assert_output 1
+}
+
+@test "shadow-put: named shadows live beside the classic one" {
+	printf '%s\n' '{"thing":"dev1","shadow":"cfg","state":{"desired":{"p":1}}}' \
+	  '{"thing":"dev1","state":{"reported":{"q":2}}}' | shadow-put >"$BATS_TEST_TMPDIR/out"
+	run jq -c '[.thing,.shadow,.version]' "$BATS_TEST_TMPDIR/out"
+	assert_output - <<'EOF'
+["dev1","cfg",1]
+["dev1",null,1]
+EOF
+	run doc dev1.cfg .state
+	assert_output '{"desired":{"p":1}}'
+	run doc dev1 .state
+	assert_output '{"reported":{"q":2}}'
+}
+
+@test "shadow-put: two processes hammering one thing lose nothing" {
+	for w in a b; do
+		for i in $(seq 1 300); do
+			echo "{\"thing\":\"hot\",\"state\":{\"reported\":{\"$w$i\":$i}}}"
+		done >"$BATS_TEST_TMPDIR/$w.in"
+	done
+	# small batches so the two writers interleave many times
+	shadow-put -b 7 <"$BATS_TEST_TMPDIR/a.in" >"$BATS_TEST_TMPDIR/a.out" &
+	pa=$!
+	shadow-put -b 5 <"$BATS_TEST_TMPDIR/b.in" >"$BATS_TEST_TMPDIR/b.out" &
+	pb=$!
+	wait $pa
+	wait $pb
+	run doc hot '[.version, (.state.reported|length)]'
+	assert_output "[600,600]"
+	# every version was handed out exactly once
+	run sh -c "cat '$BATS_TEST_TMPDIR/a.out' '$BATS_TEST_TMPDIR/b.out' | jq -s '[.[].version]|unique|length'"
+	assert_output 600
+}
+
+@test "shadow-put: kill -9 mid-stream never leaves a torn document; acknowledged updates stay" {
+	python3 - "$BATS_TEST_TMPDIR/in" <<'PY'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for i in range(200000):
+        f.write(json.dumps({"thing": "t%d" % (i % 3), "state": {"reported": {"n": i, "pad": "x" * 200}}}) + "\n")
+PY
+	# a reader that checks every document it sees while the writer runs
+	cat >"$BATS_TEST_TMPDIR/reader.sh" <<'EOF'
+while :; do
+	for f in "$1"/t*.json; do
+		[ -e "$f" ] || continue
+		jq -e .version "$f" >/dev/null 2>&1 || { echo "torn: $f"; cat "$f"; exit 1; }
+	done
+done
+EOF
+	mkdir -p "$S"
+	start_bg reader sh "$BATS_TEST_TMPDIR/reader.sh" "$S"
+	shadow-put <"$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
+	pid=$!
+	wait_until 20 sh -c "[ \$(wc -l <'$BATS_TEST_TMPDIR/out') -gt 3000 ]"
+	kill -9 $pid
+	wait $pid || true
+	kill -0 "$(bg_pid reader)" # the reader found nothing torn
+	stop_bg reader
+	run cat "$BATS_TEST_TMPDIR/reader.out"
+	assert_output ""
+	for t in t0 t1 t2; do
+		acked=$(grep "\"thing\":\"$t\"" "$BATS_TEST_TMPDIR/out" | tail -n 1 | jq .version)
+		stored=$(doc $t .version)
+		[ "$stored" -ge "$acked" ]
+	done
+	# a new writer carries on from the stored versions
+	echo '{"thing":"t0","state":{"reported":{"after":1}}}' | shadow-put >"$BATS_TEST_TMPDIR/out2"
+	run jq .version "$BATS_TEST_TMPDIR/out2"
+	assert_output "$(($(doc t0 .version)))"
+}
