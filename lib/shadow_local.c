@@ -27,6 +27,7 @@ struct local {
 	struct shadow_backend base;
 	char *dir;
 	int dirfd, lockfd, jdirfd;
+	size_t jmax;
 	/* watching */
 	const struct shadow_select *sel;
 	int inofd, jfd;
@@ -150,6 +151,14 @@ static void fail_group(struct shadow_req *reqs, const struct item *it, struct gr
 		shadow_req_reject(&reqs[it[g->first + k].idx], 500, "Internal service failure", time(NULL));
 }
 
+static int reqs_failed(const struct shadow_req *reqs, size_t i)
+{
+	jv code = jl_get(reqs[i].result, "code");
+	int failed = jv_get_kind(code) == JV_KIND_NUMBER && jv_number_value(code) == 500;
+	jv_free(code);
+	return failed;
+}
+
 /* Append the batch's deltas to the journal, rotating it when it has grown past the bound. */
 static int journal_append(struct local *l, const char *data, size_t len)
 {
@@ -165,7 +174,7 @@ static int journal_append(struct local *l, const char *data, size_t len)
 	int rc = -1;
 	int fd = openat(l->jdirfd, "deltas", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	struct stat st;
-	if (fd >= 0 && fstat(fd, &st) == 0 && (size_t)st.st_size + len > SHADOW_JOURNAL_MAX &&
+	if (fd >= 0 && fstat(fd, &st) == 0 && (size_t)st.st_size + len > l->jmax &&
 	    st.st_size > 0) {
 		close(fd);
 		fd = -1;
@@ -200,11 +209,12 @@ static int lock_thing(struct local *l, const char *thing)
 }
 
 /* Process groups [g0, g1) whose things are locked: apply, write, sync, rename, journal. */
-static int commit_chunk(struct local *l, struct shadow_req *reqs, struct item *it,
+static int commit_chunk(struct local *l, struct shadow_req *reqs, size_t n, struct item *it,
                         struct group *gs, size_t g0, size_t g1, time_t now)
 {
 	int rc = 0;
-	jv journal = jv_string("");
+	/* deltas by input line, so that the journal keeps the input order across things too */
+	jv deltas = jv_array_set(jv_array(), (int)n - 1, jv_null());
 	for (size_t gi = g0; gi < g1; gi++) {
 		struct group *g = &gs[gi];
 		const char *thing = it[g->first].thing;
@@ -230,12 +240,9 @@ static int commit_chunk(struct local *l, struct shadow_req *reqs, struct item *i
 			}
 			g->dirty = 1;
 			shadow_req_accept(r, acc);
-			if (jv_is_valid(delta)) {
-				jv s = jv_dump_string(shadow_tag(delta, thing, shadow, NULL), 0);
-				journal = jv_string_append_str(journal, jv_string_value(s));
-				journal = jv_string_append_str(journal, "\n");
-				jv_free(s);
-			}
+			if (jv_is_valid(delta))
+				deltas = jv_array_set(deltas, (int)it[g->first + k].idx,
+				                      jv_dump_string(shadow_tag(delta, thing, shadow, NULL), 0));
 		}
 	}
 	/* write every changed document beside its old self, then make them all durable */
@@ -278,6 +285,15 @@ static int commit_chunk(struct local *l, struct shadow_req *reqs, struct item *i
 			rc = -1;
 		}
 	}
+	jv journal = jv_string("");
+	jv_array_foreach(deltas, i, line) {
+		if (jv_get_kind(line) == JV_KIND_STRING && !reqs_failed(reqs, (size_t)i)) {
+			journal = jv_string_append_str(journal, jv_string_value(line));
+			journal = jv_string_append_str(journal, "\n");
+		}
+		jv_free(line);
+	}
+	jv_free(deltas);
 	if (fsync(l->dirfd) < 0) {
 		log_error("unable to sync %s: %s", l->dir, strerror(errno));
 		for (size_t gi = g0; gi < g1; gi++)
@@ -354,7 +370,7 @@ static int local_put(struct shadow_backend *b, struct shadow_req *reqs, size_t n
 			for (size_t gi = g0; gi < ng; gi++)
 				fail_group(reqs, it, &gs[gi]);
 			rc = -1;
-		} else if (commit_chunk(l, reqs, it, gs, g0, g1, now) < 0) {
+		} else if (commit_chunk(l, reqs, n, it, gs, g0, g1, now) < 0) {
 			rc = -1;
 		}
 		for (size_t k = 0; k < nl; k++)
@@ -620,6 +636,14 @@ struct shadow_backend *shadow_local_open(const char *dir)
 	l->dir = strdup(dir);
 	if (!l->dir)
 		goto fail;
+	l->jmax = SHADOW_JOURNAL_MAX;
+	const char *jm = getenv("SHADOW_JOURNAL_MAX");
+	if (jm && *jm) {
+		char *end;
+		unsigned long v = strtoul(jm, &end, 10);
+		if (!*end && v > 0)
+			l->jmax = v;
+	}
 	if (snprintf(path, sizeof path, "%s/.lock", dir) >= (int)sizeof path) {
 		errno = ENAMETOOLONG;
 		goto fail;

@@ -4,7 +4,8 @@
  *   DIR/<thing>.<name>.json     its named shadow <name>
  *   DIR/.lock/<thing>           flock(2)ed while a process updates any shadow of <thing>
  *   DIR/.journal/deltas         every published delta, one line each, appended in order;
- *                               rotated to deltas.1 past SHADOW_JOURNAL_MAX bytes
+ *                               rotated to deltas.1 past SHADOW_JOURNAL_MAX bytes (or
+ *                               the environment's SHADOW_JOURNAL_MAX)
  *
  * Documents are replaced whole (temporary file, fsync, rename, directory fsync), so readers
  * see the old or the new document, never a mix. */

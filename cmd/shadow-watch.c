@@ -1,0 +1,162 @@
+#define _GNU_SOURCE
+/* shadow-watch: print a delta line whenever a shadow's desired state differs from its
+ * reported state. */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "jsonl.h"
+#include "log.h"
+#include "shadow_backend.h"
+#include "shadow_local.h"
+
+#ifndef VERSION
+#define VERSION "0.1"
+#endif
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: shadow-watch [-hinqvV] [-d fd] [-s dir] [-t pattern]... [pattern ...]\n"
+	           "  -s, --store DIR      local shadow store (default $SHADOW_STORE, else ./var/shadows)\n"
+	           "  -t, --thing PATTERN  watch the things whose names match PATTERN (glob; repeatable)\n"
+	           "  -i, --initial        first print the current delta of every shadow (the default)\n"
+	           "  -n, --no-initial     print only deltas published from now on\n"
+	           "  -d, --ready FD       write a newline to FD once watching\n"
+	           "  -v, --verbose        log more\n"
+	           "  -q, --quiet          log less\n"
+	           "  -h, --help           print this help\n"
+	           "  -V, --version        print the version\n");
+}
+
+struct ctx {
+	jv seen;
+};
+
+/* Print each version once, and never one older than a version already printed. */
+static void emit(void *arg, jv delta)
+{
+	struct ctx *c = arg;
+	const char *thing = jl_str(delta, "thing");
+	const char *shadow = jl_str(delta, "shadow");
+	double version = jl_num(delta, "version", -1);
+	if (!thing || !shadow_seen_newer(&c->seen, thing, shadow, version)) {
+		jv_free(delta);
+		return;
+	}
+	if (jsonl_write(stdout, delta) < 0)
+		die_sys(EXIT_TEMPORARY, "unable to write to stdout");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"store", required_argument, 0, 's'}, {"thing", required_argument, 0, 't'},
+		{"initial", no_argument, 0, 'i'},     {"no-initial", no_argument, 0, 'n'},
+		{"ready", required_argument, 0, 'd'}, {"verbose", no_argument, 0, 'v'},
+		{"quiet", no_argument, 0, 'q'},       {"help", no_argument, 0, 'h'},
+		{"version", no_argument, 0, 'V'},     {0, 0, 0, 0},
+	};
+	const char *store = NULL;
+	int initial = 1, ready_fd = -1, c;
+	char *patterns[argc + 1];
+	struct shadow_select sel = {patterns, 0};
+	log_init(argv[0]);
+	while ((c = getopt_long(argc, argv, "s:t:ind:vqhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			store = optarg;
+			break;
+		case 't':
+			sel.patterns[sel.n++] = optarg;
+			break;
+		case 'i':
+			initial = 1;
+			break;
+		case 'n':
+			initial = 0;
+			break;
+		case 'd': {
+			char *end;
+			long fd = strtol(optarg, &end, 10);
+			if (*end || fd < 0 || fd > 65535)
+				die(EXIT_USAGE, "bad file descriptor: %s", optarg);
+			ready_fd = (int)fd;
+			break;
+		}
+		case 'v':
+			log_more();
+			break;
+		case 'q':
+			log_less();
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("shadow-watch (lwm2m-gw) %s\n", VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	for (int i = optind; i < argc; i++)
+		sel.patterns[sel.n++] = argv[i];
+
+	sigset_t block, unblocked;
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, &unblocked);
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+
+	const char *dir = shadow_store_dir(store);
+	struct shadow_backend *be = shadow_local_open(dir);
+	if (!be)
+		die_sys(EXIT_TEMPORARY, "unable to open the shadow store %s", dir);
+	struct ctx ctx = {jv_object()};
+	if (be->ops->watch_start(be, &sel, initial, emit, &ctx) < 0)
+		die_sys(EXIT_TEMPORARY, "unable to watch the shadow store %s", dir);
+	if (ready_fd >= 0) {
+		if (write(ready_fd, "\n", 1) != 1)
+			log_warn("unable to write to readiness fd %d: %s", ready_fd, strerror(errno));
+		close(ready_fd);
+	}
+	int rc = 0;
+	while (!stop) {
+		struct pollfd p = {.fd = be->ops->watch_fd(be), .events = POLLIN};
+		int n = ppoll(&p, 1, NULL, &unblocked);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("unable to poll: %s", strerror(errno));
+			rc = EXIT_TEMPORARY;
+			break;
+		}
+		if (be->ops->watch_drain(be, emit, &ctx) < 0) {
+			log_error("unable to follow the shadow store %s: %s", dir, strerror(errno));
+			rc = EXIT_TEMPORARY;
+			break;
+		}
+	}
+	be->ops->close(be);
+	jv_free(ctx.seen);
+	stdout_flush_or_die();
+	return rc;
+}
