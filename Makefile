@@ -50,7 +50,7 @@ test: deps
 	@sh .ci/deps node
 	@$(MAKE) --no-print-directory lint-man
 	LWM2M_GW_BIN=$(CURDIR)/$(BIN) LWM2M_GW_UNIT=$(CURDIR)/$(BUILD)/tests \
-	  bats $(BATSFLAGS) tests
+	  tests/run $(BATSFLAGS)
 check: test
 
 # The same suite with AddressSanitizer and UndefinedBehaviorSanitizer in every binary.
@@ -61,7 +61,7 @@ check-asan: deps
 	@sh .ci/deps node
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	LWM2M_GW_BIN=$(CURDIR)/build-asan/bin LWM2M_GW_UNIT=$(CURDIR)/build-asan/tests \
-	  bats $(BATSFLAGS) tests
+	  tests/run $(BATSFLAGS)
 
 lint-man:
 	@for m in $(MANS); do mandoc -Tlint -Wwarning $$m || exit 1; done
