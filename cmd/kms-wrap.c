@@ -5,6 +5,7 @@
 #include "jsonl.h"
 #include "kek_keyring.h"
 #include "kms.h"
+#include "kms_aws.h"
 #include "kms_fields.h"
 #include "kms_local.h"
 #include "linereader.h"
@@ -21,12 +22,13 @@
 #define MAXLIST 32
 
 static const char usage_text[] =
-    "usage: kms-wrap encrypt|decrypt [-k file] [-K key-id] [-f field]... [-x suffix]\n"
-    "                [-e encoding] [-c key=value]... [-C field]...\n"
+    "usage: kms-wrap encrypt|decrypt [-a] [-k file] [-K key-id] [-f field]... [-x suffix]\n"
+    "                [-e encoding] [-c key=value]... [-C field]... [-E url] [-r region]\n"
     "       kms-wrap genkey [-k file] name\n"
     "       kms-wrap wrap -j file [-l label] -f field...\n"
     "       kms-wrap unwrap -j file -f field...\n"
     "options:\n"
+    "  -a, --aws               use AWS KMS instead of the local keyring\n"
     "  -k, --keyring FILE      local keyring (default $KMS_WRAP_KEYRING or ./var/kms/keyring.yml)\n"
     "  -K, --key-id ID         key to encrypt under (keyring name; AWS key id, ARN or alias/name)\n"
     "  -f, --field NAME        field holding a key (repeatable; default psk_root_keys)\n"
@@ -34,6 +36,8 @@ static const char usage_text[] =
     "  -e, --encoding ENC      plaintext in fields as hex (default), base64 or text\n"
     "  -c, --context KEY=VALUE add KEY=VALUE to the encryption context (repeatable)\n"
     "  -C, --context-field NAME add the record's field NAME to the encryption context (repeatable)\n"
+    "  -E, --endpoint-url URL  AWS KMS endpoint (default https://kms.REGION.amazonaws.com)\n"
+    "  -r, --region REGION     AWS region (default $AWS_REGION or $AWS_DEFAULT_REGION)\n"
     "  -j, --keks FILE         YAML keyring of KEKs by label\n"
     "  -l, --kek-label LABEL   KEK to wrap under (none: keys in clear with an empty KEKLabel)\n"
     "  -v, --verbose           log more\n"
@@ -42,6 +46,7 @@ static const char usage_text[] =
     "  -V, --version           show the version\n";
 
 static const struct option longopts[] = {
+    {"aws", no_argument, NULL, 'a'},
     {"keyring", required_argument, NULL, 'k'},
     {"key-id", required_argument, NULL, 'K'},
     {"field", required_argument, NULL, 'f'},
@@ -49,6 +54,8 @@ static const struct option longopts[] = {
     {"encoding", required_argument, NULL, 'e'},
     {"context", required_argument, NULL, 'c'},
     {"context-field", required_argument, NULL, 'C'},
+    {"endpoint-url", required_argument, NULL, 'E'},
+    {"region", required_argument, NULL, 'r'},
     {"keks", required_argument, NULL, 'j'},
     {"kek-label", required_argument, NULL, 'l'},
     {"verbose", no_argument, NULL, 'v'},
@@ -159,7 +166,8 @@ int main(int argc, char **argv)
 		usage();
 	}
 
-	const char *keyring = NULL, *key_id = NULL, *suffix = "_encrypted";
+	bool aws = false;
+	const char *keyring = NULL, *key_id = NULL, *suffix = "_encrypted", *endpoint = NULL, *region = NULL;
 	const char *keks_path = NULL, *label = NULL;
 	const char *fields[MAXLIST], *ctx_fields[MAXLIST];
 	size_t nfields = 0, nctx = 0;
@@ -168,8 +176,9 @@ int main(int argc, char **argv)
 	int c;
 	argc--;
 	argv++;
-	while ((c = getopt_long(argc, argv, "k:K:f:x:e:c:C:j:l:vqhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "ak:K:f:x:e:c:C:E:r:j:l:vqhV", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'a': aws = true; break;
 		case 'k': keyring = optarg; break;
 		case 'K': key_id = optarg; break;
 		case 'f':
@@ -194,6 +203,8 @@ int main(int argc, char **argv)
 				die(EXIT_USAGE, "too many -C options");
 			ctx_fields[nctx++] = optarg;
 			break;
+		case 'E': endpoint = optarg; break;
+		case 'r': region = optarg; break;
 		case 'j': keks_path = optarg; break;
 		case 'l': label = optarg; break;
 		case 'v': log_more(); break;
@@ -229,8 +240,14 @@ int main(int argc, char **argv)
 	}
 
 	struct kms kms = {0};
-	if ((cmd == ENCRYPT || cmd == DECRYPT) && kms_local_load(&kms.local, keyring, err, sizeof err) < 0)
-		die(EXIT_USAGE, "%s", err);
+	if (cmd == ENCRYPT || cmd == DECRYPT) {
+		if (aws) {
+			if (kms_aws_open(&kms, endpoint, region, err, sizeof err) < 0)
+				die(EXIT_USAGE, "%s", err);
+		} else if (kms_local_load(&kms.local, keyring, err, sizeof err) < 0) {
+			die(EXIT_USAGE, "%s", err);
+		}
+	}
 	if (cmd == ENCRYPT && !key_id)
 		die(EXIT_USAGE, "encrypt: -K/--key-id is required");
 

@@ -1,5 +1,6 @@
 #include "kms.h"
 
+#include "kms_aws.h"
 #include "kms_local.h"
 
 #include <nettle/base64.h>
@@ -77,7 +78,8 @@ int kms_encrypt(struct kms *k, const char *key_id, const uint8_t *pt, size_t n, 
 	char *canon = kms_context_canonical(ctx, err, errlen);
 	if (!canon)
 		return KMS_REJECTED;
-	int rc = kms_local_encrypt(&k->local, key_id, pt, n, canon, b64, err, errlen);
+	int rc = k->aws ? kms_aws_encrypt(k->aws, key_id, pt, n, ctx, b64, err, errlen)
+	                : kms_local_encrypt(&k->local, key_id, pt, n, canon, b64, err, errlen);
 	free(canon);
 	return rc;
 }
@@ -88,7 +90,8 @@ int kms_decrypt(struct kms *k, const char *key_id, const char *b64, jv ctx, uint
 	char *canon = kms_context_canonical(ctx, err, errlen);
 	if (!canon)
 		return KMS_REJECTED;
-	int rc = kms_local_decrypt(&k->local, key_id, b64, canon, pt, n, err, errlen);
+	int rc = k->aws ? kms_aws_decrypt(k->aws, key_id, b64, ctx, pt, n, err, errlen)
+	                : kms_local_decrypt(&k->local, key_id, b64, canon, pt, n, err, errlen);
 	free(canon);
 	return rc;
 }
@@ -96,4 +99,6 @@ int kms_decrypt(struct kms *k, const char *key_id, const char *b64, jv ctx, uint
 void kms_free(struct kms *k)
 {
 	kek_keyring_free(&k->local);
+	kms_aws_close(k->aws);
+	k->aws = NULL;
 }

@@ -153,3 +153,85 @@ print(name, pt.hex().upper())
 PY
 	assert_output "parts $ROOTKEY"
 }
+
+# moto_server on a free port with signature checking: the first three actions (unsigned) make
+# an IAM user and its key; every later request must be signed with that key.
+start_moto() {
+	command -v moto_server >/dev/null || skip "moto_server is not installed (pip install 'moto[server]')"
+	command -v aws >/dev/null || skip "the AWS CLI is not installed"
+	MOTO_PORT=$(free_port tcp)
+	EP=http://127.0.0.1:$MOTO_PORT
+	export AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE \
+		AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY AWS_PAGER= AWS_CONFIG_FILE=/dev/null \
+		AWS_SHARED_CREDENTIALS_FILE=/dev/null
+	INITIAL_NO_AUTH_ACTION_COUNT=3 start_bg moto moto_server -p "$MOTO_PORT"
+	wait_until 30 curl -s "$EP/moto-api/"
+	aws --endpoint-url "$EP" iam create-user --user-name kms-wrap >/dev/null
+	aws --endpoint-url "$EP" iam create-access-key --user-name kms-wrap >"$BATS_TEST_TMPDIR/ak.json"
+	aws --endpoint-url "$EP" iam put-user-policy --user-name kms-wrap --policy-name all \
+		--policy-document '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}'
+	AWS_ACCESS_KEY_ID=$(jq -r .AccessKey.AccessKeyId "$BATS_TEST_TMPDIR/ak.json")
+	AWS_SECRET_ACCESS_KEY=$(jq -r .AccessKey.SecretAccessKey "$BATS_TEST_TMPDIR/ak.json")
+	KEY_ID=$(aws --endpoint-url "$EP" kms create-key --query KeyMetadata.KeyId --output text)
+	KEY_ARN=$(aws --endpoint-url "$EP" kms describe-key --key-id "$KEY_ID" --query KeyMetadata.Arn --output text)
+	aws --endpoint-url "$EP" kms create-alias --alias-name alias/parts --target-key-id "$KEY_ID"
+	OTHER_KEY=$(aws --endpoint-url "$EP" kms create-key --query KeyMetadata.KeyId --output text)
+}
+
+@test "kms-wrap --aws: ciphertexts of aws kms encrypt decrypt, ours decrypt with aws kms decrypt (moto, signed)" {
+	start_moto
+	cd "$BATS_TEST_TMPDIR"
+	python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(sys.argv[1]))' "$ROOTKEY" >root.bin
+	# AWS CLI -> kms-wrap, bound to the part number, under the alias
+	aws --endpoint-url "$EP" kms encrypt --key-id alias/parts --plaintext fileb://root.bin \
+		--encryption-context part_number=ATECC608B --query CiphertextBlob --output text >ct.b64
+	jq -nc --rawfile c ct.b64 '{part_number:"ATECC608B",psk_root_keys_encrypted:($c|rtrimstr("\n"))}' >aws.jsonl
+	run -0 --separate-stderr sh -c "kms-wrap decrypt --aws --endpoint-url $EP -C part_number <aws.jsonl"
+	assert_output "{\"part_number\":\"ATECC608B\",\"psk_root_keys\":\"$ROOTKEY\"}"
+	# kms-wrap -> AWS CLI, by key id, key ARN and alias
+	for k in "$KEY_ID" "$KEY_ARN" alias/parts; do
+		echo "{\"part_number\":\"P9\",\"psk_root_keys\":\"$ROOTKEY\"}" |
+			kms-wrap encrypt -a -E "$EP" -K "$k" -C part_number >ours.jsonl
+		jq -r .psk_root_keys_encrypted ours.jsonl | base64 -d >ours.bin
+		run -0 sh -c "aws --endpoint-url $EP kms decrypt --ciphertext-blob fileb://ours.bin \
+			--encryption-context part_number=P9 --query Plaintext --output text | base64 -d | od -An -tx1 | tr -d ' \\n'"
+		assert_output "$(echo "$ROOTKEY" | tr A-F a-f)"
+	done
+	# the environment names the endpoint as well
+	run -0 sh -c "AWS_ENDPOINT_URL_KMS=$EP kms-wrap decrypt -a -C part_number <aws.jsonl"
+	assert_output "{\"part_number\":\"ATECC608B\",\"psk_root_keys\":\"$ROOTKEY\"}"
+}
+
+@test "kms-wrap --aws: wrong context, wrong key, truncated, bad base64, bad signature, unreachable KMS" {
+	start_moto
+	cd "$BATS_TEST_TMPDIR"
+	echo "{\"part_number\":\"A\",\"psk_root_keys\":\"$ROOTKEY\"}" |
+		kms-wrap encrypt -a -E "$EP" -K alias/parts -C part_number >good.jsonl
+	ct=$(jq -r .psk_root_keys_encrypted good.jsonl)
+	{
+		jq -c '.part_number = "B"' good.jsonl
+		jq -c --arg c "${ct:0:40}" '.psk_root_keys_encrypted = $c' good.jsonl
+		jq -c '.psk_root_keys_encrypted = "not*base64!"' good.jsonl
+		cat good.jsonl
+	} >mixed.jsonl
+	run -1 --separate-stderr sh -c "kms-wrap decrypt -a -E $EP -C part_number <mixed.jsonl"
+	assert_output "{\"part_number\":\"A\",\"psk_root_keys\":\"$ROOTKEY\"}"
+	[[ $stderr == *'line 1: field "psk_root_keys_encrypted": AWS KMS Decrypt: HTTP 400 InvalidCiphertextException'* ]]
+	[[ $stderr == *'line 2: field "psk_root_keys_encrypted": AWS KMS Decrypt: HTTP 400'* ]]
+	[[ $stderr == *'line 3: field "psk_root_keys_encrypted": ciphertext is not base64'* ]]
+	# asking for another key than the ciphertext's
+	run -1 --separate-stderr sh -c "kms-wrap decrypt -a -E $EP -K $OTHER_KEY -C part_number <good.jsonl"
+	[[ $stderr == *'line 1: field "psk_root_keys_encrypted": AWS KMS Decrypt: HTTP 400'* ]]
+	# a wrong secret: the server checks the signature
+	run -1 --separate-stderr sh -c "AWS_SECRET_ACCESS_KEY=wrong kms-wrap decrypt -a -E $EP -C part_number <good.jsonl"
+	[[ $stderr == *'HTTP 403 SignatureDoesNotMatch'* ]]
+	echo "{\"psk_root_keys\":\"$ROOTKEY\"}" >plain.jsonl
+	run -1 --separate-stderr sh -c "kms-wrap encrypt -a -E $EP -K alias/nope <plain.jsonl"
+	[[ $stderr == *'HTTP 400 NotFoundException'* ]]
+	# unreachable: a temporary failure, exit 111
+	port=$(free_port tcp)
+	run -111 --separate-stderr sh -c "kms-wrap decrypt -a -E http://127.0.0.1:$port -C part_number <good.jsonl"
+	[[ $stderr == *"AWS KMS Decrypt at http://127.0.0.1:$port/"* ]]
+	# missing credentials: a usage error
+	run -100 --separate-stderr sh -c "unset AWS_ACCESS_KEY_ID; kms-wrap decrypt -a -E $EP </dev/null"
+}
