@@ -1,0 +1,600 @@
+#define _GNU_SOURCE
+#include "js_cryptod.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "hex.h"
+#include "js_devices.h"
+#include "jsonl.h"
+#include "linereader.h"
+#include "log.h"
+#include "lorawan_crypto.h"
+#include "lorawan_frame.h"
+
+struct js_crypto {
+	bool remote;
+	/* local */
+	js_root_key_fn lookup;
+	void *ctx;
+	pthread_rwlock_t lk;
+	/* remote */
+	char *cmd;
+	pthread_mutex_t mu;
+	pid_t pid;
+	int in_fd, out_fd; /* we write requests to out_fd, read answers from in_fd */
+	struct linereader lr;
+	unsigned long next_id;
+};
+
+/* ---- the crypto itself, over root keys in this process ---- */
+
+static int core_check_mic(const struct js_root_keys *rk, const struct js_join_in *in)
+{
+	uint8_t mic[4];
+	lw_join_request_mic(in->mac >= LW_MAC_1_1 ? rk->nwk_key : rk->app_key, in->phy, mic);
+	return lw_mem_equal(mic, in->phy + 19, 4) ? JS_CRYPTO_OK : JS_CRYPTO_MIC;
+}
+
+static void core_derive(const struct js_root_keys *rk, const struct js_join_in *in,
+                        struct js_session_keys *k)
+{
+	memset(k, 0, sizeof *k);
+	if (in->mac >= LW_MAC_1_1 && (in->dl_settings & 0x80)) {
+		k->v11 = true;
+		lw_derive_skey(rk->nwk_key, LW_KT_NWKSKEY, in->join_nonce, in->join_eui, in->dev_nonce, k->nwk_s_key);
+		lw_derive_skey(rk->nwk_key, LW_KT_SNWKSINTKEY, in->join_nonce, in->join_eui, in->dev_nonce,
+		               k->s_nwk_s_int_key);
+		lw_derive_skey(rk->nwk_key, LW_KT_NWKSENCKEY, in->join_nonce, in->join_eui, in->dev_nonce,
+		               k->nwk_s_enc_key);
+		lw_derive_skey(rk->app_key, LW_KT_APPSKEY, in->join_nonce, in->join_eui, in->dev_nonce, k->app_s_key);
+	} else {
+		/* 1.0.x, and a 1.1 device joining a 1.0 network: everything from the NwkKey then */
+		const uint8_t *key = in->mac >= LW_MAC_1_1 ? rk->nwk_key : rk->app_key;
+		lw_derive_legacy(key, LW_KT_NWKSKEY, in->join_nonce, in->net_id, in->dev_nonce, k->nwk_s_key);
+		lw_derive_legacy(key, LW_KT_APPSKEY, in->join_nonce, in->net_id, in->dev_nonce, k->app_s_key);
+	}
+}
+
+static void core_join_accept(const struct js_root_keys *rk, const struct js_join_in *in,
+                             struct js_session_keys *k, uint8_t *phy, size_t *phy_len)
+{
+	struct lw_join_accept ja = {.join_nonce = in->join_nonce, .net_id = in->net_id, .dev_addr = in->dev_addr,
+	                            .dl_settings = in->dl_settings, .rx_delay = in->rx_delay,
+	                            .has_cflist = in->has_cflist};
+	uint8_t msg[33];
+	memcpy(ja.cflist, in->cflist, 16);
+	size_t n = lw_join_accept_layout(&ja, msg);
+	core_derive(rk, in, k);
+	const uint8_t *enc_key;
+	if (k->v11) {
+		uint8_t js_int[16];
+		lw_derive_js_key(rk->nwk_key, LW_KT_JSINTKEY, in->dev_eui, js_int);
+		lw_join_accept_mic_11(js_int, in->join_req_type, in->join_eui, in->dev_nonce, msg, n, msg + n);
+		lw_wipe(js_int, sizeof js_int);
+		enc_key = rk->nwk_key;
+	} else {
+		enc_key = in->mac >= LW_MAC_1_1 ? rk->nwk_key : rk->app_key;
+		lw_join_accept_mic_legacy(enc_key, msg, n, msg + n);
+	}
+	phy[0] = msg[0];
+	lw_join_accept_encrypt(enc_key, msg + 1, n + 3, phy + 1);
+	*phy_len = n + 4;
+}
+
+static int local_lookup(struct js_crypto *c, const struct js_join_in *in, struct js_root_keys *rk,
+                        char *err, size_t errlen)
+{
+	uint8_t d[8], j[8];
+	js_put_be64(d, in->dev_eui);
+	js_put_be64(j, in->join_eui);
+	pthread_rwlock_rdlock(&c->lk);
+	int rc = c->lookup ? c->lookup(c->ctx, d, j, rk, err, errlen) : -1;
+	pthread_rwlock_unlock(&c->lk);
+	if (rc != 0 && !c->lookup)
+		snprintf(err, errlen, "no root keys configured");
+	return rc == 0 ? 0 : -1;
+}
+
+/* ---- the JSON-lines protocol ---- */
+
+static void put_hex(jv *o, const char *key, const uint8_t *b, size_t n)
+{
+	char h[2 * 64 + 1];
+	hex_encode(b, n, h);
+	*o = jv_object_set(*o, jv_string(key), jv_string(h));
+}
+
+static void put_hex_uint(jv *o, const char *key, uint64_t v, size_t n)
+{
+	uint8_t b[8];
+	for (size_t i = 0; i < n; i++)
+		b[n - 1 - i] = (uint8_t)(v >> (8 * i));
+	put_hex(o, key, b, n);
+}
+
+static jv request_json(const char *op, const struct js_join_in *in, bool accept)
+{
+	jv o = jv_object();
+	o = jv_object_set(o, jv_string("op"), jv_string(op));
+	put_hex_uint(&o, "DevEUI", in->dev_eui, 8);
+	put_hex_uint(&o, "JoinEUI", in->join_eui, 8);
+	o = jv_object_set(o, jv_string("MACVersion"), jv_string(lw_mac_name(in->mac)));
+	if (strcmp(op, "check-mic") == 0) {
+		put_hex(&o, "PHYPayload", in->phy, 23);
+		return o;
+	}
+	put_hex_uint(&o, "DevNonce", in->dev_nonce, 2);
+	put_hex_uint(&o, "JoinNonce", in->join_nonce, 3);
+	put_hex_uint(&o, "NetID", in->net_id, 3);
+	put_hex_uint(&o, "DLSettings", in->dl_settings, 1);
+	if (accept) {
+		put_hex_uint(&o, "DevAddr", in->dev_addr, 4);
+		o = jv_object_set(o, jv_string("RxDelay"), jv_number(in->rx_delay));
+		if (in->has_cflist)
+			put_hex(&o, "CFList", in->cflist, 16);
+		put_hex_uint(&o, "JoinReqType", in->join_req_type, 1);
+	}
+	return o;
+}
+
+static int get_hex_uint(jv o, const char *key, size_t n, uint64_t *v, char *err, size_t errlen)
+{
+	if (js_hex_uint(jl_str(o, key), n, v) != 0) {
+		snprintf(err, errlen, "%s: missing or not %zu bytes of hex", key, n);
+		return -1;
+	}
+	return 0;
+}
+
+/* The fields of a request into *in; 0, or -1 with a reason. */
+static int parse_request(jv o, const char *op, struct js_join_in *in, char *err, size_t errlen)
+{
+	uint64_t v;
+	memset(in, 0, sizeof *in);
+	in->join_req_type = 0xFF;
+	if (get_hex_uint(o, "DevEUI", 8, &in->dev_eui, err, errlen) ||
+	    get_hex_uint(o, "JoinEUI", 8, &in->join_eui, err, errlen))
+		return -1;
+	if (strcmp(op, "root-keys") == 0)
+		return 0;
+	in->mac = lw_mac_parse(jl_str(o, "MACVersion"));
+	if (in->mac < 0) {
+		snprintf(err, errlen, "MACVersion: missing or unknown");
+		return -1;
+	}
+	if (strcmp(op, "check-mic") == 0) {
+		if (hex_decode_exact(jl_str(o, "PHYPayload") ? jl_str(o, "PHYPayload") : "", in->phy, 23) != 0) {
+			snprintf(err, errlen, "PHYPayload: missing or not a 23-byte join-request");
+			return -1;
+		}
+		return 0;
+	}
+	if (get_hex_uint(o, "DevNonce", 2, &v, err, errlen))
+		return -1;
+	in->dev_nonce = (uint16_t)v;
+	if (get_hex_uint(o, "JoinNonce", 3, &v, err, errlen))
+		return -1;
+	in->join_nonce = (uint32_t)v;
+	if (get_hex_uint(o, "NetID", 3, &v, err, errlen))
+		return -1;
+	in->net_id = (uint32_t)v;
+	if (get_hex_uint(o, "DLSettings", 1, &v, err, errlen))
+		return -1;
+	in->dl_settings = (uint8_t)v;
+	if (strcmp(op, "join-accept") != 0)
+		return 0;
+	if (get_hex_uint(o, "DevAddr", 4, &v, err, errlen))
+		return -1;
+	in->dev_addr = (uint32_t)v;
+	double rx = jl_num(o, "RxDelay", -1);
+	if (rx < 0 || rx > 15 || rx != (int)rx) {
+		snprintf(err, errlen, "RxDelay: missing or not 0..15");
+		return -1;
+	}
+	in->rx_delay = (uint8_t)rx;
+	const char *cf = jl_str(o, "CFList");
+	if (cf && *cf && strcmp(cf, "0x") != 0) {
+		if (hex_decode_exact(cf, in->cflist, 16) != 0) {
+			snprintf(err, errlen, "CFList: not 16 bytes of hex");
+			return -1;
+		}
+		in->has_cflist = true;
+	}
+	if (jl_str(o, "JoinReqType")) {
+		if (get_hex_uint(o, "JoinReqType", 1, &v, err, errlen))
+			return -1;
+		in->join_req_type = (uint8_t)v;
+	}
+	return 0;
+}
+
+static void put_keys(jv *o, const struct js_session_keys *k)
+{
+	jv keys = jv_object();
+	if (k->v11) {
+		put_hex(&keys, "FNwkSIntKey", k->nwk_s_key, 16);
+		put_hex(&keys, "SNwkSIntKey", k->s_nwk_s_int_key, 16);
+		put_hex(&keys, "NwkSEncKey", k->nwk_s_enc_key, 16);
+	} else {
+		put_hex(&keys, "NwkSKey", k->nwk_s_key, 16);
+	}
+	put_hex(&keys, "AppSKey", k->app_s_key, 16);
+	*o = jv_object_set(*o, jv_string("keys"), keys);
+}
+
+static int get_keys(jv o, struct js_session_keys *k)
+{
+	jv keys = jl_get(o, "keys");
+	int rc = -1;
+	memset(k, 0, sizeof *k);
+	if (jv_get_kind(keys) != JV_KIND_OBJECT)
+		goto out;
+	const char *f = jl_str(keys, "FNwkSIntKey");
+	if (f) {
+		k->v11 = true;
+		if (hex_decode_exact(f, k->nwk_s_key, 16) || !jl_str(keys, "SNwkSIntKey") ||
+		    hex_decode_exact(jl_str(keys, "SNwkSIntKey"), k->s_nwk_s_int_key, 16) ||
+		    !jl_str(keys, "NwkSEncKey") || hex_decode_exact(jl_str(keys, "NwkSEncKey"), k->nwk_s_enc_key, 16))
+			goto out;
+	} else if (!jl_str(keys, "NwkSKey") || hex_decode_exact(jl_str(keys, "NwkSKey"), k->nwk_s_key, 16)) {
+		goto out;
+	}
+	if (!jl_str(keys, "AppSKey") || hex_decode_exact(jl_str(keys, "AppSKey"), k->app_s_key, 16))
+		goto out;
+	rc = 0;
+out:
+	jv_free(keys);
+	return rc;
+}
+
+static jv fail(jv id, const char *code, const char *msg)
+{
+	jv o = jv_object();
+	o = jv_object_set(o, jv_string("id"), id);
+	o = jv_object_set(o, jv_string("ok"), jv_false());
+	o = jv_object_set(o, jv_string("code"), jv_string(code));
+	return jv_object_set(o, jv_string("error"), jv_string(msg));
+}
+
+/* Answer one request line (the server's side). */
+static jv serve_one(const char *line, size_t len, unsigned long lineno, js_root_key_fn lookup, void *ctx,
+                    bool expose)
+{
+	char err[200];
+	jv req = jsonl_parse_object(line, len);
+	if (!jv_is_valid(req)) {
+		jv msg = jv_invalid_get_msg(req);
+		snprintf(err, sizeof err, "line %lu: %s", lineno,
+		         jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg) : "unreadable");
+		jv_free(msg);
+		log_warn("%s", err);
+		return fail(jv_null(), "MalformedRequest", err);
+	}
+	jv id = jl_get(req, "id");
+	if (!jv_is_valid(id)) {
+		jv_free(id);
+		id = jv_null();
+	}
+	const char *op = jl_str(req, "op");
+	struct js_join_in in;
+	jv ans;
+	if (!op || (strcmp(op, "check-mic") && strcmp(op, "join-accept") && strcmp(op, "derive-keys") &&
+	            strcmp(op, "root-keys"))) {
+		snprintf(err, sizeof err, "line %lu: unknown op \"%s\"", lineno, op ? op : "");
+		ans = fail(id, "MalformedRequest", err);
+		goto out;
+	}
+	if (parse_request(req, op, &in, err, sizeof err) != 0) {
+		ans = fail(id, "MalformedRequest", err);
+		goto out;
+	}
+	if (strcmp(op, "root-keys") == 0 && !expose) {
+		log_warn("line %lu: refused a request for root keys", lineno);
+		ans = fail(id, "Refused", "root keys never leave the crypto process");
+		goto out;
+	}
+	struct js_root_keys rk;
+	uint8_t d[8], j[8];
+	js_put_be64(d, in.dev_eui);
+	js_put_be64(j, in.join_eui);
+	if (lookup(ctx, d, j, &rk, err, sizeof err) != 0) {
+		ans = fail(id, "UnknownDevEUI", err);
+		goto out;
+	}
+	ans = jv_object();
+	ans = jv_object_set(ans, jv_string("id"), id);
+	if (strcmp(op, "check-mic") == 0) {
+		if (core_check_mic(&rk, &in) != JS_CRYPTO_OK) {
+			jv_free(ans);
+			ans = fail(jv_copy(id), "MICFailed", "MIC mismatch");
+		} else {
+			ans = jv_object_set(ans, jv_string("ok"), jv_true());
+		}
+	} else if (strcmp(op, "root-keys") == 0) {
+		ans = jv_object_set(ans, jv_string("ok"), jv_true());
+		put_hex(&ans, "AppKey", rk.app_key, 16);
+		if (rk.has_nwk_key)
+			put_hex(&ans, "NwkKey", rk.nwk_key, 16);
+	} else {
+		struct js_session_keys k;
+		ans = jv_object_set(ans, jv_string("ok"), jv_true());
+		if (strcmp(op, "join-accept") == 0) {
+			uint8_t phy[LW_JOIN_ACCEPT_MAX];
+			size_t n;
+			core_join_accept(&rk, &in, &k, phy, &n);
+			put_hex(&ans, "PHYPayload", phy, n);
+		} else {
+			core_derive(&rk, &in, &k);
+		}
+		put_keys(&ans, &k);
+		lw_wipe(&k, sizeof k);
+	}
+	lw_wipe(&rk, sizeof rk);
+	jv_free(req);
+	return ans;
+out:
+	jv_free(req);
+	return ans;
+}
+
+int js_cryptod_serve(int in_fd, int out_fd, js_root_key_fn lookup, void *ctx, bool expose_root_keys)
+{
+	struct linereader r;
+	lr_init(&r, in_fd, 64 * 1024);
+	char *line;
+	size_t len;
+	int rc = 0;
+	for (;;) {
+		int k = lr_getline(&r, &line, &len);
+		if (k == 0)
+			break;
+		if (k < 0) {
+			log_error("unable to read requests: %s", strerror(errno));
+			rc = EXIT_TEMPORARY;
+			break;
+		}
+		jv ans;
+		if (k == LR_TOOLONG) {
+			log_warn("line %lu: too long", r.lineno);
+			ans = fail(jv_null(), "MalformedRequest", "line too long");
+		} else {
+			ans = serve_one(line, len, r.lineno, lookup, ctx, expose_root_keys);
+		}
+		if (jsonl_write_fd(out_fd, ans) != 0) {
+			log_error("unable to write answers: %s", strerror(errno));
+			rc = EXIT_TEMPORARY;
+			break;
+		}
+	}
+	lr_free(&r);
+	return rc;
+}
+
+/* ---- the client side ---- */
+
+struct js_crypto *js_crypto_local(js_root_key_fn lookup, void *ctx)
+{
+	struct js_crypto *c = calloc(1, sizeof *c);
+	if (!c)
+		die(EXIT_TEMPORARY, "out of memory");
+	c->lookup = lookup;
+	c->ctx = ctx;
+	pthread_rwlock_init(&c->lk, NULL);
+	pthread_mutex_init(&c->mu, NULL);
+	c->in_fd = c->out_fd = -1;
+	return c;
+}
+
+void js_crypto_set_lookup(struct js_crypto *c, js_root_key_fn lookup, void *ctx)
+{
+	pthread_rwlock_wrlock(&c->lk);
+	c->lookup = lookup;
+	c->ctx = ctx;
+	pthread_rwlock_unlock(&c->lk);
+}
+
+static void remote_close(struct js_crypto *c)
+{
+	if (c->out_fd >= 0)
+		close(c->out_fd);
+	if (c->in_fd >= 0 && c->in_fd != c->out_fd)
+		close(c->in_fd);
+	if (c->in_fd >= 0)
+		lr_free(&c->lr);
+	c->in_fd = c->out_fd = -1;
+	if (c->pid > 0) {
+		int st;
+		waitpid(c->pid, &st, 0);
+		c->pid = 0;
+	}
+}
+
+static int remote_start(struct js_crypto *c, char *err, size_t errlen)
+{
+	if (strncmp(c->cmd, "unix:", 5) == 0) {
+		struct sockaddr_un sa = {.sun_family = AF_UNIX};
+		if (strlen(c->cmd + 5) >= sizeof sa.sun_path) {
+			snprintf(err, errlen, "socket path too long");
+			return -1;
+		}
+		strcpy(sa.sun_path, c->cmd + 5);
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+			snprintf(err, errlen, "unable to connect to %s: %s", c->cmd + 5, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
+		c->in_fd = c->out_fd = fd;
+	} else {
+		int to[2], from[2];
+		if (pipe2(to, O_CLOEXEC) != 0)
+			goto syserr;
+		if (pipe2(from, O_CLOEXEC) != 0) {
+			close(to[0]);
+			close(to[1]);
+			goto syserr;
+		}
+		pid_t pid = fork();
+		if (pid < 0) {
+			close(to[0]);
+			close(to[1]);
+			close(from[0]);
+			close(from[1]);
+			goto syserr;
+		}
+		if (pid == 0) {
+			dup2(to[0], 0);
+			dup2(from[1], 1);
+			signal(SIGPIPE, SIG_DFL);
+			execl("/bin/sh", "sh", "-c", c->cmd, (char *)NULL);
+			_exit(127);
+		}
+		close(to[0]);
+		close(from[1]);
+		c->pid = pid;
+		c->out_fd = to[1];
+		c->in_fd = from[0];
+	}
+	lr_init(&c->lr, c->in_fd, 64 * 1024);
+	return 0;
+syserr:
+	snprintf(err, errlen, "unable to start the crypto process: %s", strerror(errno));
+	return -1;
+}
+
+struct js_crypto *js_crypto_remote(const char *cmd, char *err, size_t errlen)
+{
+	struct js_crypto *c = js_crypto_local(NULL, NULL);
+	c->remote = true;
+	c->cmd = strdup(cmd);
+	if (remote_start(c, err, errlen) != 0) {
+		js_crypto_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void js_crypto_free(struct js_crypto *c)
+{
+	if (!c)
+		return;
+	if (c->remote)
+		remote_close(c);
+	free(c->cmd);
+	pthread_rwlock_destroy(&c->lk);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+/* One request, one answer; a dead or confused co-process is restarted once. */
+static jv remote_call(struct js_crypto *c, jv req, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&c->mu);
+	jv ans = jv_invalid();
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (c->in_fd < 0 && remote_start(c, err, errlen) != 0)
+			break;
+		unsigned long id = ++c->next_id;
+		if (jsonl_write_fd(c->out_fd, jv_object_set(jv_copy(req), jv_string("id"), jv_number(id))) != 0) {
+			snprintf(err, errlen, "unable to write to the crypto process: %s", strerror(errno));
+			remote_close(c);
+			continue;
+		}
+		char *line;
+		size_t len;
+		int k = lr_getline(&c->lr, &line, &len);
+		if (k != LR_LINE) {
+			snprintf(err, errlen, "the crypto process %s", k == 0 ? "ended" : "failed");
+			remote_close(c);
+			continue;
+		}
+		jv a = jsonl_parse_object(line, len);
+		if (!jv_is_valid(a) || jl_num(a, "id", -1) != (double)id) {
+			jv_free(a);
+			snprintf(err, errlen, "the crypto process answered out of turn");
+			remote_close(c);
+			continue;
+		}
+		ans = a;
+		break;
+	}
+	pthread_mutex_unlock(&c->mu);
+	jv_free(req);
+	return ans;
+}
+
+static int remote_result(jv a, char *err, size_t errlen)
+{
+	jv ok = jl_get(a, "ok");
+	jv_kind k = jv_get_kind(ok);
+	jv_free(ok);
+	if (k == JV_KIND_TRUE)
+		return JS_CRYPTO_OK;
+	const char *code = jl_str(a, "code");
+	snprintf(err, errlen, "%s", jl_str(a, "error") ? jl_str(a, "error") : "crypto process refused");
+	if (code && strcmp(code, "MICFailed") == 0)
+		return JS_CRYPTO_MIC;
+	if (code && strcmp(code, "UnknownDevEUI") == 0)
+		return JS_CRYPTO_UNKNOWN;
+	return JS_CRYPTO_ERROR;
+}
+
+int js_crypto_check_mic(struct js_crypto *c, const struct js_join_in *in, char *err, size_t errlen)
+{
+	if (!c->remote) {
+		struct js_root_keys rk;
+		if (local_lookup(c, in, &rk, err, errlen) != 0)
+			return JS_CRYPTO_UNKNOWN;
+		int rc = core_check_mic(&rk, in);
+		lw_wipe(&rk, sizeof rk);
+		if (rc == JS_CRYPTO_MIC)
+			snprintf(err, errlen, "MIC mismatch");
+		return rc;
+	}
+	jv a = remote_call(c, request_json("check-mic", in, false), err, errlen);
+	if (!jv_is_valid(a))
+		return JS_CRYPTO_ERROR;
+	int rc = remote_result(a, err, errlen);
+	jv_free(a);
+	return rc;
+}
+
+int js_crypto_join_accept(struct js_crypto *c, const struct js_join_in *in, struct js_session_keys *keys,
+                          uint8_t *phy, size_t *phy_len, char *err, size_t errlen)
+{
+	if (!c->remote) {
+		struct js_root_keys rk;
+		if (local_lookup(c, in, &rk, err, errlen) != 0)
+			return JS_CRYPTO_UNKNOWN;
+		core_join_accept(&rk, in, keys, phy, phy_len);
+		lw_wipe(&rk, sizeof rk);
+		return JS_CRYPTO_OK;
+	}
+	jv a = remote_call(c, request_json("join-accept", in, true), err, errlen);
+	if (!jv_is_valid(a))
+		return JS_CRYPTO_ERROR;
+	int rc = remote_result(a, err, errlen);
+	if (rc == JS_CRYPTO_OK) {
+		const char *p = jl_str(a, "PHYPayload");
+		long n = p ? hex_decode(p, phy, LW_JOIN_ACCEPT_MAX) : -1;
+		if ((n != 17 && n != 33) || get_keys(a, keys) != 0) {
+			snprintf(err, errlen, "the crypto process gave a malformed join-accept answer");
+			rc = JS_CRYPTO_ERROR;
+		} else {
+			*phy_len = (size_t)n;
+		}
+	}
+	jv_free(a);
+	return rc;
+}

@@ -1,0 +1,322 @@
+#include "js_server.h"
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bi_msg.h"
+#include "hex.h"
+#include "jsonl.h"
+#include "log.h"
+#include "lorawan_crypto.h"
+#include "lorawan_frame.h"
+
+void js_server_init(struct js_server *s)
+{
+	memset(s, 0, sizeof *s);
+	pthread_rwlock_init(&s->lk, NULL);
+}
+
+bool js_answer_ok(jv ans)
+{
+	jv r = jl_get(ans, "Result");
+	const char *c = jv_get_kind(r) == JV_KIND_OBJECT ? jl_str(r, "ResultCode") : NULL;
+	bool ok = c && strcmp(c, "Success") == 0;
+	jv_free(r);
+	return ok;
+}
+
+/* A KeyEnvelope for key: wrapped with the KEK named label, in clear when label is NULL. */
+static int envelope(struct js_server *s, const char *label, const uint8_t key[16], jv *out, char *err,
+                    size_t errlen)
+{
+	(void)s;
+	if (!label || !*label) {
+		*out = bi_clear_envelope(key);
+		return 0;
+	}
+	snprintf(err, errlen, "KEK \"%s\" is not in the keyring", label);
+	return -1;
+}
+
+static jv answer_error(jv ans, enum bi_result r, const char *pv, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static jv answer_error(jv ans, enum bi_result r, const char *pv, const char *fmt, ...)
+{
+	char desc[300];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(desc, sizeof desc, fmt, ap);
+	va_end(ap);
+	return bi_result(ans, r, pv, desc);
+}
+
+static int authorize(const struct js_peer *peer, const char *sender, char *err, size_t errlen)
+{
+	if (!peer || !peer->authorize)
+		return 0;
+	return peer->authorize(peer->ctx, sender, err, errlen);
+}
+
+static jv join_req(struct js_server *s, jv req, const struct js_peer *peer, const char *pv)
+{
+	jv ans = bi_answer(req, NULL);
+	char err[256];
+	uint64_t net_id, dev_eui, join_eui = 0, v;
+	uint8_t phy[64];
+	const char *sender = jl_str(req, "SenderID");
+	bool v11 = strcmp(pv, "1.1") == 0;
+
+	if (!sender || bi_hex_uint(req, "SenderID", 3, &net_id) != 0)
+		return answer_error(ans, BI_MALFORMED, pv, "SenderID: missing or not a NetID");
+	if (jl_has(req, "ReceiverID") && bi_hex_uint(req, "ReceiverID", 8, &join_eui) != 0)
+		return answer_error(ans, BI_MALFORMED, pv, "ReceiverID: not a JoinEUI");
+	const char *ns_id = jl_str(req, "SenderNSID");
+	if (v11 && !ns_id)
+		return answer_error(ans, BI_MALFORMED, pv, "SenderNSID: required in a 1.1 JoinReq");
+	if (authorize(peer, sender, err, sizeof err) != 0)
+		return answer_error(ans, BI_UNKNOWN_SENDER, pv, "%s", err);
+
+	int req_mac = lw_mac_parse(jl_str(req, "MACVersion"));
+	if (req_mac < 0)
+		return answer_error(ans, BI_MALFORMED, pv, "MACVersion: missing or unknown");
+	long plen = bi_hex_var(req, "PHYPayload", phy, sizeof phy);
+	if (plen < 0)
+		return answer_error(ans, BI_MALFORMED, pv, "PHYPayload: missing or not hex");
+	struct lw_join_request jr;
+	if (lw_parse_join_request(phy, (size_t)plen, &jr, err, sizeof err) != 0)
+		return answer_error(ans, BI_MALFORMED, pv, "PHYPayload: %s", err);
+	if (bi_hex_uint(req, "DevEUI", 8, &dev_eui) != 0)
+		return answer_error(ans, BI_MALFORMED, pv, "DevEUI: missing or not 8 bytes of hex");
+	if (dev_eui != jr.dev_eui)
+		return answer_error(ans, BI_MALFORMED, pv, "DevEUI differs from the join-request's");
+	if (jl_has(req, "ReceiverID") && join_eui != jr.join_eui)
+		return answer_error(ans, BI_MALFORMED, pv, "ReceiverID differs from the join-request's JoinEUI");
+
+	struct js_join_in in = {.dev_eui = jr.dev_eui, .join_eui = jr.join_eui, .dev_nonce = jr.dev_nonce,
+	                        .net_id = (uint32_t)net_id, .join_req_type = 0xFF};
+	memcpy(in.phy, phy, 23);
+	if (bi_hex_uint(req, "DevAddr", 4, &v) != 0)
+		return answer_error(ans, BI_MALFORMED, pv, "DevAddr: missing or not 4 bytes of hex");
+	in.dev_addr = (uint32_t)v;
+	if (bi_hex_uint(req, "DLSettings", 1, &v) != 0)
+		return answer_error(ans, BI_MALFORMED, pv, "DLSettings: missing or not 1 byte of hex");
+	in.dl_settings = (uint8_t)v;
+	double rx = jl_num(req, "RxDelay", -1);
+	if (rx < 0 || rx > 15 || rx != (int)rx)
+		return answer_error(ans, BI_MALFORMED, pv, "RxDelay: missing or not 0..15");
+	in.rx_delay = (uint8_t)rx;
+	long cl = bi_hex_var(req, "CFList", in.cflist, 16);
+	if (cl == 16)
+		in.has_cflist = true;
+	else if (cl != 0 && cl != -2)
+		return answer_error(ans, BI_MALFORMED, pv, "CFList: not 16 bytes of hex");
+
+	pthread_rwlock_rdlock(&s->lk);
+	const struct js_device *dev = js_devices_find(s->devices, dev_eui);
+	if (!dev || dev->join_eui != jr.join_eui) {
+		pthread_rwlock_unlock(&s->lk);
+		return answer_error(ans, BI_UNKNOWN_DEVEUI, pv, "unknown DevEUI %016llX", (unsigned long long)dev_eui);
+	}
+	if (dev->n_net_ids && !js_device_allows_net_id(dev, (uint32_t)net_id)) {
+		pthread_rwlock_unlock(&s->lk);
+		return answer_error(ans, BI_ACTIVATION_DISALLOWED, pv, "the device may not join through NetID %06llX",
+		                    (unsigned long long)net_id);
+	}
+	if (v11 && !js_device_allows_ns_id(dev, ns_id)) {
+		pthread_rwlock_unlock(&s->lk);
+		return answer_error(ans, BI_ACTIVATION_DISALLOWED, pv, "the device may not join through NSID %s", ns_id);
+	}
+	in.mac = dev->mac;
+	bool strict = dev->mac >= LW_MAC_1_0_4;
+	char *ns_kek = dev->ns_kek_label ? strdup(dev->ns_kek_label) : NULL;
+	char *as_kek = dev->as_kek_label ? strdup(dev->as_kek_label) : NULL;
+	pthread_rwlock_unlock(&s->lk);
+
+	/* OptNeg: a 1.1 device and a network that speaks 1.1 */
+	if (in.mac >= LW_MAC_1_1 && req_mac >= LW_MAC_1_1)
+		in.dl_settings |= 0x80;
+	else
+		in.dl_settings &= 0x7F;
+
+	int rc = js_crypto_check_mic(s->crypto, &in, err, sizeof err);
+	if (rc != JS_CRYPTO_OK) {
+		ans = rc == JS_CRYPTO_MIC ? answer_error(ans, BI_MIC_FAILED, pv, "MIC mismatch")
+		      : rc == JS_CRYPTO_UNKNOWN ? answer_error(ans, BI_UNKNOWN_DEVEUI, pv, "%s", err)
+		                                : answer_error(ans, BI_OTHER, pv, "%s", err);
+		goto out;
+	}
+	rc = js_state_reserve(s->state, dev_eui, jr.dev_nonce, strict, &in.join_nonce);
+	if (rc != JS_RESERVE_OK) {
+		ans = rc == JS_RESERVE_REPLAY
+		          ? answer_error(ans, BI_JOINREQ_FAILED, pv, "DevNonce %04X %s", jr.dev_nonce,
+		                         strict ? "is not greater than the last one" : "was used before")
+		          : answer_error(ans, BI_JOINREQ_FAILED, pv, "JoinNonce exhausted");
+		goto out;
+	}
+	struct js_session_keys k;
+	uint8_t accept[LW_JOIN_ACCEPT_MAX];
+	size_t alen;
+	rc = js_crypto_join_accept(s->crypto, &in, &k, accept, &alen, err, sizeof err);
+	if (rc != JS_CRYPTO_OK) {
+		ans = answer_error(ans, BI_OTHER, pv, "%s", err);
+		goto out;
+	}
+	jv e_app, e_net[3];
+	int n_net = 0;
+	const char *net_names[3];
+	if (envelope(s, as_kek, k.app_s_key, &e_app, err, sizeof err) != 0) {
+		lw_wipe(&k, sizeof k);
+		ans = answer_error(ans, BI_OTHER, pv, "%s", err);
+		goto out;
+	}
+	if (k.v11) {
+		net_names[0] = "FNwkSIntKey";
+		net_names[1] = "SNwkSIntKey";
+		net_names[2] = "NwkSEncKey";
+		const uint8_t *keys[3] = {k.nwk_s_key, k.s_nwk_s_int_key, k.nwk_s_enc_key};
+		for (; n_net < 3; n_net++)
+			if (envelope(s, ns_kek, keys[n_net], &e_net[n_net], err, sizeof err) != 0)
+				break;
+		if (n_net < 3) {
+			for (int i = 0; i < n_net; i++)
+				jv_free(e_net[i]);
+			jv_free(e_app);
+			lw_wipe(&k, sizeof k);
+			ans = answer_error(ans, BI_OTHER, pv, "%s", err);
+			goto out;
+		}
+	} else {
+		net_names[0] = "NwkSKey";
+		if (envelope(s, ns_kek, k.nwk_s_key, &e_net[0], err, sizeof err) != 0) {
+			jv_free(e_app);
+			lw_wipe(&k, sizeof k);
+			ans = answer_error(ans, BI_OTHER, pv, "%s", err);
+			goto out;
+		}
+		n_net = 1;
+	}
+	lw_wipe(&k, sizeof k);
+
+	uint8_t sid[16];
+	if (gnutls_rnd(GNUTLS_RND_NONCE, sid, sizeof sid) != 0)
+		die(EXIT_TEMPORARY, "unable to get random bytes");
+	jv env_txt = jv_dump_string(jv_copy(e_app), 0);
+	rc = js_state_commit(s->state, dev_eui, jr.dev_nonce, in.join_nonce, sid, jv_string_value(env_txt));
+	jv_free(env_txt);
+	if (rc != 0) {
+		for (int i = 0; i < n_net; i++)
+			jv_free(e_net[i]);
+		jv_free(e_app);
+		ans = answer_error(ans, BI_OTHER, pv, "unable to store the join");
+		goto out;
+	}
+	ans = jv_object_set(ans, jv_string("PHYPayload"), bi_hex_jv(accept, alen));
+	ans = bi_result(ans, BI_SUCCESS, pv, NULL);
+	ans = jv_object_set(ans, jv_string("Lifetime"), jv_number(s->lifetime));
+	for (int i = 0; i < n_net; i++)
+		ans = jv_object_set(ans, jv_string(net_names[i]), e_net[i]);
+	ans = jv_object_set(ans, jv_string("AppSKey"), e_app);
+	ans = jv_object_set(ans, jv_string("SessionKeyID"), bi_hex_jv(sid, 16));
+	log_debug("JoinReq %016llX DevNonce %04X: JoinNonce %06X", (unsigned long long)dev_eui, jr.dev_nonce,
+	          in.join_nonce);
+out:
+	free(ns_kek);
+	free(as_kek);
+	return ans;
+}
+
+static jv home_ns_req(struct js_server *s, jv req, const struct js_peer *peer, const char *pv)
+{
+	jv ans = bi_answer(req, NULL);
+	char err[256];
+	uint64_t dev_eui, net_id;
+	const char *sender = jl_str(req, "SenderID");
+	if (!sender || bi_hex_uint(req, "SenderID", 3, &net_id) != 0)
+		return answer_error(ans, BI_MALFORMED, pv, "SenderID: missing or not a NetID");
+	if (authorize(peer, sender, err, sizeof err) != 0)
+		return answer_error(ans, BI_UNKNOWN_SENDER, pv, "%s", err);
+	if (bi_hex_uint(req, "DevEUI", 8, &dev_eui) != 0)
+		return answer_error(ans, BI_MALFORMED, pv, "DevEUI: missing or not 8 bytes of hex");
+	pthread_rwlock_rdlock(&s->lk);
+	const struct js_device *dev = js_devices_find(s->devices, dev_eui);
+	if (!dev) {
+		pthread_rwlock_unlock(&s->lk);
+		return answer_error(ans, BI_UNKNOWN_DEVEUI, pv, "unknown DevEUI %016llX", (unsigned long long)dev_eui);
+	}
+	if (!dev->has_home_net_id) {
+		pthread_rwlock_unlock(&s->lk);
+		return answer_error(ans, BI_OTHER, pv, "no home NetID known for the device");
+	}
+	ans = bi_result(ans, BI_SUCCESS, pv, NULL);
+	ans = jv_object_set(ans, jv_string("HNetID"), bi_hex_uint_jv(dev->home_net_id, 3));
+	if (strcmp(pv, "1.1") == 0 && dev->home_ns_id)
+		ans = jv_object_set(ans, jv_string("HNSID"), jv_string(dev->home_ns_id));
+	pthread_rwlock_unlock(&s->lk);
+	return ans;
+}
+
+static jv app_skey_req(struct js_server *s, jv req, const struct js_peer *peer, const char *pv)
+{
+	jv ans = bi_answer(req, NULL);
+	char err[256];
+	uint64_t dev_eui;
+	uint8_t sid[16];
+	const char *sender = jl_str(req, "SenderID");
+	if (!sender || !*sender)
+		return answer_error(ans, BI_MALFORMED, pv, "SenderID: missing");
+	if (authorize(peer, sender, err, sizeof err) != 0)
+		return answer_error(ans, BI_UNKNOWN_SENDER, pv, "%s", err);
+	if (bi_hex_uint(req, "DevEUI", 8, &dev_eui) != 0)
+		return answer_error(ans, BI_MALFORMED, pv, "DevEUI: missing or not 8 bytes of hex");
+	if (bi_hex_var(req, "SessionKeyID", sid, sizeof sid) != 16)
+		return answer_error(ans, BI_MALFORMED, pv, "SessionKeyID: missing or not one of ours");
+	pthread_rwlock_rdlock(&s->lk);
+	const struct js_device *dev = js_devices_find(s->devices, dev_eui);
+	bool known = dev != NULL, allowed = dev && js_device_allows_as_id(dev, sender);
+	pthread_rwlock_unlock(&s->lk);
+	if (!known)
+		return answer_error(ans, BI_UNKNOWN_DEVEUI, pv, "unknown DevEUI %016llX", (unsigned long long)dev_eui);
+	if (!allowed)
+		return answer_error(ans, BI_UNKNOWN_SENDER, pv, "%s may not ask for this device's AppSKey", sender);
+	char *env = js_state_session(s->state, dev_eui, sid);
+	if (!env)
+		return answer_error(ans, BI_OTHER, pv, "unknown SessionKeyID");
+	jv e = jv_parse(env);
+	free(env);
+	ans = bi_result(ans, BI_SUCCESS, pv, NULL);
+	ans = jv_object_set(ans, jv_string("DevEUI"), bi_hex_uint_jv(dev_eui, 8));
+	ans = jv_object_set(ans, jv_string("AppSKey"), e);
+	return jv_object_set(ans, jv_string("SessionKeyID"), bi_hex_jv(sid, 16));
+}
+
+jv js_server_handle(struct js_server *s, jv msg, const struct js_peer *peer)
+{
+	const char *pv = jl_str(msg, "ProtocolVersion");
+	const char *type = jl_str(msg, "MessageType");
+	jv ans;
+	if (!pv || (strcmp(pv, "1.0") != 0 && strcmp(pv, "1.1") != 0))
+		ans = answer_error(bi_answer(msg, "ErrorNotif"), BI_MALFORMED, pv,
+		                   "ProtocolVersion: missing or not 1.0 or 1.1");
+	else if (!type)
+		ans = answer_error(bi_answer(msg, "ErrorNotif"), BI_MALFORMED, pv, "MessageType: missing");
+	else if (strcmp(type, "HomeNSReq") == 0)
+		ans = home_ns_req(s, msg, peer, pv);
+	else if (s->identity_server)
+		ans = answer_error(bi_answer(msg, "ErrorNotif"), BI_OTHER, pv, "this server answers HomeNSReq only");
+	else if (strcmp(type, "JoinReq") == 0)
+		ans = join_req(s, msg, peer, pv);
+	else if (strcmp(type, "AppSKeyReq") == 0)
+		ans = app_skey_req(s, msg, peer, pv);
+	else
+		ans = answer_error(bi_answer(msg, "ErrorNotif"), BI_MALFORMED, pv, "MessageType \"%s\" is not served here",
+		                   type);
+	if (js_answer_ok(ans))
+		__atomic_add_fetch(&s->answered, 1, __ATOMIC_RELAXED);
+	else
+		__atomic_add_fetch(&s->rejected, 1, __ATOMIC_RELAXED);
+	return ans;
+}

@@ -1,0 +1,44 @@
+/* The Join Server's message handling, independent of the transport (HTTP or stdin):
+ * JoinReq -> JoinAns, HomeNSReq -> HomeNSAns, AppSKeyReq -> AppSKeyAns. */
+#ifndef JS_SERVER_H
+#define JS_SERVER_H
+
+#include <jv.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "js_cryptod.h"
+#include "js_devices.h"
+#include "js_state.h"
+
+struct kek_keyring;
+
+/* Who sent a message, as the transport established it. */
+struct js_peer {
+	/* NULL: the transport does not authenticate senders (stdin, --tls none or server-only).
+	 * Otherwise 0 when the peer may speak for sender_id (a NetID or an AS-ID), else -1 with a
+	 * reason in err. */
+	int (*authorize)(void *ctx, const char *sender_id, char *err, size_t errlen);
+	void *ctx;
+};
+
+struct js_server {
+	pthread_rwlock_t lk;            /* devices and keks are swapped on reload under it */
+	struct js_devices *devices;
+	struct kek_keyring *keks;       /* may be NULL */
+	struct js_state *state;
+	struct js_crypto *crypto;
+	bool identity_server;           /* answer HomeNSReq only */
+	uint32_t lifetime;              /* JoinAns Lifetime, seconds */
+	/* counters */
+	unsigned long answered, rejected;
+};
+
+void js_server_init(struct js_server *s);
+/* Answer one message (borrowed). Never fails: every problem is a BI Result. */
+jv js_server_handle(struct js_server *s, jv msg, const struct js_peer *peer);
+/* True when the answer's Result is Success. */
+bool js_answer_ok(jv ans);
+
+#endif

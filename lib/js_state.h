@@ -1,0 +1,43 @@
+/* The Join Server's state that must survive a crash: per device the DevNonces seen and the last
+ * JoinNonce handed out, and the AppSKey (as its KeyEnvelope) of each session by SessionKeyID.
+ *
+ * Crash safety: a join is answered only after its record (DevNonce, JoinNonce, session) is in
+ * the append-only log and fdatasync'ed; concurrent joins share one fdatasync (group commit).
+ * At start the snapshot and the log are replayed (a torn last line is ignored), a new snapshot is
+ * written atomically and the log emptied; the same compaction runs when the log grows large. */
+#ifndef JS_STATE_H
+#define JS_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct js_state;
+
+enum {
+	JS_RESERVE_OK = 0,
+	JS_RESERVE_REPLAY = 1,    /* DevNonce already used (or not greater than the last one) */
+	JS_RESERVE_EXHAUSTED = 2, /* the 24-bit JoinNonce counter is spent */
+};
+
+/* Open (creating) the state directory, take its lock, replay and compact. dir NULL: memory only.
+ * 0, or -1 with a reason in err. */
+int js_state_open(struct js_state **st, const char *dir, char *err, size_t errlen);
+void js_state_close(struct js_state *st);
+
+/* Check the DevNonce (strict: greater than the last one, as 1.0.4 and 1.1 require; otherwise not
+ * among the recent ones) and take the next JoinNonce. Only memory changes: nothing is stored
+ * until js_state_commit. */
+int js_state_reserve(struct js_state *st, uint64_t dev_eui, uint16_t dev_nonce, bool strict,
+                     uint32_t *join_nonce);
+/* Store the join (and its session, when sid is not NULL: env is the AppSKey KeyEnvelope as JSON
+ * text) and return once it is on disk. 0, or -1 when it could not be stored: then the join must
+ * not be answered. */
+int js_state_commit(struct js_state *st, uint64_t dev_eui, uint16_t dev_nonce, uint32_t join_nonce,
+                    const uint8_t sid[16], const char *env);
+/* The AppSKey KeyEnvelope (JSON text, malloc'ed) of a session of the device, or NULL. */
+char *js_state_session(struct js_state *st, uint64_t dev_eui, const uint8_t sid[16]);
+/* Last JoinNonce handed out to the device (-1 when none). */
+long js_state_last_join_nonce(struct js_state *st, uint64_t dev_eui);
+
+#endif
