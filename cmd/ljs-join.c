@@ -261,7 +261,8 @@ int main(int argc, char **argv)
 			close(ready_fd);
 		}
 		while (!got_term) {
-			pause();
+			sleep(1); /* a signal ends it early */
+			js_http_tick(http);
 			if (got_hup) {
 				got_hup = 0;
 				log_info("SIGHUP: reloading");

@@ -9,9 +9,7 @@
 #include "jsonl.h"
 #include "lorawan_crypto.h"
 
-#ifdef JS_HAVE_KEYWRAP
 #include "keywrap.h"
-#endif
 
 static const char *const mac_names[] = {"1.0", "1.0.1", "1.0.2", "1.0.3", "1.0.4", "1.1"};
 
@@ -109,17 +107,11 @@ static int parse_root_key(jv obj, const char *key, const struct kek_keyring *rin
 			rc = -1;
 		}
 	} else if (k == JV_KIND_OBJECT) {
-#ifdef JS_HAVE_KEYWRAP
 		char e[160];
 		if (keyenv_parse(v, ring, out, e, sizeof e) != 0) {
 			snprintf(err, errlen, "%s: %s", key, e);
 			rc = -1;
 		}
-#else
-		(void)ring;
-		snprintf(err, errlen, "%s: wrapped keys need a KEK keyring, not built in", key);
-		rc = -1;
-#endif
 	} else {
 		snprintf(err, errlen, "%s: must be hex or a KeyEnvelope", key);
 		rc = -1;

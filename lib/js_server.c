@@ -9,6 +9,8 @@
 
 #include "bi_msg.h"
 #include "hex.h"
+#include "kek_keyring.h"
+#include "keywrap.h"
 #include "jsonl.h"
 #include "log.h"
 #include "lorawan_crypto.h"
@@ -33,13 +35,61 @@ bool js_answer_ok(jv ans)
 static int envelope(struct js_server *s, const char *label, const uint8_t key[16], jv *out, char *err,
                     size_t errlen)
 {
-	(void)s;
 	if (!label || !*label) {
 		*out = bi_clear_envelope(key);
 		return 0;
 	}
-	snprintf(err, errlen, "KEK \"%s\" is not in the keyring", label);
-	return -1;
+	pthread_rwlock_rdlock(&s->lk);
+	const struct kek *kek = s->keks ? kek_find(s->keks, label) : NULL;
+	if (kek)
+		*out = keyenv_build(label, kek, key);
+	pthread_rwlock_unlock(&s->lk);
+	if (!kek) {
+		snprintf(err, errlen, "KEK \"%s\" is not in the keyring", label);
+		return -1;
+	}
+	if (!jv_is_valid(*out)) {
+		jv_free(*out);
+		snprintf(err, errlen, "KEK \"%s\" cannot wrap keys", label);
+		return -1;
+	}
+	return 0;
+}
+
+int js_keks_load(struct js_server *s, const char *path, char *err, size_t errlen)
+{
+	struct kek_keyring *ring = calloc(1, sizeof *ring);
+	if (!ring)
+		die(EXIT_TEMPORARY, "out of memory");
+	if (kek_keyring_load(ring, path, err, errlen) != 0) {
+		free(ring);
+		return -1;
+	}
+	pthread_rwlock_wrlock(&s->lk);
+	struct kek_keyring *old = s->keks;
+	s->keks = ring;
+	pthread_rwlock_unlock(&s->lk);
+	if (old) {
+		kek_keyring_free(old);
+		free(old);
+	}
+	return 0;
+}
+
+void js_keks_free(struct js_server *s)
+{
+	if (s->keks) {
+		kek_keyring_free(s->keks);
+		free(s->keks);
+		s->keks = NULL;
+	}
+}
+
+jv js_malformed_answer(const char *desc)
+{
+	jv a = jv_object_set(jv_object(), jv_string("ProtocolVersion"), jv_string("1.0"));
+	a = jv_object_set(a, jv_string("MessageType"), jv_string("ErrorNotif"));
+	return bi_result(a, BI_MALFORMED, "1.0", desc);
 }
 
 static jv answer_error(jv ans, enum bi_result r, const char *pv, const char *fmt, ...)

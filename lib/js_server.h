@@ -38,6 +38,11 @@ struct js_server {
 void js_server_init(struct js_server *s);
 /* Answer one message (borrowed). Never fails: every problem is a BI Result. */
 jv js_server_handle(struct js_server *s, jv msg, const struct js_peer *peer);
+/* Load (or reload) the KEK keyring. 0, or -1 with a reason in err (the old one stays). */
+int js_keks_load(struct js_server *s, const char *path, char *err, size_t errlen);
+void js_keks_free(struct js_server *s);
+/* The answer to a message that could not be read at all. */
+jv js_malformed_answer(const char *desc);
 /* True when the answer's Result is Success. */
 bool js_answer_ok(jv ans);
 

@@ -1,0 +1,277 @@
+#!/usr/bin/env bats
+# ljs-join: Backend Interfaces Join Server. Join-requests are built, and join-accepts decrypted and
+# verified, by npm lora-packet (tests/node/lora-join.js), an implementation written elsewhere.
+bats_require_minimum_version 1.5.0
+load test_helper
+
+APPKEY=2B7E151628AED2A6ABF7158809CF4F3C
+NWKKEY=000102030405060708090A0B0C0D0E0F
+APPKEY11=F0E0D0C0B0A090807060504030201000
+LORA="$BATS_TEST_DIRNAME/node/lora-join.js"
+
+setup() {
+	cd "$BATS_TEST_TMPDIR"
+	cat >devices.jsonl <<EOF
+# a 1.0.3 device, a 1.0.4 device and a 1.1 device
+{"dev_eui":"0004A30B001C0530","join_eui":"70B3D57ED0000001","mac_version":"1.0.3","app_key":"$APPKEY","home_net_id":"000013","as_ids":["as.example.net"]}
+{"dev_eui":"0004A30B001C0532","join_eui":"70B3D57ED0000001","mac_version":"1.0.4","app_key":"$APPKEY","home_net_id":"000013","net_ids":["000013","C00053"]}
+{"dev_eui":"0004A30B001C0531","join_eui":"70B3D57ED0000002","mac_version":"1.1","app_key":"$APPKEY11","nwk_key":"$NWKKEY","home_net_id":"000013","home_ns_id":"ns1.example.net","ns_ids":["ns1.example.net"]}
+EOF
+}
+
+teardown() {
+	stop_all
+}
+
+jr() { node "$LORA" jr "$@"; }
+
+# joinreq PV DEVEUI JOINEUI PHY [extra json fields]
+joinreq() {
+	local pv=$1 dev=$2 join=$3 phy=$4 extra=${5:-}
+	local mac=1.0.3 nsid=
+	[ "$pv" = 1.1 ] && { mac=1.1; nsid=',"SenderNSID":"ns1.example.net"'; }
+	printf '{"ProtocolVersion":"%s","SenderID":"000013","ReceiverID":"%s","TransactionID":42,"MessageType":"JoinReq","SenderToken":"0A0B","MACVersion":"%s","PHYPayload":"%s","DevEUI":"%s","DevAddr":"26011234","DLSettings":"00","RxDelay":1%s%s}\n' \
+		"$pv" "$join" "$mac" "$phy" "$dev" "$nsid" "$extra"
+}
+
+@test "ljs-join: LoRaWAN crypto and frame unit checks pass (RFC 4493, TTS and ChirpStack vectors)" {
+	run "$UNIT/test_lorawan"
+	assert_success
+}
+
+@test "ljs-join: -h, -V and bad usage" {
+	run -0 ljs-join -h
+	assert_output --partial "--devices"
+	run -0 ljs-join --version
+	assert_output --regexp '^ljs-join '
+	run -100 --separate-stderr ljs-join --bogus
+	run -100 --separate-stderr ljs-join --tls mutual -l 127.0.0.1:1
+}
+
+@test "ljs-join: a missing or broken registry is a configuration error" {
+	run -100 --separate-stderr ljs-join -D nonexistent.jsonl -S st </dev/null
+	echo '{"dev_eui":"zz"}' >bad.jsonl
+	run -100 --separate-stderr ljs-join -D bad.jsonl -S st </dev/null
+	[[ "$stderr" == *"bad.jsonl:1: dev_eui"* ]]
+}
+
+@test "ljs-join: LoRaWAN 1.0.3 join on stdin, join-accept verified and decrypted by lora-packet" {
+	phy=$(jr $APPKEY 70B3D57ED0000001 0004A30B001C0530 0001)
+	joinreq 1.0 0004A30B001C0530 70B3D57ED0000001 "$phy" >req
+	run -0 --separate-stderr sh -c 'ljs-join -D devices.jsonl -S st <req'
+	ans=$output
+	[ "$(jq -r .Result.ResultCode <<<"$ans")" = Success ]
+	[ "$(jq -r .MessageType <<<"$ans")" = JoinAns ]
+	# header echo and swap
+	[ "$(jq -r .SenderID <<<"$ans")" = 70B3D57ED0000001 ]
+	[ "$(jq -r .ReceiverID <<<"$ans")" = 000013 ]
+	[ "$(jq -r .TransactionID <<<"$ans")" = 42 ]
+	[ "$(jq -r .ReceiverToken <<<"$ans")" = 0A0B ]
+	[ "$(jq -r 'has("ReceiverNSID")' <<<"$ans")" = false ]
+	run -0 node "$LORA" ja10 $APPKEY 0001 "$(jq -r .PHYPayload <<<"$ans")"
+	[ "$(jq -r .mic <<<"$output")" = true ]
+	[ "$(jq -r .DevAddr <<<"$output")" = 26011234 ]
+	[ "$(jq -r .NetID <<<"$output")" = 000013 ]
+	[ "$(jq -r .OptNeg <<<"$output")" = false ]
+	[ "$(jq -r .NwkSKey <<<"$output")" = "$(jq -r .NwkSKey.AESKey <<<"$ans")" ]
+	[ "$(jq -r .AppSKey <<<"$output")" = "$(jq -r .AppSKey.AESKey <<<"$ans")" ]
+	[ "$(jq -r .NwkSKey.KEKLabel <<<"$ans")" = "" ]
+	[ "$(jq -r .SessionKeyID <<<"$ans" | wc -c)" -eq 33 ]
+}
+
+@test "ljs-join: LoRaWAN 1.1 join with OptNeg, CFList and JSIntKey MIC, verified by lora-packet" {
+	phy=$(jr $NWKKEY 70B3D57ED0000002 0004A30B001C0531 0005)
+	joinreq 1.1 0004A30B001C0531 70B3D57ED0000002 "$phy" ',"CFList":"184f84e85684b85e84886684586e8400"' >req
+	run -0 --separate-stderr sh -c 'ljs-join -D devices.jsonl -S st <req'
+	ans=$output
+	[ "$(jq -r .Result.ResultCode <<<"$ans")" = Success ]
+	[ "$(jq -r .ReceiverNSID <<<"$ans")" = ns1.example.net ]
+	[ "$(jq -r 'has("NwkSKey")' <<<"$ans")" = false ]
+	run -0 node "$LORA" ja11 $NWKKEY $APPKEY11 70B3D57ED0000002 0004A30B001C0531 0005 "$(jq -r .PHYPayload <<<"$ans")"
+	[ "$(jq -r .mic <<<"$output")" = true ]
+	[ "$(jq -r .OptNeg <<<"$output")" = true ]
+	for k in FNwkSIntKey SNwkSIntKey NwkSEncKey AppSKey; do
+		[ "$(jq -r .$k <<<"$output")" = "$(jq -r .$k.AESKey <<<"$ans")" ]
+	done
+}
+
+@test "ljs-join: a 1.1 device behind a 1.0 network gets a 1.0 join-accept from its NwkKey" {
+	phy=$(jr $NWKKEY 70B3D57ED0000002 0004A30B001C0531 0007)
+	joinreq 1.0 0004A30B001C0531 70B3D57ED0000002 "$phy" >req
+	run -0 --separate-stderr sh -c 'ljs-join -D devices.jsonl -S st <req'
+	ans=$output
+	[ "$(jq -r .Result.ResultCode <<<"$ans")" = Success ]
+	run -0 node "$LORA" ja10 $NWKKEY 0007 "$(jq -r .PHYPayload <<<"$ans")"
+	[ "$(jq -r .mic <<<"$output")" = true ]
+	[ "$(jq -r .OptNeg <<<"$output")" = false ]
+	[ "$(jq -r .NwkSKey <<<"$output")" = "$(jq -r .NwkSKey.AESKey <<<"$ans")" ]
+}
+
+@test "ljs-join: a 1.1 JoinReq without SenderNSID is a MalformedMessage" {
+	phy=$(jr $NWKKEY 70B3D57ED0000002 0004A30B001C0531 0005)
+	joinreq 1.1 0004A30B001C0531 70B3D57ED0000002 "$phy" | jq -c 'del(.SenderNSID)' >req
+	run -1 --separate-stderr sh -c 'ljs-join -D devices.jsonl -S st <req'
+	[ "$(jq -r .Result.ResultCode <<<"$output")" = MalformedMessage ]
+}
+
+@test "ljs-join: forged MIC, replayed DevNonce and a NetID mismatch change nothing stored" {
+	phy=$(jr $APPKEY 70B3D57ED0000001 0004A30B001C0530 0010)
+	forged=${phy:0:38}00000000
+	{
+		joinreq 1.0 0004A30B001C0530 70B3D57ED0000001 "$forged"
+		joinreq 1.0 0004A30B001C0530 70B3D57ED0000001 "$phy"
+		joinreq 1.0 0004A30B001C0530 70B3D57ED0000001 "$phy"
+		joinreq 1.0 0004A30B001C0530 70B3D57ED0000001 "$phy" | sed 's/"SenderID":"000013"/"SenderID":"00001F"/'
+	} >req
+	run -1 --separate-stderr sh -c 'ljs-join -D devices.jsonl -S st <req'
+	[ "${#lines[@]}" -eq 4 ]
+	[ "$(jq -r .Result.ResultCode <<<"${lines[0]}")" = MICFailed ]
+	[ "$(jq -r .Result.ResultCode <<<"${lines[1]}")" = Success ]
+	[ "$(jq -r .Result.ResultCode <<<"${lines[2]}")" = JoinReqFailed ]
+	[ "$(jq -r .Result.ResultCode <<<"${lines[3]}")" = ActivationDisallowed ]
+	# only the one good join was stored: JoinNonce 0 handed out, DevNonce 0x10 remembered
+	run -0 cat st/joins.log
+	[ "${#lines[@]}" -eq 1 ]
+	[ "$(jq -r .jn <<<"$output")" = 0 ]
+	[ "$(jq -r .dn <<<"$output")" = 16 ]
+	# and a restart folds it into the snapshot
+	run -0 sh -c 'ljs-join -q -D devices.jsonl -S st </dev/null; cat st/state.jsonl'
+	[ "$(jq -c .dns <<<"$output")" = "[16]" ]
+}
+
+@test "ljs-join: DevNonce rules: 1.0.4 strictly greater, 1.0.3 not among the recent ones" {
+	{
+		for n in 0005 0003 0009; do
+			joinreq 1.0 0004A30B001C0530 70B3D57ED0000001 "$(jr $APPKEY 70B3D57ED0000001 0004A30B001C0530 $n)"
+		done
+		for n in 0005 0003 0009; do
+			joinreq 1.0 0004A30B001C0532 70B3D57ED0000001 "$(jr $APPKEY 70B3D57ED0000001 0004A30B001C0532 $n)"
+		done
+	} >req
+	run -0 --separate-stderr sh -c 'ljs-join -D devices.jsonl -S st <req | jq -r .Result.ResultCode'
+	assert_output "$(printf 'Success\nSuccess\nSuccess\nSuccess\nJoinReqFailed\nSuccess')"
+}
+
+@test "ljs-join: malformed JSON, bad hex and short PHYPayloads get MalformedRequest, one answer per line" {
+	phy=$(jr $APPKEY 70B3D57ED0000001 0004A30B001C0530 0001)
+	{
+		echo '{"ProtocolVersion":"1.0",'
+		joinreq 1.0 0004A30B001C0530 70B3D57ED0000001 "${phy:0:30}"
+		joinreq 1.0 0004A30B001C0530 70B3D57ED0000001 "ZZ${phy:2}"
+		joinreq 1.0 0004A30B001C0530 70B3D57ED0000001 "$phy" | sed 's/"DevAddr":"26011234"/"DevAddr":"2601"/'
+		joinreq 1.0 0004A30B001C0530 70B3D57ED0000001 "0x$(tr A-F a-f <<<"$phy")" | sed 's/"DevEUI":"0004A30B001C0530"/"DevEUI":"0x0004a30b001c0530"/'
+		echo '{"ProtocolVersion":"1.0","MessageType":"HomeNSReq","SenderID":"000013","DevEUI":"0004A30B001C0530"}'
+		echo '{"ProtocolVersion":"1.0","MessageType":"HomeNSReq","SenderID":"000013","DevEUI":"0004A30B001C05FF"}'
+	} >req
+	run -1 --separate-stderr sh -c 'ljs-join -D devices.jsonl -S st <req'
+	[ "${#lines[@]}" -eq 7 ]
+	[ "$(jq -r .Result.ResultCode <<<"${lines[0]}")" = MalformedRequest ]
+	[[ "$(jq -r .Result.Description <<<"${lines[0]}")" == "line 1: malformed JSON"* ]]
+	[[ "$stderr" == *"line 1: malformed JSON"* ]]
+	[ "$(jq -r .Result.ResultCode <<<"${lines[1]}")" = MalformedRequest ]
+	[[ "$(jq -r .Result.Description <<<"${lines[1]}")" == *"23 bytes"* ]]
+	[ "$(jq -r .Result.ResultCode <<<"${lines[2]}")" = MalformedRequest ]
+	[ "$(jq -r .Result.ResultCode <<<"${lines[3]}")" = MalformedRequest ]
+	# lower case hex with 0x is fine
+	[ "$(jq -r .Result.ResultCode <<<"${lines[4]}")" = Success ]
+	[ "$(jq -r .HNetID <<<"${lines[5]}")" = 000013 ]
+	[ "$(jq -r .Result.ResultCode <<<"${lines[6]}")" = UnknownDevEUI ]
+}
+
+@test "ljs-join: AppSKeyReq gives the session's AppSKey to an allowed AS only, after a restart too" {
+	phy=$(jr $APPKEY 70B3D57ED0000001 0004A30B001C0530 0001)
+	joinreq 1.0 0004A30B001C0530 70B3D57ED0000001 "$phy" >req
+	run -0 --separate-stderr sh -c 'ljs-join -D devices.jsonl -S st <req'
+	sid=$(jq -r .SessionKeyID <<<"$output")
+	key=$(jq -r .AppSKey.AESKey <<<"$output")
+	{
+		printf '{"ProtocolVersion":"1.0","SenderID":"as.example.net","ReceiverID":"70B3D57ED0000001","TransactionID":5,"MessageType":"AppSKeyReq","DevEUI":"0004A30B001C0530","SessionKeyID":"%s"}\n' "$sid"
+		printf '{"ProtocolVersion":"1.0","SenderID":"other.example.net","ReceiverID":"70B3D57ED0000001","TransactionID":6,"MessageType":"AppSKeyReq","DevEUI":"0004A30B001C0530","SessionKeyID":"%s"}\n' "$sid"
+	} >req2
+	run -1 --separate-stderr sh -c 'ljs-join -D devices.jsonl -S st <req2'
+	[ "$(jq -r .MessageType <<<"${lines[0]}")" = AppSKeyAns ]
+	[ "$(jq -r .Result.ResultCode <<<"${lines[0]}")" = Success ]
+	[ "$(jq -r .AppSKey.AESKey <<<"${lines[0]}")" = "$key" ]
+	[ "$(jq -r .ReceiverID <<<"${lines[0]}")" = as.example.net ]
+	[ "$(jq -r .Result.ResultCode <<<"${lines[1]}")" = UnknownSender ]
+}
+
+@test "ljs-join: KEK-wrapped root keys, and KeyEnvelopes wrapped for the NS and AS labels" {
+	cat >keks.yml <<'EOF'
+ns-000013: 000102030405060708090A0B0C0D0E0F
+as-1: 0F0E0D0C0B0A09080706050403020100
+root: 00112233445566778899AABBCCDDEEFF
+EOF
+	wrapped=$(echo "{\"k\":\"$APPKEY\"}" | kms-wrap wrap -j keks.yml -l root -f k | jq -c .k)
+	cat >devices.jsonl <<EOF
+{"dev_eui":"0004A30B001C0530","join_eui":"70B3D57ED0000001","mac_version":"1.0.3","app_key":$wrapped,"home_net_id":"000013","ns_kek_label":"ns-000013","as_kek_label":"as-1"}
+EOF
+	phy=$(jr $APPKEY 70B3D57ED0000001 0004A30B001C0530 0001)
+	joinreq 1.0 0004A30B001C0530 70B3D57ED0000001 "$phy" >req
+	run -0 --separate-stderr sh -c 'ljs-join -D devices.jsonl -K keks.yml -S st <req'
+	ans=$output
+	[ "$(jq -r .NwkSKey.KEKLabel <<<"$ans")" = ns-000013 ]
+	[ "$(jq -r .AppSKey.KEKLabel <<<"$ans")" = as-1 ]
+	[ "$(jq -r .NwkSKey.AESKey <<<"$ans" | wc -c)" -eq 49 ]
+	run -0 node "$LORA" ja10 $APPKEY 0001 "$(jq -r .PHYPayload <<<"$ans")"
+	[ "$(jq -r .mic <<<"$output")" = true ]
+	want_n=$(jq -r .NwkSKey <<<"$output")
+	want_a=$(jq -r .AppSKey <<<"$output")
+	got=$(jq -c '{n:.NwkSKey,a:.AppSKey}' <<<"$ans" | kms-wrap unwrap -j keks.yml -f n -f a)
+	[ "$(jq -r .n <<<"$got")" = "$want_n" ]
+	[ "$(jq -r .a <<<"$got")" = "$want_a" ]
+	# without the keyring the wrapped root key cannot be read: a configuration error
+	run -100 --separate-stderr sh -c 'ljs-join -D devices.jsonl -S st2 </dev/null'
+}
+
+@test "ljs-join: HTTP without TLS: 200 for answers, 400 for an unreadable body" {
+	port=$(free_port tcp)
+	start_bg js ljs-join -D devices.jsonl -S st -l 127.0.0.1:$port -d 3 3>ready
+	wait_until 5 test -s ready
+	phy=$(jr $APPKEY 70B3D57ED0000001 0004A30B001C0530 0001)
+	joinreq 1.0 0004A30B001C0530 70B3D57ED0000001 "$phy" >req
+	run -0 curl -s -w '\n%{http_code}' --data-binary @req http://127.0.0.1:$port/
+	[ "${lines[1]}" = 200 ]
+	[ "$(jq -r .Result.ResultCode <<<"${lines[0]}")" = Success ]
+	run -0 curl -s -o /dev/null -w '%{http_code}' --data-binary '{"Protocol' http://127.0.0.1:$port/
+	[ "$output" = 400 ]
+	run -0 curl -s -w '\n%{http_code}' --data-binary '{"ProtocolVersion":"1.1","MessageType":"JoinReq"}' http://127.0.0.1:$port/
+	[ "${lines[1]}" = 200 ]
+	[ "$(jq -r .Result.ResultCode <<<"${lines[0]}")" = MalformedMessage ]
+}
+
+@test "ljs-join: kill -9 after answers never reuses a JoinNonce nor accepts a used DevNonce" {
+	port=$(free_port tcp)
+	start_bg js ljs-join -D devices.jsonl -S st -l 127.0.0.1:$port -d 3 3>ready
+	wait_until 5 test -s ready
+	for n in 0001 0002 0003; do
+		joinreq 1.0 0004A30B001C0532 70B3D57ED0000001 "$(jr $APPKEY 70B3D57ED0000001 0004A30B001C0532 $n)" >req
+		curl -s --data-binary @req http://127.0.0.1:$port/ >>answers
+		echo >>answers
+	done
+	kill -9 "$(bg_pid js)"
+	wait "$(bg_pid js)" 2>/dev/null || true
+	rm -f ready
+	start_bg js2 ljs-join -D devices.jsonl -S st -l 127.0.0.1:$port -d 3 3>ready
+	wait_until 5 test -s ready
+	joinreq 1.0 0004A30B001C0532 70B3D57ED0000001 "$(jr $APPKEY 70B3D57ED0000001 0004A30B001C0532 0003)" >req
+	run -0 curl -s --data-binary @req http://127.0.0.1:$port/
+	[ "$(jq -r .Result.ResultCode <<<"$output")" = JoinReqFailed ]
+	joinreq 1.0 0004A30B001C0532 70B3D57ED0000001 "$(jr $APPKEY 70B3D57ED0000001 0004A30B001C0532 0004)" >req
+	curl -s --data-binary @req http://127.0.0.1:$port/ >>answers
+	echo >>answers
+	run -0 sh -c "jq -r .PHYPayload answers | while read p; do node '$LORA' ja10 $APPKEY 0000 \$p | jq -r .JoinNonce; done"
+	assert_output "$(printf '000000\n000001\n000002\n000003')"
+}
+
+@test "ljs-join: Identity Server mode answers HomeNSReq only" {
+	phy=$(jr $APPKEY 70B3D57ED0000001 0004A30B001C0530 0001)
+	{
+		joinreq 1.0 0004A30B001C0530 70B3D57ED0000001 "$phy"
+		echo '{"ProtocolVersion":"1.1","MessageType":"HomeNSReq","SenderID":"000013","ReceiverID":"70B3D57ED0000002","DevEUI":"0004A30B001C0531"}'
+	} >req
+	run -1 --separate-stderr sh -c 'ljs-join -I -D devices.jsonl -S st <req'
+	[ "$(jq -r .Result.ResultCode <<<"${lines[0]}")" = Other ]
+	[ "$(jq -r .HNetID <<<"${lines[1]}")" = 000013 ]
+	[ "$(jq -r .HNSID <<<"${lines[1]}")" = ns1.example.net ]
+}
