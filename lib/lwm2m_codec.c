@@ -47,36 +47,6 @@ const char *lwm2m_ct_name(int ct)
 	return NULL;
 }
 
-void obuf_put(struct obuf *b, const void *data, size_t n)
-{
-	if (b->err || n == 0)
-		return;
-	if (n > b->cap - b->len) {
-		size_t cap = b->cap ? b->cap : 64;
-		while (cap - b->len < n) {
-			if (cap > SIZE_MAX / 2) {
-				b->err = true;
-				return;
-			}
-			cap *= 2;
-		}
-		uint8_t *p = realloc(b->p, cap);
-		if (!p) {
-			b->err = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, data, n);
-	b->len += n;
-}
-
-void obuf_byte(struct obuf *b, uint8_t c)
-{
-	obuf_put(b, &c, 1);
-}
-
 jv codec_err(const char *fmt, ...)
 {
 	char buf[512];
@@ -583,6 +553,10 @@ jv lwm2m_decode(int ct, const struct lwm2m_path *base, const uint8_t *data, size
 	case LWM2M_CT_TEXT: return lwm2m_text_decode(base, data, len);
 	case LWM2M_CT_OPAQUE: return lwm2m_opaque_decode(base, data, len);
 	case LWM2M_CT_SENML_JSON: return lwm2m_senml_json_decode(base, data, len);
+	case LWM2M_CT_SENML_CBOR: return lwm2m_senml_cbor_decode(base, data, len);
+	case LWM2M_CT_LWM2M_CBOR: return lwm2m_cbor_decode(base, data, len);
+	case LWM2M_CT_CBOR: return lwm2m_plain_cbor_decode(base, data, len);
+	case LWM2M_CT_JSON: return lwm2m_oldjson_decode(base, data, len);
 	default: return codec_err("content format %d is not supported for values", ct);
 	}
 }
@@ -608,6 +582,10 @@ int lwm2m_encode(int ct, const struct lwm2m_path *base, jv values, uint8_t **out
 	case LWM2M_CT_TEXT: rc = lwm2m_text_encode(base, &vs, &o, err); break;
 	case LWM2M_CT_OPAQUE: rc = lwm2m_opaque_encode(base, &vs, &o, err); break;
 	case LWM2M_CT_SENML_JSON: rc = lwm2m_senml_json_encode(base, &vs, &o, err); break;
+	case LWM2M_CT_SENML_CBOR: rc = lwm2m_senml_cbor_encode(base, &vs, &o, err); break;
+	case LWM2M_CT_LWM2M_CBOR: rc = lwm2m_cbor_encode(base, &vs, &o, err); break;
+	case LWM2M_CT_CBOR: rc = lwm2m_plain_cbor_encode(base, &vs, &o, err); break;
+	case LWM2M_CT_JSON: rc = lwm2m_oldjson_encode(base, &vs, &o, err); break;
 	default: rc = codec_seterr(err, "content format %d is not supported for values", ct); break;
 	}
 	vals_free(&vs);

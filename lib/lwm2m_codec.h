@@ -2,7 +2,13 @@
  * resource paths (or resource-instance paths) to typed values, e.g.
  *   {"/3/0/9": 55, "/3/0/0": "Open Mobile Alliance", "/3/0/7/0": 3800, "/3/0/7/1": 5000}
  * Numbers, booleans and strings are typed from the object model; opaque values are base64
- * strings, object links "65535:0" strings, time integers (seconds). */
+ * strings, object links "65535:0" strings, time integers (seconds).
+ * A resource the model does not know keeps what the format says: TLV carries no type, so its
+ * bytes become opaque (base64); text/plain stays a string; SenML, JSON and CBOR keep their own
+ * number/string/boolean/bytes. To encode such a resource, the JSON kind decides (string,
+ * whole number as integer, other number as float, boolean).
+ * Decoders are pure functions of (ct, base, data, len): bounded, no global state but the
+ * read-only object model. */
 #ifndef LWM2M_CODEC_H
 #define LWM2M_CODEC_H
 

@@ -4,21 +4,13 @@
 
 #include "lwm2m_codec.h"
 #include "objmodel.h"
+#include "obuf.h"
 
 #include <stdbool.h>
 
 /* Decoders refuse payloads larger than this, and nesting deeper than the LwM2M tree allows. */
 #define CODEC_MAX_PAYLOAD (16u << 20)
 #define CODEC_MAX_DEPTH 16
-
-/* A growable output buffer; err is set once an allocation failed (then later puts do nothing). */
-struct obuf {
-	uint8_t *p;
-	size_t len, cap;
-	bool err;
-};
-void obuf_put(struct obuf *b, const void *data, size_t n);
-void obuf_byte(struct obuf *b, uint8_t c);
 
 /* A value of the flat object, checked and converted to its LwM2M type, ready for encoding. */
 struct codec_val {
@@ -102,6 +94,40 @@ int lwm2m_plain_cbor_encode(const struct lwm2m_path *base, const struct codec_va
 jv lwm2m_oldjson_decode(const struct lwm2m_path *base, const uint8_t *data, size_t len);
 int lwm2m_oldjson_encode(const struct lwm2m_path *base, const struct codec_vals *vals,
                          struct obuf *o, char **err);
+
+/* SenML records (JSON and CBOR share the resolution of names, base time and values). */
+enum senml_kind { SENML_NONE, SENML_NUM, SENML_STR, SENML_BOOL, SENML_DATA, SENML_OBJLNK };
+struct senml_rec {
+	bool has_bn, has_n, has_bt;
+	const char *bn, *n;
+	size_t bnlen, nlen;
+	double bt, t;
+	int nvals; /* value fields seen; exactly one is required */
+	enum senml_kind kind;
+	double num;
+	bool b;
+	const uint8_t *s; /* STR, OBJLNK (text), DATA (bytes) */
+	size_t slen;
+};
+struct senml_state {
+	const struct lwm2m_path *base;
+	const char *fmt;
+	char bn[LWM2M_PATH_STRLEN + 8];
+	size_t bnlen;
+	double bt;
+	int idx;
+	jv times; /* path -> time of the value kept; the newest of a pack wins */
+	jv out;
+};
+void senml_begin(struct senml_state *st, const struct lwm2m_path *base, const char *fmt);
+/* Resolve and store one record; 0, or -1 when st->out became the error. */
+int senml_record(struct senml_state *st, const struct senml_rec *r);
+/* Fail with a message about record st->idx (frees the output). */
+int senml_fail(struct senml_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+jv senml_end(struct senml_state *st);
+/* The name fields of record i of an encoding: bn (first record only, else "") and n. */
+void senml_names(const struct codec_vals *vs, size_t i, char *bn, size_t bnsize, char *n,
+                 size_t nsize);
 
 /* A single value as text (text/plain and names in tests): "55", "21.5", "1", "3:0". */
 void codec_val_text(const struct codec_val *v, struct obuf *o);

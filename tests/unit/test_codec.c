@@ -3,6 +3,7 @@
 #include "hex.h"
 #include "lwm2m_codec.h"
 #include "objmodel.h"
+#include "objmodel_table.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -492,33 +493,390 @@ static void test_senml_json(void)
 	/* refusals */
 	DEC_ERR(LWM2M_CT_SENML_JSON, "/3/0", "[{\"n\":\"/3/0/9\",\"v\":1", strlen("[{\"n\":\"/3/0/9\",\"v\":1"), "SenML JSON");
 	DEC_ERR(LWM2M_CT_SENML_JSON, "/3/0", "{}", strlen("{}"), "not an array");
-	DEC_ERR(LWM2M_CT_SENML_JSON, "/3/0", "[1]", strlen("[1]"), "record 1 is not an object");
+	DEC_ERR(LWM2M_CT_SENML_JSON, "/3/0", "[1]", strlen("[1]"), "record 1: not an object");
 	DEC_ERR(LWM2M_CT_SENML_JSON, "/3/0", "[{\"n\":\"/3/0/9\"}]", strlen("[{\"n\":\"/3/0/9\"}]"), "no value");
 	DEC_ERR(LWM2M_CT_SENML_JSON, "/3/0", "[{\"n\":\"/3/0/9\",\"v\":1,\"vs\":\"a\"}]", strlen("[{\"n\":\"/3/0/9\",\"v\":1,\"vs\":\"a\"}]"), "more than one value");
 	DEC_ERR(LWM2M_CT_SENML_JSON, "/3/0", "[{\"n\":\"/3/0/9\",\"v\":\"1\"}]", strlen("[{\"n\":\"/3/0/9\",\"v\":\"1\"}]"), "wrong JSON type");
 	DEC_ERR(LWM2M_CT_SENML_JSON, "/3/0", "[{\"n\":\"/4/0/9\",\"v\":1}]", strlen("[{\"n\":\"/4/0/9\",\"v\":1}]"), "outside the requested /3/0");
 	DEC_ERR(LWM2M_CT_SENML_JSON, "/3/0", "[{\"n\":\"/3/0\",\"v\":1}]", strlen("[{\"n\":\"/3/0\",\"v\":1}]"), "not a resource");
 	DEC_ERR(LWM2M_CT_SENML_JSON, "/3/0", "[{\"n\":\"3/x\",\"v\":1}]", strlen("[{\"n\":\"3/x\",\"v\":1}]"), "not an LwM2M path");
-	DEC_ERR(LWM2M_CT_SENML_JSON, "/3/0", "[{\"n\":5,\"v\":1}]", strlen("[{\"n\":5,\"v\":1}]"), "bad n");
+	DEC_ERR(LWM2M_CT_SENML_JSON, "/3/0", "[{\"n\":5,\"v\":1}]", strlen("[{\"n\":5,\"v\":1}]"), "n is not a string");
 	DEC_ERR(LWM2M_CT_SENML_JSON, "/3/0", "[{\"n\":\"/3/0/9\",\"vd\":\"*\"}]", strlen("[{\"n\":\"/3/0/9\",\"vd\":\"*\"}]"), "not base64");
 	DEC_ERR(LWM2M_CT_SENML_JSON, "/", "[{\"bver\":11,\"n\":\"/3/0/9\",\"v\":1}]", strlen("[{\"bver\":11,\"n\":\"/3/0/9\",\"v\":1}]"), "version");
 	DEC_ERR(LWM2M_CT_SENML_JSON, "/", "[{\"bn\":\"/\",\"x_\":1,\"n\":\"3/0/9\",\"v\":1}]", strlen("[{\"bn\":\"/\",\"x_\":1,\"n\":\"3/0/9\",\"v\":1}]"), "x_");
 	DEC_EQ(LWM2M_CT_SENML_JSON, "/", "[{\"other\":1,\"n\":\"/3/0/9\",\"v\":1}]", strlen("[{\"other\":1,\"n\":\"/3/0/9\",\"v\":1}]"), "{\"/3/0/9\":1}");
 	DEC_EQ(LWM2M_CT_SENML_JSON, "/3/0", "[]", strlen("[]"), "{}");
+	/* malformed JSON is refused before libjq sees it, naming the byte */
+	DEC_ERR(LWM2M_CT_SENML_JSON, "/", "[{\"n\":\"/3/0/0\" \"vs\":\"a\"}]", 30, "expected ',' or '}' at byte 15");
+	DEC_ERR(LWM2M_CT_SENML_JSON, "/", "[\"a\" \"b\"]", 9, "expected ',' or ']' at byte 5");
+	DEC_ERR(LWM2M_CT_SENML_JSON, "/", "[1,]", 4, "unexpected character at byte 3");
+	DEC_ERR(LWM2M_CT_SENML_JSON, "/", "[01]", 4, "expected ',' or ']'");
+	DEC_ERR(LWM2M_CT_SENML_JSON, "/", "[\"\\x\"]", 6, "bad escape");
+	DEC_ERR(LWM2M_CT_SENML_JSON, "/", "[] []", 5, "extra data");
+	DEC_ERR(LWM2M_CT_SENML_JSON, "/", "[nan]", 5, "unexpected character");
+	DEC_ERR(LWM2M_CT_SENML_JSON, "/", "[\"a\x01\"]", 5, "control character");
+	DEC_ERR(LWM2M_CT_SENML_JSON, "/", "", 0, "truncated");
 	/* round trips */
 	ROUND_TRIP(LWM2M_CT_SENML_JSON, "/3/0", device_json);
 	ROUND_TRIP(LWM2M_CT_SENML_JSON, "/", "{\"/3303/0/5700\":-12.75,\"/3311/0/5850\":false,"
 	                                     "\"/5/0/0\":\"AAECAwQF\",\"/1/1/10\":\"3:0\",\"/9999/0/1\":\"x\"}");
 }
 
-int main(void)
+
+/* SenML CBOR: the same tables in CBOR (LwM2M TS Core 1.1 7.4.5; bytes as in Wakaama's
+ * tests/senml_cbor_tests.c). */
+static void test_senml_cbor(void)
 {
-	test_objmodel();
-	test_ct();
-	test_tlv();
-	test_text_opaque();
-	test_coercion();
-	test_senml_json();
+	uint8_t b[1024];
+	/* Table 7.4.4-2 (resource 16 "U" as in the SenML tables) */
+	static const char t2[] =
+		"90 a3 21 65 2f332f302f 00 61 30 03 74 4f70656e204d6f62696c6520416c6c69616e6365"
+		"a2 00 61 31 03 76 4c69676874776569676874204d324d20436c69656e74"
+		"a2 00 61 32 03 69 333435303030313233"
+		"a2 00 61 33 03 63 312e30"
+		"a2 00 63 362f30 02 01 a2 00 63 362f31 02 05"
+		"a2 00 63 372f30 02 190ed8 a2 00 63 372f31 02 191388"
+		"a2 00 63 382f30 02 187d a2 00 63 382f31 02 190384"
+		"a2 00 61 39 02 1864 a2 00 62 3130 02 0f"
+		"a2 00 64 31312f30 02 00"
+		"a2 00 62 3133 02 1a5182428f"
+		"a2 00 62 3134 03 66 2b30323a3030"
+		"a2 00 62 3136 03 61 55";
+	static const char t2_json[] =
+		"{\"/3/0/0\":\"Open Mobile Alliance\",\"/3/0/1\":\"Lightweight M2M Client\","
+		"\"/3/0/2\":\"345000123\",\"/3/0/3\":\"1.0\",\"/3/0/6/0\":1,\"/3/0/6/1\":5,"
+		"\"/3/0/7/0\":3800,\"/3/0/7/1\":5000,\"/3/0/8/0\":125,\"/3/0/8/1\":900,\"/3/0/9\":100,"
+		"\"/3/0/10\":15,\"/3/0/11/0\":0,\"/3/0/13\":1367491215,\"/3/0/14\":\"+02:00\","
+		"\"/3/0/16\":\"U\"}";
+	size_t n = unhex(t2, b, sizeof b);
+	DEC_EQ(LWM2M_CT_SENML_CBOR, "/3/0", b, n, t2_json);
+	ENC_EQ(LWM2M_CT_SENML_CBOR, "/3/0", t2_json, b, n);
+	/* Table 7.4.4-3: timestamps, doubles; the newest value (t -5) is kept */
+	static const uint8_t t3[] = {0x83, 0xa5, 0x21, 0x64, '/', '7', '2', '/', 0x22, 0x1a, 0x01, 0x84,
+		0x87, 0x6a, 0x00, 0x63, '1', '/', '2', 0x02, 0xfb, 0x40, 0x36, 0x66, 0x66, 0x66, 0x66,
+		0x66, 0x66, 0x06, 0x24, 0xa3, 0x00, 0x63, '1', '/', '2', 0x02, 0xfb, 0x40, 0x36, 0xe6,
+		0x66, 0x66, 0x66, 0x66, 0x66, 0x06, 0x38, 0x1d, 0xa3, 0x00, 0x63, '1', '/', '2', 0x02,
+		0xfb, 0x40, 0x38, 0x19, 0x99, 0x99, 0x99, 0x99, 0x9a, 0x06, 0x38, 0x31};
+	DEC_EQ(LWM2M_CT_SENML_CBOR, "/72", t3, sizeof t3, "{\"/72/1/2\":22.4}");
+	/* Table 7.4.4-6/7: composite names, absolute */
+	static const uint8_t t7[] = {0x83, 0xa2, 0x00, 0x66, '/', '3', '/', '0', '/', '0', 0x03, 0x74,
+		'O', 'p', 'e', 'n', ' ', 'M', 'o', 'b', 'i', 'l', 'e', ' ', 'A', 'l', 'l', 'i', 'a', 'n',
+		'c', 'e', 0xa2, 0x00, 0x66, '/', '3', '/', '0', '/', '9', 0x02, 0x18, 0x5f, 0xa2, 0x00,
+		0x66, '/', '1', '/', '0', '/', '1', 0x02, 0x1a, 0x00, 0x01, 0x51, 0x80};
+	DEC_EQ(LWM2M_CT_SENML_CBOR, "/", t7, sizeof t7,
+	       "{\"/3/0/0\":\"Open Mobile Alliance\",\"/3/0/9\":95,\"/1/0/1\":86400}");
+	/* Table 7.4.4-8: booleans and integers in several objects */
+	static const uint8_t t8[] = {0x84, 0xa2, 0x00, 0x6c, '/', '3', '3', '1', '1', '/', '0', '/', '5',
+		'8', '5', '0', 0x04, 0xf4, 0xa2, 0x00, 0x6c, '/', '3', '3', '1', '1', '/', '1', '/', '5',
+		'8', '5', '0', 0x04, 0xf4, 0xa2, 0x00, 0x6c, '/', '3', '3', '1', '1', '/', '2', '/', '5',
+		'8', '5', '1', 0x02, 0x14, 0xa2, 0x00, 0x6c, '/', '3', '3', '0', '8', '/', '0', '/', '5',
+		'9', '0', '0', 0x02, 0x12};
+	DEC_EQ(LWM2M_CT_SENML_CBOR, "/", t8, sizeof t8,
+	       "{\"/3311/0/5850\":false,\"/3311/1/5850\":false,\"/3311/2/5851\":20,\"/3308/0/5900\":18}");
+	/* vlo and vd; indefinite-length array and map; half floats */
+	static const uint8_t v1[] = {0x9f, 0xbf, 0x00, 0x67, '/', '1', '/', '0', '/', '1', '0',
+		0x63, 'v', 'l', 'o', 0x64, '1', '1', ':', '0', 0xff, 0xa2, 0x00, 0x66, '/', '5', '/',
+		'0', '/', '0', 0x08, 0x43, 0x01, 0x02, 0x03, 0xa2, 0x00, 0x6c, '/', '3', '3', '0', '3',
+		'/', '0', '/', '5', '7', '0', '0', 0x02, 0xf9, 0x4d, 0x60, 0xff};
+	DEC_EQ(LWM2M_CT_SENML_CBOR, "/", v1, sizeof v1,
+	       "{\"/1/0/10\":\"11:0\",\"/5/0/0\":\"AQID\",\"/3303/0/5700\":21.5}");
+	ENC_EQ(LWM2M_CT_SENML_CBOR, "/3303/0/5700", "{\"/3303/0/5700\":21.5}",
+	       "\x81\xa3\x21\x68/3303/0/\x00\x64" "5700\x02\xf9\x4d\x60", 22);
+	/* refusals */
+	DEC_ERR(LWM2M_CT_SENML_CBOR, "/", "\xa0", 1, "not an array");
+	DEC_ERR(LWM2M_CT_SENML_CBOR, "/", "\x81\x01", 2, "not a map");
+	DEC_ERR(LWM2M_CT_SENML_CBOR, "/", "\x82\xa0", 2, "not an LwM2M path");
+	DEC_ERR(LWM2M_CT_SENML_CBOR, "/", "\x81\xa1\x00\x66/3/0/9", 10, "has no value");
+	DEC_ERR(LWM2M_CT_SENML_CBOR, "/", "\x81\xa2\x00\x66/3/0/9\x02", 11, "truncated");
+	DEC_ERR(LWM2M_CT_SENML_CBOR, "/", "\x81\xa2\x00\x66/3/0/9\x02\x01\x00", 13, "after the array");
+	DEC_ERR(LWM2M_CT_SENML_CBOR, "/", "\x81\xa2\x00\x66/3/0/9\x02\x61x", 13, "not a number");
+	DEC_ERR(LWM2M_CT_SENML_CBOR, "/", "\x81\xa2\x00\x06/3/0/9\x02\x01", 12, "not a text string");
+	DEC_ERR(LWM2M_CT_SENML_CBOR, "/", "\x9f\xa2\x00\x66/3/0/9\x02\x01", 12, "no break");
+	DEC_ERR(LWM2M_CT_SENML_CBOR, "/", "\x81\xa2\x00\x7f\x66/3/0/9\x02\x01", 14, "bad chunk");
+	DEC_ERR(LWM2M_CT_SENML_CBOR, "/", "\x1c", 1, "reserved");
+	DEC_ERR(LWM2M_CT_SENML_CBOR, "/", "", 0, "truncated");
+	DEC_ERR(LWM2M_CT_SENML_CBOR, "/", "\x9b\xff\xff\xff\xff\xff\xff\xff\xff", 9, "truncated");
+	DEC_ERR(LWM2M_CT_SENML_CBOR, "/3/0", "\x81\xa2\x00\x66/4/0/9\x02\x01", 12, "outside");
+	/* chunked (indefinite) text is joined */
+	DEC_EQ(LWM2M_CT_SENML_CBOR, "/", "\x81\xa2\x00\x7f\x63/3/\x63" "0/9\xff\x02\x01", 15,
+	       "{\"/3/0/9\":1}");
+	ROUND_TRIP(LWM2M_CT_SENML_CBOR, "/3/0", device_json);
+	ROUND_TRIP(LWM2M_CT_SENML_CBOR, "/", "{\"/3303/0/5700\":-12.75,\"/3303/0/5701\":\"Cel\","
+	                                     "\"/3311/0/5850\":true,\"/5/0/0\":\"AAECAwQF\","
+	                                     "\"/1/1/10\":\"3:0\",\"/0/0/13\":200,\"/3303/0/5601\":1e300}");
+}
+
+/* LwM2M CBOR (11544): vectors as in Anjay's tests/core/io/lwm2m_cbor_in.c. */
+static void test_lwm2m_cbor(void)
+{
+	/* {[13, 26, 1]: 42} and its nested, array-keyed and indefinite-length spellings */
+	DEC_EQ(LWM2M_CT_LWM2M_CBOR, "/13/26/1", "\xA1\x83\x0D\x18\x1A\x01\x18\x2A", 8, "{\"/13/26/1\":42}");
+	DEC_EQ(LWM2M_CT_LWM2M_CBOR, "/13/26/1", "\xBF\x9F\x0D\x18\x1A\x01\xFF\x18\x2A\xFF", 10,
+	       "{\"/13/26/1\":42}");
+	DEC_EQ(LWM2M_CT_LWM2M_CBOR, "/13/26/1", "\xA1\x0D\xA1\x18\x1A\xA1\x01\x18\x2A", 9,
+	       "{\"/13/26/1\":42}");
+	DEC_EQ(LWM2M_CT_LWM2M_CBOR, "/13/26/1", "\xA1\x81\x0D\xA1\x81\x18\x1A\xA1\x81\x01\x18\x2A", 12,
+	       "{\"/13/26/1\":42}");
+	DEC_EQ(LWM2M_CT_LWM2M_CBOR, "/13/26/1",
+	       "\xBF\x9F\x0D\xFF\xBF\x9F\x18\x1A\xFF\xBF\x9F\x01\xFF\x18\x2A\xFF\xFF\xFF", 18,
+	       "{\"/13/26/1\":42}");
+	/* decimal fraction 4([-1, 45]) = 4.5 */
+	DEC_EQ(LWM2M_CT_LWM2M_CBOR, "/13/26/1/2",
+	       "\xA1\x81\x0D\xA1\x81\x18\x1A\xA1\x81\x01\xA1\x81\x02\xC4\x82\x20\x18\x2D", 18,
+	       "{\"/13/26/1/2\":4.5}");
+	DEC_EQ(LWM2M_CT_LWM2M_CBOR, "/13/26", "\xA2\x83\x0D\x18\x1A\x01\x18\x2A\x82\x0D\x18\x1A\xA1\x81\x02\x15",
+	       16, "{\"/13/26/1\":42,\"/13/26/2\":21}");
+	/* all types: {[13, 26]: {1: 1, 2: -1, 3: 2.5, 4: "test", 5: h'11223344', 6: "12:34", 7: 1}} */
+	DEC_EQ(LWM2M_CT_LWM2M_CBOR, "/13/26",
+	       "\xA1\x82\x0D\x18\x1A\xA7\x01\x01\x02\x20\x03\xF9\x41\x00\x04\x64\x74\x65\x73\x74\x05"
+	       "\x44\x11\x22\x33\x44\x06\x65\x31\x32\x3A\x33\x34\x07\x01", 35,
+	       "{\"/13/26/1\":1,\"/13/26/2\":-1,\"/13/26/3\":2.5,\"/13/26/4\":\"test\","
+	       "\"/13/26/5\":\"ESIzRA==\",\"/13/26/6\":\"12:34\",\"/13/26/7\":1}");
+	/* indefinite byte string: chunks joined */
+	DEC_EQ(LWM2M_CT_LWM2M_CBOR, "/13/26/1",
+	       "\xA1\x83\x0D\x18\x1A\x01\x5F\x42\x00\x11\x42\x22\x33\xFF", 14, "{\"/13/26/1\":\"ABEiMw==\"}");
+	/* composite on the root, nested, indefinite maps */
+	DEC_EQ(LWM2M_CT_LWM2M_CBOR, "/",
+	       "\xBF\x0D\xBF\x18\x1A\xBF\x01\x01\xFF\xFF\x0E\xBF\x18\x1B\xBF\x02\x02\xFF\xFF\xFF", 20,
+	       "{\"/13/26/1\":1,\"/14/27/2\":2}");
+	/* null (a resource instance to delete in a composite write) */
+	DEC_EQ(LWM2M_CT_LWM2M_CBOR, "/13/26/1", "\xA1\x83\x0D\x18\x1A\x01\xA2\x02\xF6\x03\x05", 11,
+	       "{\"/13/26/1/2\":null,\"/13/26/1/3\":5}");
+	/* refusals (Anjay's negative cases) */
+	DEC_ERR(LWM2M_CT_LWM2M_CBOR, "/13/26", "\xA1\x82\x0D\x18\x1A\xA1\x1A\x00\x01\x00\x00\x05", 12, "id out of range");
+	DEC_ERR(LWM2M_CT_LWM2M_CBOR, "/13/26", "\xA1\x85\x0D\x18\x1A\x03\x04\x05\x05", 9, "longer than 4");
+	DEC_ERR(LWM2M_CT_LWM2M_CBOR, "/13/26/1/2", "\xA1\x0D\xA1\x18\x1A\xA1\x01\xA1\x02\xA1\x03\x04", 12, "below the resource instance");
+	DEC_ERR(LWM2M_CT_LWM2M_CBOR, "/", "\xA2\x0D\xA1\x80\x18\x1A\xA1\x80\x01\x18\x2A", 11, "empty path key");
+	DEC_ERR(LWM2M_CT_LWM2M_CBOR, "/14", "\xA1\x83\x0D\x18\x1A\x01\x18\x2A", 8, "outside the requested /14");
+	DEC_ERR(LWM2M_CT_LWM2M_CBOR, "/13/26/2", "\xA1\x83\x0D\x18\x1A\x01\x18\x2A", 8, "outside");
+	DEC_ERR(LWM2M_CT_LWM2M_CBOR, "/", "\xA1\x83\x0D\xFB\x3F\xD0\xA3\xD7\x0A\x3D\x70\xA4\x01\x18\x2A", 15, "not an id");
+	DEC_ERR(LWM2M_CT_LWM2M_CBOR, "/", "\xA1\x0D\xA1\x62\x32\x36\xA1\x01\x18\x2A", 10, "not an id or an array");
+	DEC_ERR(LWM2M_CT_LWM2M_CBOR, "/", "\x00", 1, "not a map");
+	DEC_ERR(LWM2M_CT_LWM2M_CBOR, "/", "\x84\x01\x02\x03\x04", 5, "not a map");
+	DEC_ERR(LWM2M_CT_LWM2M_CBOR, "/", "\xA1\x0D\xA1\x18\x1A\x81\xA1\x01\x18\x2A", 10, "unsupported CBOR value");
+	DEC_ERR(LWM2M_CT_LWM2M_CBOR, "/", "\xA1\x82\x0D\x18\x1A\xA1", 6, "truncated");
+	DEC_ERR(LWM2M_CT_LWM2M_CBOR, "/", "\xA1\x0D\xA1\x00\x05", 5, "not a resource");
+	DEC_ERR(LWM2M_CT_LWM2M_CBOR, "/", "\xA1\x83\x0D\x18\x1A\x01\x18\x2A\x00", 9, "after the map");
+	/* encoding: nested maps from the root */
+	ENC_EQ(LWM2M_CT_LWM2M_CBOR, "/3/0/9", "{\"/3/0/9\":55}", "\xA1\x03\xA1\x00\xA1\x09\x18\x37", 8);
+	ENC_EQ(LWM2M_CT_LWM2M_CBOR, "/3/0/7", "{\"/3/0/7/0\":3800,\"/3/0/7/1\":5000}",
+	       "\xA1\x03\xA1\x00\xA1\x07\xA2\x00\x19\x0E\xD8\x01\x19\x13\x88", 15);
+	ROUND_TRIP(LWM2M_CT_LWM2M_CBOR, "/3/0", device_json);
+	ROUND_TRIP(LWM2M_CT_LWM2M_CBOR, "/", "{\"/3303/0/5700\":-12.75,\"/3311/0/5850\":true,"
+	                                     "\"/3311/1/5850\":false,\"/5/0/0\":\"AAECAwQF\","
+	                                     "\"/1/1/10\":\"3:0\",\"/0/0/13\":200}");
+	/* plain CBOR (60): one value */
+	DEC_EQ(LWM2M_CT_CBOR, "/3303/0/5700", "\xF9\x4D\x60", 3, "{\"/3303/0/5700\":21.5}");
+	DEC_EQ(LWM2M_CT_CBOR, "/3303/0/5700", "\xFA\x41\xAC\x00\x00", 5, "{\"/3303/0/5700\":21.5}");
+	DEC_EQ(LWM2M_CT_CBOR, "/3/0/9", "\x18\x37", 2, "{\"/3/0/9\":55}");
+	DEC_EQ(LWM2M_CT_CBOR, "/3/0/13", "\xC1\x1A\x51\x82\x42\x8F", 6, "{\"/3/0/13\":1367491215}");
+	DEC_EQ(LWM2M_CT_CBOR, "/3311/0/5850", "\xF5", 1, "{\"/3311/0/5850\":true}");
+	DEC_EQ(LWM2M_CT_CBOR, "/5/0/0", "\x42\x01\x02", 3, "{\"/5/0/0\":\"AQI=\"}");
+	DEC_ERR(LWM2M_CT_CBOR, "/3/0", "\x01", 1, "single value");
+	DEC_ERR(LWM2M_CT_CBOR, "/3/0/9", "\x01\x02", 2, "after the value");
+	DEC_ERR(LWM2M_CT_CBOR, "/3/0/9", "\x19\x01", 2, "truncated");
+	ENC_EQ(LWM2M_CT_CBOR, "/3303/0/5700", "{\"/3303/0/5700\":21.5}", "\xF9\x4D\x60", 3);
+	ENC_EQ(LWM2M_CT_CBOR, "/3303/0/5700", "{\"/3303/0/5700\":0.1}",
+	       "\xFB\x3F\xB9\x99\x99\x99\x99\x99\x9A", 9);
+	ENC_EQ(LWM2M_CT_CBOR, "/3303/0/5700", "{\"/3303/0/5700\":100000.5}", "\xFA\x47\xC3\x50\x40", 5);
+	ENC_EQ(LWM2M_CT_CBOR, "/3303/0/5700", "{\"/3303/0/5700\":-0.0000152587890625}", "\xF9\x81\x00", 3);
+	ENC_EQ(LWM2M_CT_CBOR, "/3/0/13", "{\"/3/0/13\":-500}", "\x39\x01\xF3", 3);
+	ENC_EQ(LWM2M_CT_CBOR, "/1/0/10", "{\"/1/0/10\":\"3:1\"}", "\x63" "3:1", 4);
+	ROUND_TRIP(LWM2M_CT_CBOR, "/3/0/0", "{\"/3/0/0\":\"Open Mobile Alliance\"}");
+	ROUND_TRIP(LWM2M_CT_CBOR, "/0/0/13", "{\"/0/0/13\":18446744073709549568}");
+}
+
+/* The LwM2M 1.0 JSON (11543): the TS 1.0 Device example (as in Wakaama's
+ * tests/tlv_json_lwm2m_data_test.c test_3), bn and relative names. */
+static void test_oldjson(void)
+{
+	static const char d[] =
+		"{\"e\":[{\"n\":\"0\",\"sv\":\"Open Mobile Alliance\"},"
+		"{\"n\":\"1\",\"sv\":\"Lightweight M2M Client\"},{\"n\":\"2\",\"sv\":\"345000123\"},"
+		"{\"n\":\"3\",\"sv\":\"1.0\"},{\"n\":\"6/0\",\"v\":1},{\"n\":\"6/1\",\"v\":5},"
+		"{\"n\":\"7/0\",\"v\":3800},{\"n\":\"7/1\",\"v\":5000},{\"n\":\"8/0\",\"v\":125},"
+		"{\"n\":\"8/1\",\"v\":900},{\"n\":\"9\",\"v\":100},{\"n\":\"10\",\"v\":15},"
+		"{\"n\":\"11/0\",\"v\":0},{\"n\":\"13\",\"v\":1367491215},"
+		"{\"n\":\"14\",\"sv\":\"+02:00\"},{\"n\":\"15\",\"sv\":\"U\"}]}";
+	DEC_EQ(LWM2M_CT_JSON, "/3/0", d, strlen(d), device_json);
+	static const char d2[] = "{\"bn\":\"/65/543/\",\"e\":[{\"n\":\"0\",\"sv\":\"LWM2M\"},"
+	                         "{\"v\":2015,\"n\":\"1\"},{\"n\":\"2/0\",\"bv\":true},{\"bv\":false,\"n\":\"2/1\"}]}";
+	DEC_EQ(LWM2M_CT_JSON, "/65/543", d2, strlen(d2),
+	       "{\"/65/543/0\":\"LWM2M\",\"/65/543/1\":2015,\"/65/543/2/0\":true,\"/65/543/2/1\":false}");
+	static const char d3[] = "{\"bn\":\"/3/0/9\",\"e\":[{\"v\":55}]}";
+	DEC_EQ(LWM2M_CT_JSON, "/3/0/9", d3, strlen(d3), "{\"/3/0/9\":55}");
+	static const char d4[] = "{\"bn\":\"/\",\"e\":[{\"n\":\"1/0/10\",\"ov\":\"3:0\"},{\"n\":\"5/0/0\",\"sv\":\"AQID\"}]}";
+	DEC_EQ(LWM2M_CT_JSON, "/", d4, strlen(d4), "{\"/1/0/10\":\"3:0\",\"/5/0/0\":\"AQID\"}");
+	ENC_STR(LWM2M_CT_JSON, "/3/0", "{\"/3/0/9\":55,\"/3/0/0\":\"x\",\"/3/0/7/1\":5}",
+	        "{\"bn\":\"/3/0/\",\"e\":[{\"n\":\"0\",\"sv\":\"x\"},{\"n\":\"7/1\",\"v\":5},{\"n\":\"9\",\"v\":55}]}");
+	ENC_STR(LWM2M_CT_JSON, "/5/0/0", "{\"/5/0/0\":\"AQID\"}", "{\"bn\":\"/5/0/\",\"e\":[{\"n\":\"0\",\"sv\":\"AQID\"}]}");
+	ENC_STR(LWM2M_CT_JSON, "/", "{\"/1/0/10\":\"3:0\"}", "{\"bn\":\"/\",\"e\":[{\"n\":\"1/0/10\",\"ov\":\"3:0\"}]}");
+	DEC_ERR(LWM2M_CT_JSON, "/3/0", "[]", strlen("[]"), "not an object");
+	DEC_ERR(LWM2M_CT_JSON, "/3/0", "{\"e\":1}", strlen("{\"e\":1}"), "not an array");
+	DEC_ERR(LWM2M_CT_JSON, "/3/0", "{\"e\":[{\"n\":\"9\"}]}", strlen("{\"e\":[{\"n\":\"9\"}]}"), "no value");
+	DEC_ERR(LWM2M_CT_JSON, "/3/0", "{\"e\":[{\"n\":\"9\",\"v\":\"1\"}]}", strlen("{\"e\":[{\"n\":\"9\",\"v\":\"1\"}]}"), "wrong JSON type");
+	DEC_ERR(LWM2M_CT_JSON, "/3/0", "{\"e\":[{\"n\":\"9\",\"v\":1", strlen("{\"e\":[{\"n\":\"9\",\"v\":1"), "LwM2M JSON");
+	DEC_ERR(LWM2M_CT_JSON, "/5/0", "{\"e\":[{\"n\":\"0\",\"sv\":\"**\"}]}", strlen("{\"e\":[{\"n\":\"0\",\"sv\":\"**\"}]}"), "not base64");
+	DEC_ERR(LWM2M_CT_JSON, "/3/0", "{\"bn\":\"/4/0/\",\"e\":[{\"n\":\"9\",\"v\":1}]}", strlen("{\"bn\":\"/4/0/\",\"e\":[{\"n\":\"9\",\"v\":1}]}"), "outside");
+	ROUND_TRIP(LWM2M_CT_JSON, "/3/0", device_json);
+	ROUND_TRIP(LWM2M_CT_JSON, "/", "{\"/3303/0/5700\":-12.75,\"/3311/0/5850\":true,"
+	                               "\"/5/0/0\":\"AAECAwQF\",\"/1/1/10\":\"3:0\",\"/0/0/13\":200}");
+}
+
+/* Hostile input: every prefix and many byte mutations of valid payloads decode to a value or an
+ * error with a message, never a crash or a read past the buffer (checked under ASan). */
+static void test_hostile(void)
+{
+	static const int cts[] = {LWM2M_CT_TLV, LWM2M_CT_SENML_JSON, LWM2M_CT_SENML_CBOR,
+	                          LWM2M_CT_LWM2M_CBOR, LWM2M_CT_JSON, LWM2M_CT_CBOR, LWM2M_CT_TEXT,
+	                          LWM2M_CT_OPAQUE};
+	static const char *const bases[] = {"/", "/3", "/3/0", "/3/0/7", "/3/0/7/1"};
+	uint32_t seed = 12345;
+	for (size_t c = 0; c < sizeof cts / sizeof cts[0]; c++) {
+		uint8_t *enc;
+		size_t n;
+		const char *base = cts[c] == LWM2M_CT_CBOR || cts[c] == LWM2M_CT_TEXT ? "/3/0/9"
+		                   : cts[c] == LWM2M_CT_OPAQUE ? "/5/0/0" : "/3/0";
+		const char *vals = cts[c] == LWM2M_CT_CBOR || cts[c] == LWM2M_CT_TEXT ? "{\"/3/0/9\":55}"
+		                   : cts[c] == LWM2M_CT_OPAQUE ? "{\"/5/0/0\":\"AAECAwQF\"}" : device_json;
+		if (!enc_eq(cts[c], base, vals, NULL, 0, &enc, &n, __LINE__)) {
+			failures++;
+			continue;
+		}
+		for (int round = 0; round < 3000; round++) {
+			size_t len = n;
+			uint8_t *m = malloc(n ? n : 1);
+			memcpy(m, enc, n);
+			if (round < (int)n) {
+				len = (size_t)round; /* every prefix */
+			} else {
+				for (int k = 0; k < 1 + round % 4; k++) {
+					seed = seed * 1103515245u + 12345u;
+					m[(seed >> 8) % n] = (uint8_t)(seed >> 20);
+				}
+			}
+			/* a fresh copy of exactly len bytes, so ASan sees any over-read */
+			uint8_t *exact = malloc(len ? len : 1);
+			memcpy(exact, m, len);
+			for (size_t bi = 0; bi < sizeof bases / sizeof bases[0]; bi++) {
+				struct lwm2m_path pb = P(bases[bi]);
+				jv got = lwm2m_decode(cts[c], &pb, exact, len);
+				if (!jv_is_valid(got)) {
+					jv msg = jv_invalid_get_msg(got);
+					CHECK(jv_get_kind(msg) == JV_KIND_STRING);
+					jv_free(msg);
+				} else {
+					CHECK(jv_get_kind(got) == JV_KIND_OBJECT);
+					jv_free(got);
+				}
+			}
+			free(exact);
+			free(m);
+		}
+		free(enc);
+	}
+	/* deep nesting is refused without recursion trouble */
+	static uint8_t deep[20000];
+	memset(deep, 0x81, sizeof deep);
+	DEC_ERR(LWM2M_CT_SENML_CBOR, "/", deep, sizeof deep, "not a map");
+	memset(deep, 0xa1, sizeof deep);
+	DEC_ERR(LWM2M_CT_LWM2M_CBOR, "/", deep, sizeof deep, "not an id");
+	memset(deep, '[', sizeof deep);
+	DEC_ERR(LWM2M_CT_SENML_JSON, "/", deep, sizeof deep, "SenML JSON");
+	/* unknown labels with deeply nested values are skipped within a bound */
+	for (size_t i = 0; i < sizeof deep; i++)
+		deep[i] = 0x81;
+	deep[0] = 0x81;
+	deep[1] = 0xa1;
+	deep[2] = 0x18;
+	deep[3] = 0x63; /* label 99, unknown: its value is nested arrays */
+	DEC_ERR(LWM2M_CT_SENML_CBOR, "/", deep, sizeof deep, "nested too deeply");
+	struct lwm2m_path bad = {.len = 7};
+	jv got = lwm2m_decode(LWM2M_CT_TLV, &bad, (const uint8_t *)"", 0);
+	CHECK(!jv_is_valid(got));
+	jv_free(got);
+	got = lwm2m_decode(9999, &bad, (const uint8_t *)"", 0);
+	CHECK(!jv_is_valid(got));
+	jv_free(got);
+}
+
+/* Objects from DDF files: a directory written by the bats test. */
+static void test_ddf(const char *dir)
+{
+	CHECK(objmodel_load_dir(dir) == 2);
+	const struct lwm2m_object_def *o = objmodel_object(10241);
+	CHECK(o && strcmp(o->name, "Test Sensor") == 0 && o->multiple && o->nres == 4);
+	const struct lwm2m_resource_def *r = objmodel_resource(10241, 1);
+	CHECK(r && r->type == LWM2M_T_FLOAT && r->ops == LWM2M_OP_R && r->mandatory && !r->multiple &&
+	      strcmp(r->name, "Level") == 0);
+	r = objmodel_resource(10241, 2);
+	CHECK(r && r->type == LWM2M_T_UNSIGNED && r->multiple && r->ops == (LWM2M_OP_R | LWM2M_OP_W));
+	r = objmodel_resource(10241, 7);
+	CHECK(r && r->type == LWM2M_T_NONE && r->ops == LWM2M_OP_E);
+	/* the loaded 3303 replaces the built-in one: 5700 is now an integer */
+	r = objmodel_resource(3303, 5700);
+	CHECK(r && r->type == LWM2M_T_INTEGER);
+	CHECK(!objmodel_resource(3303, 5701));
+	DEC_EQ(LWM2M_CT_TLV, "/10241/0", "\xC4\x01\x41\xAC\x00\x00\x83\x02\x41\x00\xC8", 11,
+	       "{\"/10241/0/1\":21.5,\"/10241/0/2/0\":200}");
+	ENC_ERR(LWM2M_CT_TLV, "/3303/0", "{\"/3303/0/5700\":21.5}", "expected integer");
+}
+
+static void test_ddf_bad(const char *dir)
+{
+	CHECK(objmodel_load_dir(dir) == -1);
+	CHECK(objmodel_load_dir("/nonexistent/dir") == -1);
+}
+
+/* Loading the OMA registry files gives back exactly the built-in table. */
+static void test_registry(const char *dir)
+{
+	const struct lwm2m_object_def *before[128];
+	size_t nb = objmodel_builtin_count;
+	CHECK(nb > 50 && nb <= 128);
+	for (size_t i = 0; i < nb && i < 128; i++)
+		before[i] = &objmodel_builtin[i];
+	int n = objmodel_load_dir(dir);
+	CHECK(n == (int)nb);
+	for (size_t i = 0; i < nb && i < 128; i++) {
+		const struct lwm2m_object_def *b = before[i], *l = objmodel_object(b->id);
+		CHECK(l && l != b && l->nres == b->nres && l->multiple == b->multiple &&
+		      strcmp(l->name, b->name) == 0);
+		for (uint16_t k = 0; l && k < b->nres && k < l->nres; k++) {
+			const struct lwm2m_resource_def *x = &b->res[k], *y = &l->res[k];
+			if (x->id != y->id || x->type != y->type || x->ops != y->ops ||
+			    x->multiple != y->multiple || x->mandatory != y->mandatory ||
+			    strcmp(x->name, y->name) != 0) {
+				fprintf(stderr, "object %u resource %u differs from its DDF\n", b->id, x->id);
+				failures++;
+			}
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && strcmp(argv[1], "--ddf") == 0) {
+		test_ddf(argv[2]);
+	} else if (argc == 3 && strcmp(argv[1], "--ddf-bad") == 0) {
+		test_ddf_bad(argv[2]);
+	} else if (argc == 3 && strcmp(argv[1], "--registry") == 0) {
+		test_registry(argv[2]);
+	} else if (argc == 1) {
+		test_objmodel();
+		test_ct();
+		test_tlv();
+		test_text_opaque();
+		test_coercion();
+		test_senml_json();
+		test_senml_cbor();
+		test_lwm2m_cbor();
+		test_oldjson();
+		test_hostile();
+	} else {
+		fprintf(stderr, "usage: test_codec [--ddf DIR | --ddf-bad DIR | --registry DIR]\n");
+		return 2;
+	}
 	if (failures) {
 		fprintf(stderr, "%d check(s) failed\n", failures);
 		return 1;
