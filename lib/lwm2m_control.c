@@ -1,0 +1,813 @@
+#define _GNU_SOURCE /* accept4 */
+#include "lwm2m_control.h"
+
+#include "jsonl.h"
+#include "linereader.h"
+#include "log.h"
+#include "lwm2m_codec.h"
+
+#include "objmodel.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define OUT_MAX (8u << 20) /* per connection: beyond this, lines to a reader that does not read are dropped */
+#define LINE_MAX_CMD (1u << 20)
+
+struct client {
+	uint64_t id;
+	int fd;
+	struct linereader lr;
+	char *out;
+	size_t outlen, outcap;
+	int subscribed;
+	int closing; /* read side ended: close once the output is written */
+	struct client *next;
+};
+
+struct lwm2m_control {
+	struct lwm2m_server *srv;
+	int lfd; /* listening socket, -1 none */
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int read_stdin;
+	struct linereader in;
+	struct client *clients;
+	size_t nclients;
+	uint64_t next_id;
+};
+
+static void count_dropped(struct lwm2m_control *c)
+{
+	if (c->srv)
+		lwm2m_server_counters(c->srv)->dropped_lines++;
+}
+
+struct lwm2m_control *lwm2m_control_new(const char *path, int read_stdin)
+{
+	struct lwm2m_control *c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	c->lfd = -1;
+	c->next_id = 1;
+	c->read_stdin = read_stdin;
+	if (read_stdin)
+		lr_init(&c->in, STDIN_FILENO, LINE_MAX_CMD);
+	if (path) {
+		struct sockaddr_un sa = {.sun_family = AF_UNIX};
+		if (strlen(path) >= sizeof sa.sun_path) {
+			log_error("control socket path too long: %s", path);
+			free(c);
+			return NULL;
+		}
+		strcpy(sa.sun_path, path);
+		strcpy(c->path, path);
+		c->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (c->lfd < 0) {
+			log_error("unable to create the control socket: %s", strerror(errno));
+			free(c);
+			return NULL;
+		}
+		/* a socket left by an earlier run that died: replace it, but never a regular file */
+		struct stat st;
+		if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+			unlink(path);
+		if (bind(c->lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(c->lfd, 64) < 0) {
+			log_error("unable to listen on control socket %s: %s", path, strerror(errno));
+			close(c->lfd);
+			free(c);
+			return NULL;
+		}
+	}
+	return c;
+}
+
+void lwm2m_control_set_server(struct lwm2m_control *c, struct lwm2m_server *s)
+{
+	c->srv = s;
+}
+
+static void client_free(struct client *cl)
+{
+	close(cl->fd);
+	lr_free(&cl->lr);
+	free(cl->out);
+	free(cl);
+}
+
+void lwm2m_control_free(struct lwm2m_control *c)
+{
+	if (!c)
+		return;
+	struct client *cl, *next;
+	for (cl = c->clients; cl; cl = next) {
+		next = cl->next;
+		/* a last try to hand over what is buffered, without blocking */
+		if (cl->outlen) {
+			ssize_t n = write(cl->fd, cl->out, cl->outlen);
+			(void)n;
+		}
+		client_free(cl);
+	}
+	if (c->lfd >= 0) {
+		close(c->lfd);
+		unlink(c->path);
+	}
+	if (c->read_stdin)
+		lr_free(&c->in);
+	free(c);
+}
+
+static struct client *find_client(struct lwm2m_control *c, uint64_t id)
+{
+	for (struct client *cl = c->clients; cl; cl = cl->next)
+		if (cl->id == id)
+			return cl;
+	return NULL;
+}
+
+static void client_send(struct lwm2m_control *c, struct client *cl, const char *s, size_t n)
+{
+	if (cl->outlen + n + 1 > OUT_MAX) {
+		count_dropped(c);
+		return;
+	}
+	if (cl->outlen == 0) {
+		/* the common case: write straight away */
+		ssize_t w = send(cl->fd, s, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w == (ssize_t)n)
+			return;
+		if (w < 0)
+			w = 0;
+		s += w;
+		n -= (size_t)w;
+	}
+	if (cl->outlen + n > cl->outcap) {
+		size_t cap = cl->outcap ? cl->outcap : 4096;
+		while (cap < cl->outlen + n)
+			cap *= 2;
+		char *nb = realloc(cl->out, cap);
+		if (!nb) {
+			count_dropped(c);
+			return;
+		}
+		cl->out = nb;
+		cl->outcap = cap;
+	}
+	memcpy(cl->out + cl->outlen, s, n);
+	cl->outlen += n;
+}
+
+/* Write v (consumed) as one line to client id (0: stdout). */
+static void send_line(struct lwm2m_control *c, uint64_t id, jv v)
+{
+	if (id == 0) {
+		if (jsonl_write(stdout, v) < 0)
+			die_sys(EXIT_TEMPORARY, "unable to write to stdout");
+		return;
+	}
+	struct client *cl = find_client(c, id);
+	if (!cl) {
+		jv_free(v);
+		return;
+	}
+	jv s = jv_dump_string(v, 0);
+	s = jv_string_append_str(s, "\n");
+	client_send(c, cl, jv_string_value(s), (size_t)jv_string_length_bytes(jv_copy(s)));
+	jv_free(s);
+}
+
+void lwm2m_control_event(jv ev, void *ud)
+{
+	struct lwm2m_control *c = ud;
+	int subs = 0;
+	for (struct client *cl = c->clients; cl; cl = cl->next)
+		subs += cl->subscribed;
+	if (subs) {
+		jv s = jv_dump_string(jv_copy(ev), 0);
+		s = jv_string_append_str(s, "\n");
+		size_t n = (size_t)jv_string_length_bytes(jv_copy(s));
+		for (struct client *cl = c->clients; cl; cl = cl->next)
+			if (cl->subscribed)
+				client_send(c, cl, jv_string_value(s), n);
+		jv_free(s);
+	}
+	if (jsonl_write(stdout, ev) < 0)
+		die_sys(EXIT_TEMPORARY, "unable to write to stdout");
+}
+
+/* ---- responses ---- */
+
+static jv response_base(jv cmd, const char *op)
+{
+	jv r = jv_object();
+	jv id = jl_get(cmd, "id");
+	r = jv_object_set(r, jv_string("id"), jv_is_valid(id) ? id : jv_null());
+	if (!jv_is_valid(id))
+		jv_free(id);
+	const char *o = op ? op : jl_str(cmd, "op");
+	if (o)
+		r = jv_object_set(r, jv_string("op"), jv_string(o));
+	static const char *const echo[] = {"ep", "path", "paths"};
+	for (size_t i = 0; i < sizeof echo / sizeof echo[0]; i++) {
+		jv v = jl_get(cmd, echo[i]);
+		if (jv_is_valid(v))
+			r = jv_object_set(r, jv_string(echo[i]), v);
+		else
+			jv_free(v);
+	}
+	return r;
+}
+
+static void bad_command(struct lwm2m_control *c, uint64_t client, jv cmd, unsigned long lineno, const char *fmt,
+                        ...) __attribute__((format(printf, 5, 6)));
+static void bad_command(struct lwm2m_control *c, uint64_t client, jv cmd, unsigned long lineno, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	jv r = jv_get_kind(cmd) == JV_KIND_OBJECT ? response_base(cmd, NULL)
+	                                           : jv_object_set(jv_object(), jv_string("id"), jv_null());
+	jv_free(cmd);
+	r = jv_object_set(r, jv_string("code"), jv_string("bad-command"));
+	r = jv_object_set(r, jv_string("error"), jv_string_fmt("line %lu: %s", lineno, msg));
+	log_warn("%s line %lu: %s", client ? "control connection" : "stdin", lineno, msg);
+	if (c->srv)
+		lwm2m_server_counters(c->srv)->errors++;
+	send_line(c, client, r);
+}
+
+static int single_resource_path(const struct lwm2m_path *p)
+{
+	if (p->len == 4)
+		return 1;
+	if (p->len != 3)
+		return 0;
+	const struct lwm2m_resource_def *d = objmodel_resource(p->id[0], p->id[2]);
+	return !d || !d->multiple;
+}
+
+void lwm2m_control_reply(struct lwm2m_request *rq, const struct lwm2m_reply *rep, void *ud)
+{
+	struct lwm2m_control *c = ud;
+	if (rq->client == UINT64_MAX)
+		return;
+	const char *op = jl_str(rq->cmd, "op");
+	jv r = response_base(rq->cmd, rep->notify ? "notify" : NULL);
+	if (rep->code) {
+		r = jv_object_set(r, jv_string("code"), jv_string_fmt("%d.%02d", rep->code / 100, rep->code % 100));
+		if (rep->ct >= 0)
+			r = jv_object_set(r, jv_string("ct"), jv_number(rep->ct));
+		if (rep->code >= 400) {
+			r = jv_object_set(r, jv_string("error"), jv_string(rep->error ? rep->error : "error"));
+			if (rep->len)
+				r = jv_object_set(r, jv_string("diagnostic"),
+				                  jv_string_sized((const char *)rep->data, (int)rep->len));
+		} else if (rep->len && (rep->ct == LWM2M_CT_LINK || (op && strcmp(op, "discover") == 0))) {
+			r = jv_object_set(r, jv_string("links"), jv_string_sized((const char *)rep->data, (int)rep->len));
+		} else if (rep->len) {
+			struct lwm2m_path base = {0};
+			const char *ps = jl_str(rq->cmd, "path");
+			if (ps)
+				lwm2m_path_parse(ps, &base);
+			/* no Content-Format: text/plain says the spec */
+			jv vals = lwm2m_decode(rep->ct >= 0 ? rep->ct : LWM2M_CT_TEXT, &base, rep->data, rep->len);
+			if (jv_is_valid(vals)) {
+				char key[LWM2M_PATH_STRLEN];
+				lwm2m_path_str(&base, key, sizeof key);
+				if (ps && single_resource_path(&base)) {
+					jv v = jl_get(vals, key);
+					if (jv_is_valid(v))
+						r = jv_object_set(r, jv_string("value"), v);
+					else
+						jv_free(v);
+				}
+				r = jv_object_set(r, jv_string("values"), vals);
+			} else {
+				jv msg = jv_invalid_get_msg(vals);
+				r = jv_object_set(r, jv_string("error"),
+				                  jv_string_fmt("undecodable payload: %s", jv_get_kind(msg) == JV_KIND_STRING
+				                                                               ? jv_string_value(msg)
+				                                                               : "unknown reason"));
+				jv_free(msg);
+			}
+		}
+		if (rep->location[0])
+			r = jv_object_set(r, jv_string("location"), jv_string(rep->location));
+	} else {
+		r = jv_object_set(r, jv_string("code"), jv_string(rep->status ? rep->status : "error"));
+		if (rep->error)
+			r = jv_object_set(r, jv_string("error"), jv_string(rep->error));
+	}
+	send_line(c, rq->client, r);
+}
+
+/* ---- commands ---- */
+
+static int device_ct(const struct lwm2m_reg *g)
+{
+	int has_senml = 0, has_tlv = 0;
+	for (int i = 0; i < g->nct; i++) {
+		has_senml |= g->ct[i] == LWM2M_CT_SENML_JSON;
+		has_tlv |= g->ct[i] == LWM2M_CT_TLV;
+	}
+	if (g->version >= 11 && (has_senml || !has_tlv))
+		return LWM2M_CT_SENML_JSON;
+	return LWM2M_CT_TLV;
+}
+
+/* values for a write/create/write-composite, as a flat object of path -> value */
+static int encode_values(struct lwm2m_request *rq, int ct, const struct lwm2m_path *base, jv values, char **err)
+{
+	uint8_t *out = NULL;
+	size_t len = 0;
+	if (lwm2m_encode(ct, base, values, &out, &len, err) < 0)
+		return -1;
+	rq->payload = out;
+	rq->len = len;
+	rq->ct = ct;
+	return 0;
+}
+
+static const char *const attr_names[] = {"pmin", "pmax", "gt", "lt", "st", "epmin", "epmax", "edge", "con", "hqmax"};
+
+static int add_attributes(struct lwm2m_request *rq, jv attrs, char *err, size_t errlen)
+{
+	int rc = 0;
+	jv_object_foreach(attrs, k, v)
+	{
+		const char *name = jv_string_value(k);
+		int known = 0;
+		for (size_t i = 0; i < sizeof attr_names / sizeof attr_names[0]; i++)
+			known |= strcmp(name, attr_names[i]) == 0;
+		char q[64];
+		if (!known) {
+			snprintf(err, errlen, "unknown attribute %s", name);
+			rc = -1;
+		} else if (rq->nqueries == 8) {
+			snprintf(err, errlen, "too many attributes");
+			rc = -1;
+		} else if (jv_get_kind(v) == JV_KIND_NULL) {
+			snprintf(q, sizeof q, "%s", name); /* no value: remove the attribute */
+			rq->queries[rq->nqueries++] = strdup(q);
+		} else if (jv_get_kind(v) == JV_KIND_NUMBER) {
+			snprintf(q, sizeof q, "%s=%.17g", name, jv_number_value(v));
+			rq->queries[rq->nqueries++] = strdup(q);
+		} else {
+			snprintf(err, errlen, "attribute %s must be a number or null", name);
+			rc = -1;
+		}
+		jv_free(k);
+		jv_free(v);
+		if (rc < 0)
+			break;
+	}
+	return rc;
+}
+
+/* SenML JSON naming each path, for Read-Composite and Observe-Composite (FETCH). */
+static int composite_names(struct lwm2m_request *rq, jv paths, char *err, size_t errlen)
+{
+	jv a = jv_array();
+	int rc = 0;
+	jv_array_foreach(paths, i, p)
+	{
+		struct lwm2m_path lp;
+		if (jv_get_kind(p) != JV_KIND_STRING || lwm2m_path_parse(jv_string_value(p), &lp) < 0) {
+			snprintf(err, errlen, "paths[%d] is not an LwM2M path", i);
+			rc = -1;
+		} else {
+			char buf[LWM2M_PATH_STRLEN];
+			a = jv_array_append(a, jv_object_set(jv_object(), jv_string("n"),
+			                                     jv_string(lwm2m_path_str(&lp, buf, sizeof buf))));
+		}
+		jv_free(p);
+	}
+	if (rc == 0) {
+		jv s = jv_dump_string(a, 0);
+		rq->len = (size_t)jv_string_length_bytes(jv_copy(s));
+		rq->payload = malloc(rq->len);
+		if (rq->payload)
+			memcpy(rq->payload, jv_string_value(s), rq->len);
+		jv_free(s);
+		rq->ct = LWM2M_CT_SENML_JSON;
+	} else {
+		jv_free(a);
+	}
+	return rc;
+}
+
+enum { M_GET = 1, M_POST = 2, M_PUT = 3, M_DELETE = 4, M_FETCH = 5, M_IPATCH = 7 };
+
+static void device_command(struct lwm2m_control *c, uint64_t client, jv cmd, const char *op, unsigned long lineno)
+{
+	const char *ep = jl_str(cmd, "ep");
+	const char *ps = jl_str(cmd, "path");
+	struct lwm2m_path path = {0};
+	char err[256];
+	int composite = strstr(op, "-composite") != NULL;
+	if (!ep) {
+		bad_command(c, client, cmd, lineno, "%s needs \"ep\" (a string)", op);
+		return;
+	}
+	if (!composite || strcmp(op, "cancel-observe") == 0) {
+		if (!ps || lwm2m_path_parse(ps, &path) < 0) {
+			bad_command(c, client, cmd, lineno, "%s needs \"path\" (an LwM2M path like /3/0/9)", op);
+			return;
+		}
+	}
+	const char *fmt = jl_str(cmd, "format");
+	int fmt_ct = -1;
+	if (fmt && (fmt_ct = lwm2m_ct_parse(fmt)) < 0) {
+		bad_command(c, client, cmd, lineno, "unknown format %s", fmt);
+		return;
+	}
+	jv tmo = jl_get(cmd, "timeout");
+	double timeout = jv_get_kind(tmo) == JV_KIND_NUMBER ? jv_number_value(tmo) : 0;
+	int tmo_bad = jv_is_valid(tmo) && (jv_get_kind(tmo) != JV_KIND_NUMBER || timeout <= 0);
+	jv_free(tmo);
+	if (tmo_bad) {
+		bad_command(c, client, cmd, lineno, "timeout must be a positive number of seconds");
+		return;
+	}
+	if (strcmp(op, "cancel-observe") == 0 || strcmp(op, "cancel-observe-composite") == 0) {
+		char key[4096];
+		if (composite) {
+			jv paths = jl_get(cmd, "paths");
+			if (jv_get_kind(paths) != JV_KIND_ARRAY) {
+				jv_free(paths);
+				bad_command(c, client, cmd, lineno, "%s needs \"paths\" (an array)", op);
+				return;
+			}
+			jv d = jv_dump_string(paths, 0);
+			snprintf(key, sizeof key, "%s", jv_string_value(d));
+			jv_free(d);
+		} else {
+			snprintf(key, sizeof key, "%s", ps);
+		}
+		if (lwm2m_server_cancel_observe(c->srv, ep, key, client, jv_copy(cmd)) < 0) {
+			jv r = response_base(cmd, NULL);
+			jv_free(cmd);
+			r = jv_object_set(r, jv_string("code"), jv_string("not-found"));
+			r = jv_object_set(r, jv_string("error"), jv_string("no such observation made on this connection"));
+			send_line(c, client, r);
+		} else {
+			jv_free(cmd);
+		}
+		return;
+	}
+
+	struct lwm2m_reg *g = lwm2m_server_find(c->srv, ep);
+	struct lwm2m_request *rq = lwm2m_request_new(jv_copy(cmd), client);
+	if (!rq) {
+		bad_command(c, client, cmd, lineno, "out of memory");
+		return;
+	}
+	rq->path = path;
+	rq->timeout = timeout;
+	int wct = fmt_ct >= 0 ? fmt_ct : g ? device_ct(g) : LWM2M_CT_SENML_JSON;
+	char *eerr = NULL;
+	int bad = 0;
+	if (strcmp(op, "read") == 0 || strcmp(op, "observe") == 0) {
+		rq->method = M_GET;
+		rq->accept = fmt_ct;
+		if (op[0] == 'o')
+			rq->observe = 0;
+	} else if (strcmp(op, "discover") == 0) {
+		rq->method = M_GET;
+		rq->accept = LWM2M_CT_LINK;
+	} else if (strcmp(op, "delete") == 0) {
+		rq->method = M_DELETE;
+	} else if (strcmp(op, "execute") == 0) {
+		rq->method = M_POST;
+		const char *args = jl_str(cmd, "args");
+		if (path.len != 3) {
+			snprintf(err, sizeof err, "execute needs a resource path");
+			bad = 1;
+		} else if (args) {
+			rq->payload = (uint8_t *)strdup(args);
+			rq->len = strlen(args);
+			rq->ct = LWM2M_CT_TEXT;
+		}
+	} else if (strcmp(op, "write") == 0) {
+		jv value = jl_get(cmd, "value"), values = jl_get(cmd, "values");
+		jv rep = jl_get(cmd, "replace");
+		int replace = jv_get_kind(rep) == JV_KIND_TRUE;
+		jv_free(rep);
+		char key[LWM2M_PATH_STRLEN];
+		lwm2m_path_str(&path, key, sizeof key);
+		if (jv_is_valid(value) && path.len >= 3) {
+			rq->method = M_PUT;
+			jv_free(values);
+			values = jv_object_set(jv_object(), jv_string(key), value);
+		} else if (jv_get_kind(values) == JV_KIND_OBJECT && path.len >= 2) {
+			jv_free(value);
+			rq->method = replace || path.len >= 3 ? M_PUT : M_POST;
+		} else {
+			jv_free(value);
+			jv_free(values);
+			values = jv_invalid();
+			snprintf(err, sizeof err, "write needs \"value\" with a resource path, or \"values\" (an object) "
+			                          "with an instance or resource path");
+			bad = 1;
+		}
+		if (!bad && encode_values(rq, wct, &path, values, &eerr) < 0) {
+			snprintf(err, sizeof err, "%s", eerr ? eerr : "cannot encode the values");
+			bad = 1;
+		}
+	} else if (strcmp(op, "create") == 0) {
+		jv values = jl_get(cmd, "values");
+		rq->method = M_POST;
+		if (path.len != 1 || jv_get_kind(values) != JV_KIND_OBJECT) {
+			jv_free(values);
+			snprintf(err, sizeof err, "create needs an object path and \"values\" (an object)");
+			bad = 1;
+		} else {
+			/* "/O/R" keys: the device picks the instance; encode them as instance 0's resources */
+			struct lwm2m_path base = path;
+			jv fixed = jv_object();
+			int short_keys = 0;
+			jv_object_foreach(values, k, v)
+			{
+				struct lwm2m_path kp;
+				if (lwm2m_path_parse(jv_string_value(k), &kp) == 0 && kp.len == 2 && kp.id[0] == path.id[0]) {
+					char nk[LWM2M_PATH_STRLEN];
+					snprintf(nk, sizeof nk, "/%u/0/%u", kp.id[0], kp.id[1]);
+					fixed = jv_object_set(fixed, jv_string(nk), v);
+					short_keys = 1;
+					jv_free(k);
+				} else {
+					fixed = jv_object_set(fixed, k, v);
+				}
+			}
+			jv_free(values);
+			if (short_keys) {
+				base.len = 2;
+				base.id[1] = 0;
+			}
+			if (encode_values(rq, wct, &base, fixed, &eerr) < 0) {
+				snprintf(err, sizeof err, "%s", eerr ? eerr : "cannot encode the values");
+				bad = 1;
+			}
+		}
+	} else if (strcmp(op, "write-attributes") == 0) {
+		jv attrs = jl_get(cmd, "attributes");
+		rq->method = M_PUT;
+		if (jv_get_kind(attrs) != JV_KIND_OBJECT) {
+			snprintf(err, sizeof err, "write-attributes needs \"attributes\" (an object)");
+			bad = 1;
+		} else if (add_attributes(rq, jv_copy(attrs), err, sizeof err) < 0) {
+			bad = 1;
+		}
+		jv_free(attrs);
+	} else if (strcmp(op, "read-composite") == 0 || strcmp(op, "observe-composite") == 0) {
+		jv paths = jl_get(cmd, "paths");
+		rq->method = M_FETCH;
+		rq->accept = fmt_ct >= 0 ? fmt_ct : LWM2M_CT_SENML_JSON;
+		if (op[0] == 'o')
+			rq->observe = 0;
+		if (jv_get_kind(paths) != JV_KIND_ARRAY || jv_array_length(jv_copy(paths)) == 0) {
+			snprintf(err, sizeof err, "%s needs \"paths\" (a non-empty array)", op);
+			bad = 1;
+			jv_free(paths);
+		} else if (composite_names(rq, paths, err, sizeof err) < 0) {
+			bad = 1;
+		}
+	} else if (strcmp(op, "write-composite") == 0) {
+		jv values = jl_get(cmd, "values");
+		rq->method = M_IPATCH;
+		struct lwm2m_path root = {0};
+		if (jv_get_kind(values) != JV_KIND_OBJECT) {
+			jv_free(values);
+			snprintf(err, sizeof err, "write-composite needs \"values\" (an object)");
+			bad = 1;
+		} else if (encode_values(rq, fmt_ct >= 0 ? fmt_ct : LWM2M_CT_SENML_JSON, &root, values, &eerr) < 0) {
+			snprintf(err, sizeof err, "%s", eerr ? eerr : "cannot encode the values");
+			bad = 1;
+		}
+	} else {
+		snprintf(err, sizeof err, "unknown op %s", op);
+		bad = 1;
+	}
+	free(eerr);
+	if (bad) {
+		lwm2m_request_free(rq);
+		bad_command(c, client, cmd, lineno, "%s", err);
+		return;
+	}
+	jv_free(cmd);
+	lwm2m_server_submit(c->srv, ep, rq);
+}
+
+static void list_command(struct lwm2m_control *c, uint64_t client, jv cmd)
+{
+	const struct lwm2m_registry *r = lwm2m_server_registry(c->srv);
+	const char *ep = jl_str(cmd, "ep");
+	jv a = jv_array();
+	size_t b;
+	for (struct lwm2m_reg *g = lwm2m_reg_first(r, &b); g; g = lwm2m_reg_next(r, g, &b))
+		if (!ep || strcmp(ep, g->ep) == 0)
+			a = jv_array_append(a, lwm2m_server_reg_json(c->srv, g));
+	jv resp = response_base(cmd, NULL);
+	jv_free(cmd);
+	resp = jv_object_set(resp, jv_string("code"), jv_string("2.05"));
+	resp = jv_object_set(resp, jv_string("registrations"), a);
+	send_line(c, client, resp);
+}
+
+void lwm2m_control_command(struct lwm2m_control *c, uint64_t client, const char *line, size_t len,
+                           unsigned long lineno)
+{
+	size_t i = 0;
+	while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
+		i++;
+	if (i == len)
+		return; /* blank lines are allowed between commands */
+	jv cmd = jsonl_parse_object(line, len);
+	if (!jv_is_valid(cmd)) {
+		jv msg = jv_invalid_get_msg(cmd);
+		bad_command(c, client, jv_null(), lineno, "%s",
+		            jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg) : "unreadable");
+		jv_free(msg);
+		return;
+	}
+	jv id = jl_get(cmd, "id");
+	jv_kind k = jv_get_kind(id);
+	jv_free(id);
+	if (k == JV_KIND_OBJECT || k == JV_KIND_ARRAY) {
+		jv_free(cmd);
+		bad_command(c, client, jv_null(), lineno, "id must be a scalar");
+		return;
+	}
+	const char *op = jl_str(cmd, "op");
+	if (!op) {
+		bad_command(c, client, cmd, lineno, "missing \"op\" (a string)");
+		return;
+	}
+	if (strcmp(op, "list") == 0) {
+		list_command(c, client, cmd);
+	} else if (strcmp(op, "stats") == 0) {
+		jv r = response_base(cmd, NULL);
+		jv_free(cmd);
+		r = jv_object_set(r, jv_string("code"), jv_string("2.05"));
+		jv st = lwm2m_server_stats(c->srv);
+		int subs = 0;
+		for (struct client *cl = c->clients; cl; cl = cl->next)
+			subs += cl->subscribed;
+		st = jv_object_set(st, jv_string("connections"), jv_number((double)c->nclients));
+		st = jv_object_set(st, jv_string("subscribers"), jv_number(subs));
+		jv_object_foreach(st, key, v) r = jv_object_set(r, key, v);
+		jv_free(st);
+		send_line(c, client, r);
+	} else if (strcmp(op, "subscribe") == 0 || strcmp(op, "unsubscribe") == 0) {
+		struct client *cl = find_client(c, client);
+		jv r = response_base(cmd, NULL);
+		jv_free(cmd);
+		if (!cl) {
+			/* stdin's answers and events both go to stdout already */
+			r = jv_object_set(r, jv_string("code"), jv_string("2.05"));
+		} else {
+			cl->subscribed = op[0] == 's';
+			r = jv_object_set(r, jv_string("code"), jv_string("2.05"));
+		}
+		send_line(c, client, r);
+	} else {
+		device_command(c, client, cmd, op, lineno);
+	}
+}
+
+/* ---- descriptors ---- */
+
+size_t lwm2m_control_npoll(const struct lwm2m_control *c)
+{
+	return 1 + (c->lfd >= 0) + c->nclients;
+}
+
+void lwm2m_control_poll_setup(struct lwm2m_control *c, struct pollfd *fds)
+{
+	size_t i = 0;
+	fds[i].fd = c->read_stdin && !c->in.eof ? STDIN_FILENO : -1;
+	fds[i++].events = POLLIN;
+	if (c->lfd >= 0) {
+		fds[i].fd = c->lfd;
+		fds[i++].events = POLLIN;
+	}
+	for (struct client *cl = c->clients; cl; cl = cl->next, i++) {
+		fds[i].fd = cl->fd;
+		fds[i].events = (short)((cl->closing ? 0 : POLLIN) | (cl->outlen ? POLLOUT : 0));
+	}
+}
+
+static void read_lines(struct lwm2m_control *c, uint64_t id, struct linereader *lr)
+{
+	char *line;
+	size_t len;
+	int k;
+	while ((k = lr_next(lr, &line, &len)) != LR_NEED_MORE) {
+		if (k == LR_TOOLONG)
+			bad_command(c, id, jv_null(), lr->lineno, "line longer than %zu bytes", lr->max_line);
+		else
+			lwm2m_control_command(c, id, line, len, lr->lineno);
+		/* a command may have closed this very connection's peer; it is still ours here */
+	}
+}
+
+static void drop_client(struct lwm2m_control *c, struct client *cl)
+{
+	struct client **pp;
+	for (pp = &c->clients; *pp; pp = &(*pp)->next)
+		if (*pp == cl) {
+			*pp = cl->next;
+			break;
+		}
+	c->nclients--;
+	if (c->srv)
+		lwm2m_server_client_gone(c->srv, cl->id);
+	client_free(cl);
+}
+
+void lwm2m_control_poll_done(struct lwm2m_control *c, const struct pollfd *fds)
+{
+	size_t i = 0;
+	if (fds[i].fd >= 0 && (fds[i].revents & (POLLIN | POLLHUP | POLLERR))) {
+		ssize_t n = lr_fill(&c->in);
+		if (n < 0 && errno != EAGAIN) {
+			log_warn("unable to read stdin: %s", strerror(errno));
+			c->in.eof = 1;
+		}
+		read_lines(c, 0, &c->in);
+	}
+	i++;
+	if (c->lfd >= 0) {
+		if (fds[i].revents & POLLIN) {
+			for (int k = 0; k < 16; k++) {
+				int fd = accept4(c->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+				if (fd < 0) {
+					if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+						log_warn("unable to accept a control connection: %s", strerror(errno));
+					break;
+				}
+				struct client *cl = calloc(1, sizeof *cl);
+				if (!cl) {
+					close(fd);
+					break;
+				}
+				cl->id = c->next_id++;
+				cl->fd = fd;
+				lr_init(&cl->lr, fd, LINE_MAX_CMD);
+				/* appended: the pollfd order below must match the list order */
+				struct client **pp = &c->clients;
+				while (*pp)
+					pp = &(*pp)->next;
+				*pp = cl;
+				c->nclients++;
+				log_debug("control connection %llu opened", (unsigned long long)cl->id);
+			}
+		}
+		i++;
+	}
+	/* the clients polled are the first ones of the list (new ones were appended) */
+	struct client *cl = c->clients, *next;
+	size_t npolled = lwm2m_control_npoll(c);
+	for (; cl && i < npolled; cl = next, i++) {
+		next = cl->next;
+		if (fds[i].fd != cl->fd)
+			break; /* accepted during this round: not polled yet */
+		short re = fds[i].revents;
+		if (re & POLLOUT && cl->outlen) {
+			ssize_t w = send(cl->fd, cl->out, cl->outlen, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (w > 0) {
+				memmove(cl->out, cl->out + w, cl->outlen - (size_t)w);
+				cl->outlen -= (size_t)w;
+			} else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+				drop_client(c, cl);
+				continue;
+			}
+		}
+		if (re & (POLLIN | POLLHUP | POLLERR) && !cl->closing) {
+			ssize_t n = lr_fill(&cl->lr);
+			if (n < 0 && errno != EAGAIN && errno != EINTR) {
+				drop_client(c, cl);
+				continue;
+			}
+			read_lines(c, cl->id, &cl->lr);
+			if (cl->lr.eof)
+				cl->closing = 1;
+		}
+		/* a peer that closed its write side may still wait for answers: keep it while it
+		 * has requests pending or observations running */
+		if (cl->closing && ((!cl->outlen && !lwm2m_server_client_requests(c->srv, cl->id)) || re & POLLERR)) {
+			drop_client(c, cl);
+			continue;
+		}
+	}
+}

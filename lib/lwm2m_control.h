@@ -1,0 +1,34 @@
+/* lwm2m-listen's command side: the control socket (a Unix stream socket) and stdin. Each line is
+ * a JSON command; each gets one response line (observations: one per notification too) on the
+ * connection it came from. Events go to stdout and to every connection that subscribed. */
+#ifndef LWM2M_CONTROL_H
+#define LWM2M_CONTROL_H
+
+#include "lwm2m_server.h"
+
+#include <jv.h>
+#include <poll.h>
+#include <stddef.h>
+
+struct lwm2m_control;
+
+/* path: the control socket to create (NULL: none); read_stdin: take commands on stdin too.
+ * NULL with a logged reason when the socket cannot be made. */
+struct lwm2m_control *lwm2m_control_new(const char *path, int read_stdin);
+void lwm2m_control_set_server(struct lwm2m_control *c, struct lwm2m_server *s);
+void lwm2m_control_free(struct lwm2m_control *c);
+
+/* Callbacks for the server (struct lwm2m_server_cb, ud = the control). */
+void lwm2m_control_event(jv ev, void *ud);
+void lwm2m_control_reply(struct lwm2m_request *rq, const struct lwm2m_reply *rep, void *ud);
+
+/* poll(2) integration: how many descriptors, fill them, then handle what poll reported. */
+size_t lwm2m_control_npoll(const struct lwm2m_control *c);
+void lwm2m_control_poll_setup(struct lwm2m_control *c, struct pollfd *fds);
+void lwm2m_control_poll_done(struct lwm2m_control *c, const struct pollfd *fds);
+
+/* Handle one command line from client (0: stdin, answered on stdout). Exposed for tests. */
+void lwm2m_control_command(struct lwm2m_control *c, uint64_t client, const char *line, size_t len,
+                           unsigned long lineno);
+
+#endif

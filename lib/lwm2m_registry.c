@@ -1,0 +1,477 @@
+#include "lwm2m_registry.h"
+
+#include "fsutil.h"
+#include "jsonl.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	while (*s) {
+		h ^= (unsigned char)*s++;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static size_t hash_id(uint32_t id)
+{
+	uint64_t x = id * 0x9E3779B97F4A7C15ULL;
+	return (size_t)(x >> 20);
+}
+
+void lwm2m_registry_init(struct lwm2m_registry *r)
+{
+	memset(r, 0, sizeof *r);
+}
+
+static int grow(struct lwm2m_registry *r)
+{
+	size_t n = r->nbuckets ? r->nbuckets * 2 : 1024;
+	struct lwm2m_reg **e = calloc(n, sizeof *e), **i = calloc(n, sizeof *i);
+	if (!e || !i) {
+		free(e);
+		free(i);
+		return -1;
+	}
+	for (size_t b = 0; b < r->nbuckets; b++) {
+		struct lwm2m_reg *g, *next;
+		for (g = r->by_ep[b]; g; g = next) {
+			next = g->next_ep;
+			size_t h = hash_str(g->ep) & (n - 1);
+			g->next_ep = e[h];
+			e[h] = g;
+		}
+		for (g = r->by_id[b]; g; g = next) {
+			next = g->next_id;
+			size_t h = hash_id(g->id) & (n - 1);
+			g->next_id = i[h];
+			i[h] = g;
+		}
+	}
+	free(r->by_ep);
+	free(r->by_id);
+	r->by_ep = e;
+	r->by_id = i;
+	r->nbuckets = n;
+	return 0;
+}
+
+struct lwm2m_reg *lwm2m_reg_by_ep(const struct lwm2m_registry *r, const char *ep)
+{
+	if (!r->nbuckets)
+		return NULL;
+	for (struct lwm2m_reg *g = r->by_ep[hash_str(ep) & (r->nbuckets - 1)]; g; g = g->next_ep)
+		if (strcmp(g->ep, ep) == 0)
+			return g;
+	return NULL;
+}
+
+struct lwm2m_reg *lwm2m_reg_by_id(const struct lwm2m_registry *r, uint32_t id)
+{
+	if (!r->nbuckets || id == 0)
+		return NULL;
+	for (struct lwm2m_reg *g = r->by_id[hash_id(id) & (r->nbuckets - 1)]; g; g = g->next_id)
+		if (g->id == id)
+			return g;
+	return NULL;
+}
+
+uint32_t lwm2m_reg_id_parse(const char *s, size_t len)
+{
+	if (len != 8)
+		return 0;
+	uint32_t v = 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+		if (d < 0)
+			return 0;
+		v = v << 4 | (uint32_t)d;
+	}
+	return v;
+}
+
+void lwm2m_reg_id_str(uint32_t id, char buf[9])
+{
+	snprintf(buf, 9, "%08x", id);
+}
+
+struct lwm2m_reg *lwm2m_reg_new(struct lwm2m_registry *r, const char *ep, uint32_t id)
+{
+	size_t n = strlen(ep);
+	struct lwm2m_reg *g = calloc(1, sizeof *g + n + 1);
+	if (!g)
+		return NULL;
+	memcpy(g->ep, ep, n + 1);
+	while (id == 0 || lwm2m_reg_by_id(r, id))
+		id = arc4random();
+	g->id = id;
+	g->version = 10;
+	strcpy(g->binding, "U");
+	return g;
+}
+
+void lwm2m_reg_insert(struct lwm2m_registry *r, struct lwm2m_reg *g)
+{
+	if (r->count >= r->nbuckets && grow(r) < 0 && !r->nbuckets)
+		die(EXIT_TEMPORARY, "unable to allocate the registration table");
+	size_t h = hash_str(g->ep) & (r->nbuckets - 1);
+	g->next_ep = r->by_ep[h];
+	r->by_ep[h] = g;
+	h = hash_id(g->id) & (r->nbuckets - 1);
+	g->next_id = r->by_id[h];
+	r->by_id[h] = g;
+	r->count++;
+}
+
+void lwm2m_reg_unlink(struct lwm2m_registry *r, struct lwm2m_reg *g)
+{
+	struct lwm2m_reg **pp;
+	for (pp = &r->by_ep[hash_str(g->ep) & (r->nbuckets - 1)]; *pp; pp = &(*pp)->next_ep)
+		if (*pp == g) {
+			*pp = g->next_ep;
+			break;
+		}
+	for (pp = &r->by_id[hash_id(g->id) & (r->nbuckets - 1)]; *pp; pp = &(*pp)->next_id)
+		if (*pp == g) {
+			*pp = g->next_id;
+			break;
+		}
+	g->next_ep = g->next_id = NULL;
+	r->count--;
+}
+
+void lwm2m_reg_free(struct lwm2m_reg *g)
+{
+	if (!g)
+		return;
+	free(g->objects);
+	free(g->sms);
+	free(g->identity);
+	free(g);
+}
+
+struct lwm2m_reg *lwm2m_reg_first(const struct lwm2m_registry *r, size_t *bucket)
+{
+	for (*bucket = 0; *bucket < r->nbuckets; (*bucket)++)
+		if (r->by_ep[*bucket])
+			return r->by_ep[*bucket];
+	return NULL;
+}
+
+struct lwm2m_reg *lwm2m_reg_next(const struct lwm2m_registry *r, struct lwm2m_reg *g, size_t *bucket)
+{
+	if (g->next_ep)
+		return g->next_ep;
+	for ((*bucket)++; *bucket < r->nbuckets; (*bucket)++)
+		if (r->by_ep[*bucket])
+			return r->by_ep[*bucket];
+	return NULL;
+}
+
+void lwm2m_registry_free(struct lwm2m_registry *r, void (*on_free)(struct lwm2m_reg *, void *), void *ud)
+{
+	for (size_t b = 0; b < r->nbuckets; b++) {
+		struct lwm2m_reg *g, *next;
+		for (g = r->by_ep[b]; g; g = next) {
+			next = g->next_ep;
+			if (on_free)
+				on_free(g, ud);
+			lwm2m_reg_free(g);
+		}
+	}
+	free(r->by_ep);
+	free(r->by_id);
+	memset(r, 0, sizeof *r);
+}
+
+void lwm2m_addr_str(const union lwm2m_addr *a, char *buf, size_t size)
+{
+	char host[INET6_ADDRSTRLEN];
+	if (a->sa.sa_family == AF_INET) {
+		inet_ntop(AF_INET, &a->sin.sin_addr, host, sizeof host);
+		snprintf(buf, size, "%s:%u", host, ntohs(a->sin.sin_port));
+	} else if (a->sa.sa_family == AF_INET6) {
+		inet_ntop(AF_INET6, &a->sin6.sin6_addr, host, sizeof host);
+		snprintf(buf, size, "[%s]:%u", host, ntohs(a->sin6.sin6_port));
+	} else {
+		snprintf(buf, size, "unknown");
+	}
+}
+
+int lwm2m_addr_parse(const char *s, union lwm2m_addr *a)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon;
+	memset(a, 0, sizeof *a);
+	if (*s == '[') {
+		const char *rb = strchr(s, ']');
+		if (!rb || rb[1] != ':' || (size_t)(rb - s - 1) >= sizeof host)
+			return -1;
+		memcpy(host, s + 1, (size_t)(rb - s - 1));
+		host[rb - s - 1] = 0;
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon || (size_t)(colon - s) >= sizeof host)
+			return -1;
+		memcpy(host, s, (size_t)(colon - s));
+		host[colon - s] = 0;
+	}
+	char *end;
+	unsigned long port = strtoul(colon + 1, &end, 10);
+	if (*end || port > 65535 || end == colon + 1)
+		return -1;
+	if (inet_pton(AF_INET, host, &a->sin.sin_addr) == 1) {
+		a->sin.sin_family = AF_INET;
+		a->sin.sin_port = htons((uint16_t)port);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &a->sin6.sin6_addr) == 1) {
+		a->sin6.sin6_family = AF_INET6;
+		a->sin6.sin6_port = htons((uint16_t)port);
+		return 0;
+	}
+	return -1;
+}
+
+int lwm2m_addr_equal(const union lwm2m_addr *a, const union lwm2m_addr *b)
+{
+	if (a->sa.sa_family != b->sa.sa_family)
+		return 0;
+	if (a->sa.sa_family == AF_INET)
+		return a->sin.sin_port == b->sin.sin_port && a->sin.sin_addr.s_addr == b->sin.sin_addr.s_addr;
+	if (a->sa.sa_family == AF_INET6)
+		return a->sin6.sin6_port == b->sin6.sin6_port &&
+		       memcmp(&a->sin6.sin6_addr, &b->sin6.sin6_addr, sizeof a->sin6.sin6_addr) == 0;
+	return 0;
+}
+
+const char *lwm2m_sec_name(int sec)
+{
+	static const char *const names[] = {"nosec", "psk", "rpk", "x509"};
+	return sec >= 0 && sec < 4 ? names[sec] : "nosec";
+}
+
+static int sec_parse(const char *s)
+{
+	for (int i = 0; i < 4; i++)
+		if (strcmp(s, lwm2m_sec_name(i)) == 0)
+			return i;
+	return -1;
+}
+
+jv lwm2m_reg_objects_json(const struct lwm2m_reg *g)
+{
+	jv a = jv_array_sized((int)g->nobjects);
+	char buf[16];
+	for (uint32_t i = 0; i < g->nobjects; i++) {
+		uint32_t k = g->objects[i];
+		if ((k & 0xffff) == 0xffff)
+			snprintf(buf, sizeof buf, "/%u", k >> 16);
+		else
+			snprintf(buf, sizeof buf, "/%u/%u", k >> 16, k & 0xffff);
+		a = jv_array_append(a, jv_string(buf));
+	}
+	return a;
+}
+
+int lwm2m_reg_has_path(const struct lwm2m_reg *g, const uint16_t *id, int len)
+{
+	if (len == 0)
+		return 1;
+	uint32_t lo = (uint32_t)id[0] << 16, hi = lo | 0xffff;
+	size_t a = 0, b = g->nobjects;
+	while (a < b) { /* first key >= lo */
+		size_t m = (a + b) / 2;
+		if (g->objects[m] < lo)
+			a = m + 1;
+		else
+			b = m;
+	}
+	for (size_t i = a; i < g->nobjects && g->objects[i] <= hi; i++) {
+		if (len == 1 || (g->objects[i] & 0xffff) == id[1])
+			return 1;
+	}
+	return 0;
+}
+
+jv lwm2m_reg_json(const struct lwm2m_reg *g)
+{
+	char id[9], addr[64];
+	lwm2m_reg_id_str(g->id, id);
+	lwm2m_addr_str(&g->addr, addr, sizeof addr);
+	jv o = jv_object();
+	o = jv_object_set(o, jv_string("ep"), jv_string(g->ep));
+	o = jv_object_set(o, jv_string("reg"), jv_string(id));
+	o = jv_object_set(o, jv_string("lt"), jv_number(g->lt));
+	o = jv_object_set(o, jv_string("lwm2m"), jv_string_fmt("%u.%u", g->version / 10, g->version % 10));
+	o = jv_object_set(o, jv_string("b"), jv_string(g->binding));
+	o = jv_object_set(o, jv_string("queue"), jv_bool(g->queue));
+	if (g->sms)
+		o = jv_object_set(o, jv_string("sms"), jv_string(g->sms));
+	o = jv_object_set(o, jv_string("objects"), lwm2m_reg_objects_json(g));
+	if (g->nct) {
+		jv ct = jv_array();
+		for (int i = 0; i < g->nct; i++)
+			ct = jv_array_append(ct, jv_number(g->ct[i]));
+		o = jv_object_set(o, jv_string("ct"), ct);
+	}
+	o = jv_object_set(o, jv_string("addr"), jv_string(addr));
+	o = jv_object_set(o, jv_string("sec"), jv_string(lwm2m_sec_name(g->sec)));
+	if (g->identity)
+		o = jv_object_set(o, jv_string("identity"), jv_string(g->identity));
+	return o;
+}
+
+int lwm2m_registry_save(const struct lwm2m_registry *r, const char *path)
+{
+	size_t cap = 4096 + r->count * 256, len = 0;
+	char *buf = malloc(cap);
+	if (!buf)
+		return -1;
+	size_t b;
+	for (struct lwm2m_reg *g = lwm2m_reg_first(r, &b); g; g = lwm2m_reg_next(r, g, &b)) {
+		jv o = lwm2m_reg_json(g);
+		o = jv_object_set(o, jv_string("registered"), jv_number(g->registered));
+		o = jv_object_set(o, jv_string("updated"), jv_number(g->updated));
+		jv s = jv_dump_string(o, 0);
+		size_t n = (size_t)jv_string_length_bytes(jv_copy(s));
+		if (len + n + 2 > cap) {
+			size_t ncap = (len + n + 2) * 2;
+			char *nb = realloc(buf, ncap);
+			if (!nb) {
+				jv_free(s);
+				free(buf);
+				errno = ENOMEM;
+				return -1;
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		memcpy(buf + len, jv_string_value(s), n);
+		len += n;
+		buf[len++] = '\n';
+		jv_free(s);
+	}
+	int rc = fs_write_atomic(path, buf, len);
+	int e = errno;
+	free(buf);
+	errno = e;
+	return rc;
+}
+
+static int version_parse(const char *s)
+{
+	if (!s || s[0] < '1' || s[0] > '9' || s[1] != '.' || s[2] < '0' || s[2] > '9' || s[3])
+		return -1;
+	return (s[0] - '0') * 10 + (s[2] - '0');
+}
+
+/* One saved line back into a registration; NULL (logged) if it does not make sense. */
+static struct lwm2m_reg *from_json(struct lwm2m_registry *r, jv o, unsigned long lineno, const char *path)
+{
+	const char *ep = jl_str(o, "ep"), *id = jl_str(o, "reg"), *addr = jl_str(o, "addr");
+	const char *b = jl_str(o, "b"), *sec = jl_str(o, "sec");
+	int ver = version_parse(jl_str(o, "lwm2m"));
+	uint32_t rid = id ? lwm2m_reg_id_parse(id, strlen(id)) : 0;
+	union lwm2m_addr a;
+	if (!ep || !*ep || strlen(ep) > LWM2M_EP_MAX || !rid || !addr || lwm2m_addr_parse(addr, &a) < 0 ||
+	    !b || strlen(b) >= 8 || ver < 0 || lwm2m_reg_by_ep(r, ep) || lwm2m_reg_by_id(r, rid)) {
+		log_warn("%s: line %lu: not a registration I can restore, skipped", path, lineno);
+		return NULL;
+	}
+	struct lwm2m_reg *g = lwm2m_reg_new(r, ep, rid);
+	if (!g)
+		return NULL;
+	g->addr = a;
+	g->lt = (uint32_t)jl_num(o, "lt", 86400);
+	g->version = (uint8_t)ver;
+	snprintf(g->binding, sizeof g->binding, "%s", b);
+	jv q = jl_get(o, "queue");
+	g->queue = jv_get_kind(q) == JV_KIND_TRUE;
+	jv_free(q);
+	g->sec = (uint8_t)(sec && sec_parse(sec) > 0 ? sec_parse(sec) : 0);
+	g->registered = jl_num(o, "registered", 0);
+	g->updated = jl_num(o, "updated", 0);
+	const char *sms = jl_str(o, "sms"), *ident = jl_str(o, "identity");
+	if (sms)
+		g->sms = strdup(sms);
+	if (ident)
+		g->identity = strdup(ident);
+	jv ct = jl_get(o, "ct");
+	if (jv_get_kind(ct) == JV_KIND_ARRAY) {
+		jv_array_foreach(ct, i, c) {
+			if (jv_get_kind(c) == JV_KIND_NUMBER && g->nct < 4)
+				g->ct[g->nct++] = (uint16_t)jv_number_value(c);
+			jv_free(c);
+		}
+	}
+	jv_free(ct);
+	jv objs = jl_get(o, "objects");
+	if (jv_get_kind(objs) == JV_KIND_ARRAY) {
+		int n = jv_array_length(jv_copy(objs));
+		g->objects = n > 0 ? calloc((size_t)n, sizeof *g->objects) : NULL;
+		jv_array_foreach(objs, i, s) {
+			unsigned o1, i1;
+			char extra;
+			if (g->objects && jv_get_kind(s) == JV_KIND_STRING) {
+				const char *p = jv_string_value(s);
+				if (sscanf(p, "/%u/%u%c", &o1, &i1, &extra) == 2 && o1 <= 65534 && i1 <= 65534)
+					g->objects[g->nobjects++] = o1 << 16 | i1;
+				else if (sscanf(p, "/%u%c", &o1, &extra) == 1 && o1 <= 65534)
+					g->objects[g->nobjects++] = o1 << 16 | 0xffff;
+			}
+			jv_free(s);
+		}
+	}
+	jv_free(objs);
+	return g;
+}
+
+long lwm2m_registry_load(struct lwm2m_registry *r, const char *path, double now,
+                         void (*expired)(struct lwm2m_reg *, void *), void *ud)
+{
+	char *data;
+	size_t len;
+	if (fs_read_file(path, &data, &len, (size_t)1 << 31) < 0)
+		return -1;
+	long loaded = 0;
+	unsigned long lineno = 0;
+	char *p = data, *end = data + len;
+	while (p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		lineno++;
+		if (n > 0) {
+			jv o = jsonl_parse_object(p, n);
+			if (!jv_is_valid(o)) {
+				jv msg = jv_invalid_get_msg(o);
+				log_warn("%s: line %lu: %s", path, lineno,
+				         jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg) : "invalid");
+				jv_free(msg);
+			} else {
+				struct lwm2m_reg *g = from_json(r, o, lineno, path);
+				if (g && g->updated + g->lt <= now) {
+					if (expired)
+						expired(g, ud);
+					lwm2m_reg_free(g);
+				} else if (g) {
+					lwm2m_reg_insert(r, g);
+					loaded++;
+				}
+				jv_free(o);
+			}
+		}
+		p += n + 1;
+	}
+	free(data);
+	return loaded;
+}

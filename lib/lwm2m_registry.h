@@ -1,0 +1,98 @@
+/* The LwM2M registrations lwm2m-listen holds: compact records found by endpoint name and by
+ * registration id, their expiry, and their persistence in a state directory. */
+#ifndef LWM2M_REGISTRY_H
+#define LWM2M_REGISTRY_H
+
+#include <jv.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define LWM2M_EP_MAX 255 /* longest endpoint name we accept */
+
+enum lwm2m_sec { LWM2M_SEC_NOSEC = 0, LWM2M_SEC_PSK, LWM2M_SEC_RPK, LWM2M_SEC_X509 };
+
+union lwm2m_addr {
+	struct sockaddr sa;
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+};
+
+struct lwm2m_queue;
+struct lwm2m_request;
+
+struct lwm2m_reg {
+	struct lwm2m_reg *next_ep, *next_id; /* hash chains */
+	uint32_t id;
+	uint32_t lt;            /* lifetime, seconds */
+	double registered;      /* wall clock of the Register */
+	double updated;         /* of the last Register or Update: expiry is updated + lt */
+	double awake_until;     /* queue mode: when it is considered asleep (0: asleep) */
+	uint8_t version;        /* 10, 11, 12 */
+	uint8_t queue;          /* queue mode (binding Q or the Q parameter) */
+	uint8_t sec;            /* enum lwm2m_sec */
+	uint8_t nct;
+	char binding[8];
+	uint16_t ct[4];         /* content formats it announced (rt="oma.lwm2m";ct=...) */
+	uint32_t nobjects;
+	uint32_t *objects;      /* sorted (object << 16) | instance, 0xffff for "/O" */
+	char *sms;              /* MSISDN, rarely set */
+	char *identity;         /* DTLS identity when secure */
+	union lwm2m_addr addr;
+	void *session;          /* the server's handle to reach it (NULL when restored) */
+	struct lwm2m_queue *q;  /* held requests (queue mode or not yet reachable), NULL if none */
+	struct lwm2m_request *reqs; /* every live request to it (held, in flight, observing) */
+	uint32_t nobs;          /* observations on it */
+	char ep[];
+};
+
+struct lwm2m_registry {
+	struct lwm2m_reg **by_ep, **by_id;
+	size_t nbuckets, count;
+};
+
+void lwm2m_registry_init(struct lwm2m_registry *r);
+/* Frees every registration; on_free (may be NULL) sees each one first. */
+void lwm2m_registry_free(struct lwm2m_registry *r, void (*on_free)(struct lwm2m_reg *, void *), void *ud);
+
+struct lwm2m_reg *lwm2m_reg_by_ep(const struct lwm2m_registry *r, const char *ep);
+struct lwm2m_reg *lwm2m_reg_by_id(const struct lwm2m_registry *r, uint32_t id);
+/* "4a1f0c2b" -> id; 0 if it is not a registration id we could have made. */
+uint32_t lwm2m_reg_id_parse(const char *s, size_t len);
+void lwm2m_reg_id_str(uint32_t id, char buf[9]);
+
+/* A new registration for ep (not yet in the registry), with a fresh unique id when id is 0. */
+struct lwm2m_reg *lwm2m_reg_new(struct lwm2m_registry *r, const char *ep, uint32_t id);
+void lwm2m_reg_insert(struct lwm2m_registry *r, struct lwm2m_reg *g);
+/* Unlink from both tables (the caller frees with lwm2m_reg_free). */
+void lwm2m_reg_unlink(struct lwm2m_registry *r, struct lwm2m_reg *g);
+void lwm2m_reg_free(struct lwm2m_reg *g);
+
+/* Iterate: for (g = lwm2m_reg_first(r, &i); g; g = lwm2m_reg_next(r, g, &i)) (no unlinking of
+ * the current one inside; collect first). */
+struct lwm2m_reg *lwm2m_reg_first(const struct lwm2m_registry *r, size_t *bucket);
+struct lwm2m_reg *lwm2m_reg_next(const struct lwm2m_registry *r, struct lwm2m_reg *g, size_t *bucket);
+
+/* "127.0.0.1:5683" / "[::1]:5683" */
+void lwm2m_addr_str(const union lwm2m_addr *a, char *buf, size_t size);
+int lwm2m_addr_parse(const char *s, union lwm2m_addr *a);
+int lwm2m_addr_equal(const union lwm2m_addr *a, const union lwm2m_addr *b);
+
+const char *lwm2m_sec_name(int sec);
+/* The registration as the event records show it: ep, reg, lt, lwm2m, b, queue, objects, ct,
+ * addr, sec (+ identity, sms). */
+jv lwm2m_reg_json(const struct lwm2m_reg *g);
+/* Object paths as strings, for the event and for checks ("/3/0", "/5"). */
+jv lwm2m_reg_objects_json(const struct lwm2m_reg *g);
+/* 1 if the registration announced the object instance (or the object) that path starts with. */
+int lwm2m_reg_has_path(const struct lwm2m_reg *g, const uint16_t *id, int len);
+
+/* Persistence: all registrations as JSON lines, replaced atomically. 0, or -1 with errno. */
+int lwm2m_registry_save(const struct lwm2m_registry *r, const char *path);
+/* Load a saved file; registrations whose lifetime ended before now are passed to expired (may be
+ * NULL) and dropped. Returns the number loaded, or -1 with errno (ENOENT: nothing saved). */
+long lwm2m_registry_load(struct lwm2m_registry *r, const char *path, double now,
+                         void (*expired)(struct lwm2m_reg *, void *), void *ud);
+
+#endif

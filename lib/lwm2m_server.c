@@ -1,0 +1,1322 @@
+#include "lwm2m_server.h"
+
+#include "corelink.h"
+#include "fsutil.h"
+#include "jsonl.h"
+#include "log.h"
+#include "lwm2m_codec.h"
+#include "lwm2m_queue.h"
+
+#include <coap3/coap.h>
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_PAYLOAD (64 * 1024) /* a Register payload larger than this is refused */
+#define IO_BATCH 256            /* datagrams handled per lwm2m_server_io call at most */
+
+struct lwm2m_server {
+	struct lwm2m_server_opts o;
+	struct lwm2m_server_cb cb;
+	coap_context_t *ctx;
+	coap_endpoint_t *ep;
+	struct lwm2m_registry reg;
+	struct lwm2m_stats st;
+	struct lwm2m_request **tok;  /* token hash */
+	size_t ntok, tokcount;
+	struct lwm2m_request *all;   /* every live request */
+	uint64_t next_token;
+	char state_file[PATH_MAX];
+	int dirty;
+	double last_save, last_tick;
+	unsigned long nobs, ninflight;
+};
+
+/* libcoap calls back without a user pointer for some handlers: one server per process. */
+static struct lwm2m_server *srv;
+
+double lwm2m_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double round_ms(double t)
+{
+	return (double)(long long)(t * 1000) / 1000;
+}
+
+static void emit(struct lwm2m_server *s, const char *event, struct lwm2m_reg *g, jv extra)
+{
+	jv ev = jv_object();
+	ev = jv_object_set(ev, jv_string("event"), jv_string(event));
+	if (g && (strcmp(event, "register") == 0 || strcmp(event, "update") == 0)) {
+		jv full = lwm2m_reg_json(g);
+		jv_object_foreach(full, k, v) ev = jv_object_set(ev, k, v);
+		jv_free(full);
+	} else if (g) {
+		char id[9];
+		lwm2m_reg_id_str(g->id, id);
+		ev = jv_object_set(ev, jv_string("ep"), jv_string(g->ep));
+		ev = jv_object_set(ev, jv_string("reg"), jv_string(id));
+	}
+	if (jv_get_kind(extra) == JV_KIND_OBJECT) {
+		jv_object_foreach(extra, k, v) ev = jv_object_set(ev, k, v);
+	}
+	jv_free(extra);
+	ev = jv_object_set(ev, jv_string("time"), jv_number(round_ms(lwm2m_now())));
+	s->cb.event(ev, s->cb.ud);
+}
+
+/* ---- the token table ---- */
+
+static size_t tok_slot(const struct lwm2m_server *s, uint64_t t)
+{
+	return (size_t)((t * 0x9E3779B97F4A7C15ULL) >> 24) & (s->ntok - 1);
+}
+
+static void tok_add(struct lwm2m_server *s, struct lwm2m_request *rq)
+{
+	if (s->tokcount >= s->ntok) {
+		size_t n = s->ntok ? s->ntok * 2 : 256;
+		struct lwm2m_request **t = calloc(n, sizeof *t);
+		if (t) {
+			struct lwm2m_request **old = s->tok;
+			size_t on = s->ntok;
+			s->tok = t;
+			s->ntok = n;
+			for (size_t i = 0; i < on; i++) {
+				struct lwm2m_request *r, *next;
+				for (r = old[i]; r; r = next) {
+					next = r->next_tok;
+					size_t h = tok_slot(s, r->token);
+					r->next_tok = s->tok[h];
+					s->tok[h] = r;
+				}
+			}
+			free(old);
+		} else if (!s->ntok) {
+			die(EXIT_TEMPORARY, "unable to allocate the token table");
+		}
+	}
+	size_t h = tok_slot(s, rq->token);
+	rq->next_tok = s->tok[h];
+	s->tok[h] = rq;
+	s->tokcount++;
+}
+
+static struct lwm2m_request *tok_find(struct lwm2m_server *s, uint64_t t)
+{
+	if (!s->ntok)
+		return NULL;
+	for (struct lwm2m_request *r = s->tok[tok_slot(s, t)]; r; r = r->next_tok)
+		if (r->token == t)
+			return r;
+	return NULL;
+}
+
+static void tok_del(struct lwm2m_server *s, struct lwm2m_request *rq)
+{
+	if (!rq->token || !s->ntok)
+		return;
+	for (struct lwm2m_request **pp = &s->tok[tok_slot(s, rq->token)]; *pp; pp = &(*pp)->next_tok)
+		if (*pp == rq) {
+			*pp = rq->next_tok;
+			s->tokcount--;
+			break;
+		}
+	rq->next_tok = NULL;
+}
+
+/* ---- requests ---- */
+
+struct lwm2m_request *lwm2m_request_new(jv cmd, uint64_t client)
+{
+	struct lwm2m_request *rq = calloc(1, sizeof *rq);
+	if (!rq) {
+		jv_free(cmd);
+		return NULL;
+	}
+	rq->cmd = cmd;
+	rq->client = client;
+	rq->observe = -1;
+	rq->ct = rq->accept = -1;
+	rq->cancel_cmd = jv_invalid();
+	return rq;
+}
+
+void lwm2m_request_free(struct lwm2m_request *rq)
+{
+	if (!rq)
+		return;
+	for (int i = 0; i < rq->nqueries; i++)
+		free(rq->queries[i]);
+	free(rq->payload);
+	free(rq->cancel_reason);
+	jv_free(rq->cmd);
+	jv_free(rq->cancel_cmd);
+	free(rq);
+}
+
+static void link_rq(struct lwm2m_server *s, struct lwm2m_request *rq, struct lwm2m_reg *g)
+{
+	rq->all_prev = NULL;
+	rq->all_next = s->all;
+	if (s->all)
+		s->all->all_prev = rq;
+	s->all = rq;
+	rq->reg = g;
+	rq->reg_prev = NULL;
+	rq->reg_next = g->reqs;
+	if (g->reqs)
+		g->reqs->reg_prev = rq;
+	g->reqs = rq;
+}
+
+static void unlink_reg(struct lwm2m_request *rq)
+{
+	struct lwm2m_reg *g = rq->reg;
+	if (!g)
+		return;
+	if (rq->reg_prev)
+		rq->reg_prev->reg_next = rq->reg_next;
+	else
+		g->reqs = rq->reg_next;
+	if (rq->reg_next)
+		rq->reg_next->reg_prev = rq->reg_prev;
+	rq->reg_prev = rq->reg_next = NULL;
+	rq->reg = NULL;
+}
+
+/* Report and, when final, forget the request. */
+static void reply(struct lwm2m_server *s, struct lwm2m_request *rq, struct lwm2m_reply *rep)
+{
+	if (rep->notify)
+		s->st.notifications_out++;
+	s->cb.reply(rq, rep, s->cb.ud);
+	if (!rep->final)
+		return;
+	if (rq->state == RQ_OBSERVING || rq->state == RQ_CANCELLING) {
+		s->nobs--;
+		if (rq->reg && rq->reg->nobs)
+			rq->reg->nobs--;
+	}
+	if (rq->state == RQ_INFLIGHT)
+		s->ninflight--;
+	tok_del(s, rq);
+	unlink_reg(rq);
+	if (rq->all_prev)
+		rq->all_prev->all_next = rq->all_next;
+	else if (s->all == rq)
+		s->all = rq->all_next;
+	if (rq->all_next)
+		rq->all_next->all_prev = rq->all_prev;
+	if (rq->session)
+		coap_session_release(rq->session);
+	rq->state = RQ_DONE;
+	lwm2m_request_free(rq);
+}
+
+static void reply_status(struct lwm2m_server *s, struct lwm2m_request *rq, const char *status, const char *error,
+                         int notify)
+{
+	struct lwm2m_reply rep = {.status = status, .error = error, .ct = -1, .notify = notify, .final = 1};
+	reply(s, rq, &rep);
+}
+
+static void token_bytes(uint64_t t, uint8_t b[8])
+{
+	for (int i = 7; i >= 0; i--) {
+		b[i] = (uint8_t)t;
+		t >>= 8;
+	}
+}
+
+static void release_payload(coap_session_t *session, void *p)
+{
+	(void)session;
+	free(p);
+}
+
+/* Put rq on the wire on g's session. */
+static void send_rq(struct lwm2m_server *s, struct lwm2m_reg *g, struct lwm2m_request *rq)
+{
+	coap_session_t *cs = g->session;
+	coap_pdu_t *pdu = coap_pdu_init(COAP_MESSAGE_CON, (coap_pdu_code_t)rq->method, coap_new_message_id(cs),
+	                                coap_session_max_pdu_size(cs));
+	coap_optlist_t *opts = NULL;
+	uint8_t tok[8], buf[8];
+	char seg[8];
+	if (!pdu)
+		goto fail;
+	rq->token = ++s->next_token;
+	token_bytes(rq->token, tok);
+	if (!coap_add_token(pdu, sizeof tok, tok))
+		goto fail;
+	if (rq->observe >= 0)
+		coap_insert_optlist(&opts, coap_new_optlist(COAP_OPTION_OBSERVE,
+		                                            coap_encode_var_safe(buf, sizeof buf, (unsigned)rq->observe), buf));
+	for (int i = 0; i < rq->path.len; i++) {
+		int n = snprintf(seg, sizeof seg, "%u", rq->path.id[i]);
+		coap_insert_optlist(&opts, coap_new_optlist(COAP_OPTION_URI_PATH, (size_t)n, (const uint8_t *)seg));
+	}
+	if (rq->ct >= 0 && rq->payload)
+		coap_insert_optlist(&opts, coap_new_optlist(COAP_OPTION_CONTENT_FORMAT,
+		                                            coap_encode_var_safe(buf, sizeof buf, (unsigned)rq->ct), buf));
+	for (int i = 0; i < rq->nqueries; i++)
+		coap_insert_optlist(&opts, coap_new_optlist(COAP_OPTION_URI_QUERY, strlen(rq->queries[i]),
+		                                            (const uint8_t *)rq->queries[i]));
+	if (rq->accept >= 0)
+		coap_insert_optlist(&opts, coap_new_optlist(COAP_OPTION_ACCEPT,
+		                                            coap_encode_var_safe(buf, sizeof buf, (unsigned)rq->accept), buf));
+	if (opts && !coap_add_optlist_pdu(pdu, &opts))
+		goto fail;
+	coap_delete_optlist(opts);
+	opts = NULL;
+	if (rq->payload) {
+		/* libcoap splits it into Block1 transfers when it does not fit a datagram */
+		uint8_t *p = rq->payload;
+		rq->payload = NULL;
+		if (!coap_add_data_large_request(cs, pdu, rq->len, p, release_payload, p))
+			goto fail;
+	}
+	rq->state = RQ_INFLIGHT;
+	rq->since = lwm2m_now();
+	rq->session = coap_session_reference(cs);
+	tok_add(s, rq);
+	s->ninflight++;
+	s->st.requests++;
+	if (coap_send(cs, pdu) == COAP_INVALID_MID) {
+		s->st.errors++;
+		reply_status(s, rq, "send-failed", "libcoap could not send the request", 0);
+	}
+	return;
+fail:
+	coap_delete_optlist(opts);
+	if (pdu)
+		coap_delete_pdu(pdu);
+	s->st.errors++;
+	reply_status(s, rq, "send-failed", "unable to build the CoAP request", 0);
+}
+
+static int reachable(const struct lwm2m_reg *g, double now)
+{
+	return g->session && !lwm2m_queue_asleep(g, now);
+}
+
+static void flush_held(struct lwm2m_server *s, struct lwm2m_reg *g)
+{
+	struct lwm2m_request *rq;
+	while (reachable(g, lwm2m_now()) && (rq = lwm2m_queue_pop(g)) != NULL)
+		send_rq(s, g, rq);
+}
+
+void lwm2m_server_submit(struct lwm2m_server *s, const char *ep, struct lwm2m_request *rq)
+{
+	struct lwm2m_reg *g = ep ? lwm2m_reg_by_ep(&s->reg, ep) : NULL;
+	rq->all_prev = rq->all_next = NULL;
+	if (!g) {
+		/* not linked: reply() only frees it */
+		s->st.errors++;
+		reply_status(s, rq, "unknown-endpoint", "no device is registered with this endpoint name", 0);
+		return;
+	}
+	link_rq(s, rq, g);
+	if (reachable(g, lwm2m_now()) && !g->q) {
+		send_rq(s, g, rq);
+		return;
+	}
+	rq->since = lwm2m_now();
+	rq->state = RQ_HELD;
+	if (lwm2m_queue_push(g, rq, s->o.queue_max) < 0) {
+		s->st.queue_full++;
+		reply_status(s, rq, "queue-full", "too many requests are held for this sleeping device", 0);
+		return;
+	}
+	s->st.held++;
+	if (reachable(g, lwm2m_now()))
+		flush_held(s, g);
+}
+
+/* End an observation locally; the device learns of it with a cancel when we can reach it. */
+static void end_observation(struct lwm2m_server *s, struct lwm2m_request *rq, const char *why, int tell_device)
+{
+	if (tell_device && rq->reg && rq->reg->session && rq->session == rq->reg->session) {
+		uint8_t tok[8];
+		token_bytes(rq->token, tok);
+		coap_binary_t b = {sizeof tok, tok};
+		coap_cancel_observe(rq->session, &b, COAP_MESSAGE_NON);
+	}
+	reply_status(s, rq, "cancelled", why, 1);
+}
+
+int lwm2m_server_cancel_observe(struct lwm2m_server *s, const char *ep, const char *path, uint64_t client, jv cmd)
+{
+	struct lwm2m_reg *g = lwm2m_reg_by_ep(&s->reg, ep);
+	struct lwm2m_request *rq;
+	for (rq = g ? g->reqs : NULL; rq; rq = rq->reg_next) {
+		if (rq->observe != 0 || rq->client != client || (rq->state != RQ_OBSERVING && rq->state != RQ_HELD &&
+		                                                 rq->state != RQ_INFLIGHT))
+			continue;
+		const char *p = jl_str(rq->cmd, "path");
+		jv paths = jl_get(rq->cmd, "paths");
+		int match = p && strcmp(p, path) == 0;
+		if (!match && jv_get_kind(paths) == JV_KIND_ARRAY) {
+			jv d = jv_dump_string(jv_copy(paths), 0);
+			match = strcmp(jv_string_value(d), path) == 0;
+			jv_free(d);
+		}
+		jv_free(paths);
+		if (match)
+			break;
+	}
+	if (!rq) {
+		jv_free(cmd);
+		return -1;
+	}
+	if (rq->state == RQ_OBSERVING && rq->session && rq->session == g->session) {
+		uint8_t tok[8];
+		token_bytes(rq->token, tok);
+		coap_binary_t b = {sizeof tok, tok};
+		if (coap_cancel_observe(rq->session, &b, COAP_MESSAGE_CON)) {
+			/* the answer to the cancelling GET goes to the cancel-observe command */
+			rq->state = RQ_CANCELLING;
+			jv_free(rq->cancel_cmd);
+			rq->cancel_cmd = cmd;
+			rq->since = lwm2m_now();
+			return 0;
+		}
+	}
+	/* held, in flight, or unreachable: forget it here; a later notification gets a Reset */
+	struct lwm2m_request *c = lwm2m_request_new(cmd, client);
+	if (c) {
+		struct lwm2m_reply rep = {.status = "cancelled", .error = "forgotten locally", .ct = -1, .final = 1};
+		s->cb.reply(c, &rep, s->cb.ud);
+		lwm2m_request_free(c);
+	}
+	if (rq->state == RQ_HELD) {
+		/* take it out of the held list */
+		struct lwm2m_queue *q = g->q;
+		struct lwm2m_request **pp;
+		for (pp = q ? &q->head : NULL; pp && *pp; pp = &(*pp)->held_next)
+			if (*pp == rq) {
+				*pp = rq->held_next;
+				if (q->tail == rq) {
+					q->tail = NULL;
+					for (struct lwm2m_request *t = q->head; t; t = t->held_next)
+						q->tail = t;
+				}
+				if (--q->len == 0) {
+					free(q);
+					g->q = NULL;
+				}
+				break;
+			}
+		rq->state = RQ_NEW;
+	}
+	end_observation(s, rq, "cancelled by cancel-observe", 0);
+	return 0;
+}
+
+unsigned long lwm2m_server_client_requests(const struct lwm2m_server *s, uint64_t client)
+{
+	unsigned long n = 0;
+	for (const struct lwm2m_request *rq = s->all; rq; rq = rq->all_next)
+		n += rq->client == client;
+	return n;
+}
+
+void lwm2m_server_client_gone(struct lwm2m_server *s, uint64_t client)
+{
+	struct lwm2m_request *rq, *next;
+	for (rq = s->all; rq; rq = next) {
+		next = rq->all_next;
+		if (rq->client != client)
+			continue;
+		if (rq->state == RQ_OBSERVING) {
+			/* nobody will read its notifications any more */
+			rq->client = UINT64_MAX;
+			end_observation(s, rq, "the connection that made it closed", 1);
+		} else {
+			rq->client = UINT64_MAX; /* answers are dropped */
+		}
+	}
+}
+
+/* ---- incoming responses ---- */
+
+static struct lwm2m_reg *session_reg(coap_session_t *cs)
+{
+	return cs ? coap_session_get_app_data(cs) : NULL;
+}
+
+static void touch(struct lwm2m_server *s, struct lwm2m_reg *g)
+{
+	if (!g)
+		return;
+	if (lwm2m_queue_touch(g, lwm2m_now(), s->o.awake_time)) {
+		emit(s, "wake", g, jv_null());
+	}
+	if (g->q)
+		flush_held(s, g);
+}
+
+static uint64_t token_of(const coap_pdu_t *pdu)
+{
+	coap_bin_const_t t = coap_pdu_get_token(pdu);
+	if (t.length != 8)
+		return 0;
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | t.s[i];
+	return v;
+}
+
+static int opt_uint(const coap_pdu_t *pdu, coap_option_num_t num, unsigned *out)
+{
+	coap_opt_iterator_t it;
+	coap_opt_t *o = coap_check_option(pdu, num, &it);
+	if (!o)
+		return 0;
+	*out = coap_decode_var_bytes(coap_opt_value(o), coap_opt_length(o));
+	return 1;
+}
+
+static coap_response_t on_response(coap_session_t *cs, const coap_pdu_t *sent, const coap_pdu_t *rcv, const coap_mid_t mid)
+{
+	struct lwm2m_server *s = srv;
+	(void)sent;
+	(void)mid;
+	struct lwm2m_request *rq = tok_find(s, token_of(rcv));
+	if (!rq || rq->state == RQ_DONE || rq->state == RQ_HELD) {
+		log_debug("response with an unknown token from %s: reset", coap_session_str(cs));
+		return COAP_RESPONSE_FAIL;
+	}
+	touch(s, session_reg(cs));
+	coap_pdu_code_t c = coap_pdu_get_code(rcv);
+	struct lwm2m_reply rep = {.code = (int)(c >> 5) * 100 + (int)(c & 0x1f), .ct = -1};
+	unsigned v, obs;
+	if (opt_uint(rcv, COAP_OPTION_CONTENT_FORMAT, &v))
+		rep.ct = (int)v;
+	size_t len = 0, off = 0, total = 0;
+	const uint8_t *data = NULL;
+	if (coap_get_data_large(rcv, &len, &data, &off, &total)) {
+		rep.data = data;
+		rep.len = len;
+	}
+	int has_obs = opt_uint(rcv, COAP_OPTION_OBSERVE, &obs);
+	coap_opt_iterator_t it;
+	coap_opt_filter_t f;
+	coap_option_filter_clear(&f);
+	coap_option_filter_set(&f, COAP_OPTION_LOCATION_PATH);
+	coap_option_iterator_init(rcv, &it, &f);
+	coap_opt_t *o;
+	size_t ll = 0;
+	while ((o = coap_option_next(&it)) != NULL && ll + coap_opt_length(o) + 2 < sizeof rep.location) {
+		rep.location[ll++] = '/';
+		memcpy(rep.location + ll, coap_opt_value(o), coap_opt_length(o));
+		ll += coap_opt_length(o);
+	}
+	rep.location[ll] = 0;
+	if (rep.code >= 400)
+		rep.error = coap_response_phrase(c);
+
+	switch (rq->state) {
+	case RQ_INFLIGHT:
+		s->st.responses++;
+		s->ninflight--;
+		if (rq->observe == 0 && has_obs && rep.code / 100 == 2) {
+			rq->state = RQ_OBSERVING;
+			s->nobs++;
+			if (rq->reg)
+				rq->reg->nobs++;
+			rep.final = 0;
+		} else {
+			rq->state = RQ_NEW; /* finished */
+			rep.final = 1;
+		}
+		reply(s, rq, &rep);
+		break;
+	case RQ_OBSERVING:
+		s->st.notifications_in++;
+		rep.notify = 1;
+		/* RFC 7641: a notification without Observe, or an error, ends it */
+		rep.final = !has_obs || rep.code / 100 != 2;
+		reply(s, rq, &rep);
+		break;
+	case RQ_CANCELLING: {
+		/* the answer to the cancelling GET goes to the cancel-observe command */
+		if (jv_is_valid(rq->cancel_cmd)) {
+			struct lwm2m_request *c = lwm2m_request_new(jv_copy(rq->cancel_cmd), rq->client);
+			if (c) {
+				struct lwm2m_reply r2 = rep;
+				r2.final = 1;
+				s->cb.reply(c, &r2, s->cb.ud);
+				lwm2m_request_free(c);
+			}
+		}
+		reply_status(s, rq, "cancelled", "cancelled by cancel-observe", 1);
+		break;
+	}
+	default:
+		break;
+	}
+	return COAP_RESPONSE_OK;
+}
+
+static void on_nack(coap_session_t *cs, const coap_pdu_t *sent, const coap_nack_reason_t reason, const coap_mid_t mid)
+{
+	struct lwm2m_server *s = srv;
+	(void)cs;
+	(void)mid;
+	if (!sent)
+		return;
+	struct lwm2m_request *rq = tok_find(s, token_of(sent));
+	if (!rq || (rq->state != RQ_INFLIGHT && rq->state != RQ_CANCELLING))
+		return;
+	const char *status = "timeout", *why = "no answer after CoAP retransmissions";
+	if (reason == COAP_NACK_RST) {
+		status = "reset";
+		why = "the device answered with a CoAP Reset";
+	} else if (reason != COAP_NACK_TOO_MANY_RETRIES) {
+		status = "send-failed";
+		why = "the message could not be delivered";
+	}
+	if (reason == COAP_NACK_TOO_MANY_RETRIES)
+		s->st.timeouts++;
+	else
+		s->st.errors++;
+	if (rq->state == RQ_CANCELLING) {
+		if (jv_is_valid(rq->cancel_cmd)) {
+			struct lwm2m_request *c = lwm2m_request_new(jv_copy(rq->cancel_cmd), rq->client);
+			if (c) {
+				struct lwm2m_reply r2 = {.status = status, .error = why, .ct = -1, .final = 1};
+				s->cb.reply(c, &r2, s->cb.ud);
+				lwm2m_request_free(c);
+			}
+		}
+		reply_status(s, rq, "cancelled", "cancelled by cancel-observe", 1);
+		return;
+	}
+	reply_status(s, rq, status, why, 0);
+}
+
+/* ---- the registration interface ---- */
+
+static void set_code(coap_pdu_t *resp, int code)
+{
+	coap_pdu_set_code(resp, COAP_RESPONSE_CODE(code));
+}
+
+static void diag(coap_pdu_t *resp, int code, const char *msg)
+{
+	set_code(resp, code);
+	/* diagnostic payload (RFC 7252 5.5.2) */
+	coap_add_data(resp, strlen(msg), (const uint8_t *)msg);
+}
+
+struct reg_params {
+	char ep[LWM2M_EP_MAX + 1];
+	int has_ep, has_lt, has_b, has_sms, has_q, version;
+	unsigned long lt;
+	char b[8];
+	char sms[32];
+};
+
+static int parse_uint(const uint8_t *v, size_t n, unsigned long max, unsigned long *out)
+{
+	unsigned long x = 0;
+	if (n == 0 || n > 10)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		x = x * 10 + (v[i] - '0');
+	}
+	if (x > max)
+		return -1;
+	*out = x;
+	return 0;
+}
+
+static int binding_ok(const char *b)
+{
+	if (!*b)
+		return 0;
+	for (const char *p = b; *p; p++)
+		if (!strchr("UMHTSNQ", *p) || strchr(p + 1, *p))
+			return 0;
+	return 1;
+}
+
+/* Query parameters of Register and Update. 0, or an error code with *why. */
+static int parse_query(const coap_pdu_t *req, struct reg_params *p, const char **why)
+{
+	coap_opt_iterator_t it;
+	coap_opt_filter_t f;
+	coap_opt_t *o;
+	memset(p, 0, sizeof *p);
+	p->version = 10;
+	coap_option_filter_clear(&f);
+	coap_option_filter_set(&f, COAP_OPTION_URI_QUERY);
+	coap_option_iterator_init(req, &it, &f);
+	while ((o = coap_option_next(&it)) != NULL) {
+		const uint8_t *v = coap_opt_value(o);
+		size_t n = coap_opt_length(o);
+		const uint8_t *eq = memchr(v, '=', n);
+		size_t kl = eq ? (size_t)(eq - v) : n;
+		const uint8_t *val = eq ? eq + 1 : v + n;
+		size_t vl = eq ? n - kl - 1 : 0;
+#define KEY(k) (kl == strlen(k) && memcmp(v, k, kl) == 0)
+		if (KEY("ep")) {
+			if (vl == 0 || vl > LWM2M_EP_MAX) {
+				*why = "endpoint name empty or too long";
+				return 400;
+			}
+			for (size_t i = 0; i < vl; i++)
+				if (val[i] < 0x20 || val[i] == 0x7f) {
+					*why = "control character in the endpoint name";
+					return 400;
+				}
+			memcpy(p->ep, val, vl);
+			p->ep[vl] = 0;
+			p->has_ep = 1;
+		} else if (KEY("lt")) {
+			if (parse_uint(val, vl, 0xffffffffUL, &p->lt) < 0 || p->lt == 0) {
+				*why = "lifetime is not a positive integer";
+				return 400;
+			}
+			p->has_lt = 1;
+		} else if (KEY("lwm2m")) {
+			if (vl == 3 && val[1] == '.' && val[0] == '1' && val[2] >= '0' && val[2] <= '2') {
+				p->version = 10 + (val[2] - '0');
+			} else {
+				*why = "unsupported LwM2M version (1.0, 1.1 and 1.2 are)";
+				return 412;
+			}
+		} else if (KEY("b")) {
+			if (vl == 0 || vl >= sizeof p->b) {
+				*why = "invalid binding";
+				return 400;
+			}
+			memcpy(p->b, val, vl);
+			p->b[vl] = 0;
+			if (!binding_ok(p->b)) {
+				*why = "invalid binding";
+				return 400;
+			}
+			p->has_b = 1;
+		} else if (KEY("sms")) {
+			if (vl >= sizeof p->sms) {
+				*why = "MSISDN too long";
+				return 400;
+			}
+			memcpy(p->sms, val, vl);
+			p->sms[vl] = 0;
+			p->has_sms = 1;
+		} else if (KEY("Q")) {
+			p->has_q = 1;
+		}
+		/* other parameters (apn, ...) are not ours to judge */
+#undef KEY
+	}
+	return 0;
+}
+
+static int payload_links(const coap_pdu_t *req, struct lwm2m_links *l, int *present, const char **why)
+{
+	static char err[128];
+	size_t len = 0, off = 0, total = 0;
+	const uint8_t *data = NULL;
+	*present = 0;
+	memset(l, 0, sizeof *l);
+	if (!coap_get_data_large(req, &len, &data, &off, &total) || len == 0)
+		return 0;
+	if (len > MAX_PAYLOAD) {
+		*why = "link payload too large";
+		return 413;
+	}
+	*present = 1;
+	if (lwm2m_links_parse((const char *)data, len, l, err, sizeof err) < 0) {
+		*why = err;
+		return 400;
+	}
+	return 0;
+}
+
+static void set_links(struct lwm2m_reg *g, struct lwm2m_links *l)
+{
+	free(g->objects);
+	g->objects = l->objects;
+	g->nobjects = (uint32_t)l->nobjects;
+	l->objects = NULL;
+	g->nct = 0;
+	for (size_t i = 0; i < l->nct && i < 4; i++)
+		g->ct[g->nct++] = l->ct[i];
+}
+
+static void addr_from_session(coap_session_t *cs, union lwm2m_addr *a)
+{
+	const coap_address_t *ra = coap_session_get_addr_remote(cs);
+	memset(a, 0, sizeof *a);
+	if (ra->addr.sa.sa_family == AF_INET)
+		a->sin = ra->addr.sin;
+	else if (ra->addr.sa.sa_family == AF_INET6)
+		a->sin6 = ra->addr.sin6;
+}
+
+/* Make cs the way to reach g (the session is kept while the registration lives). */
+static void attach_session(struct lwm2m_reg *g, coap_session_t *cs)
+{
+	if (g->session == cs)
+		return;
+	struct lwm2m_reg *other = session_reg(cs);
+	if (other && other != g) {
+		/* another endpoint at the same address and port: it moved away */
+		other->session = NULL;
+		coap_session_release(cs);
+	}
+	if (g->session) {
+		if (session_reg(g->session) == g)
+			coap_session_set_app_data(g->session, NULL);
+		coap_session_release(g->session);
+	}
+	g->session = coap_session_reference(cs);
+	coap_session_set_app_data(cs, g);
+	addr_from_session(cs, &g->addr);
+}
+
+static void detach_session(struct lwm2m_reg *g)
+{
+	if (!g->session)
+		return;
+	if (session_reg(g->session) == g)
+		coap_session_set_app_data(g->session, NULL);
+	coap_session_release(g->session);
+	g->session = NULL;
+}
+
+/* Take a registration out: end its observations, hand its held requests to next (re-Register)
+ * or answer them, and free it. */
+static void drop_reg(struct lwm2m_server *s, struct lwm2m_reg *g, struct lwm2m_reg *next, const char *why)
+{
+	struct lwm2m_request *rq, *nrq;
+	if (next)
+		lwm2m_queue_move(g, next);
+	else
+		while ((rq = lwm2m_queue_pop(g)) != NULL) {
+			rq->state = RQ_NEW;
+			reply_status(s, rq, "unknown-endpoint", why, 0);
+		}
+	for (rq = g->reqs; rq; rq = nrq) {
+		nrq = rq->reg_next;
+		if (rq->state == RQ_HELD && next) {
+			unlink_reg(rq);
+			rq->reg = next;
+			rq->reg_prev = NULL;
+			rq->reg_next = next->reqs;
+			if (next->reqs)
+				next->reqs->reg_prev = rq;
+			next->reqs = rq;
+		} else if (rq->state == RQ_OBSERVING) {
+			end_observation(s, rq, why, 1);
+		} else {
+			unlink_reg(rq); /* in flight: its answer still finds it by token */
+		}
+	}
+	detach_session(g);
+	lwm2m_reg_unlink(&s->reg, g);
+	lwm2m_reg_free(g);
+	s->dirty = 1;
+}
+
+static void hnd_register(coap_resource_t *res, coap_session_t *cs, const coap_pdu_t *req, const coap_string_t *query,
+                         coap_pdu_t *resp)
+{
+	struct lwm2m_server *s = srv;
+	struct reg_params p;
+	struct lwm2m_links l;
+	const char *why = NULL;
+	int present, code;
+	(void)res;
+	(void)query;
+	if ((code = parse_query(req, &p, &why)) != 0 || (code = payload_links(req, &l, &present, &why)) != 0) {
+		s->st.rejected_registrations++;
+		log_info("register from %s refused: %s", coap_session_str(cs), why);
+		diag(resp, code, why);
+		return;
+	}
+	if (!p.has_ep) {
+		s->st.rejected_registrations++;
+		lwm2m_links_free(&l);
+		diag(resp, 400, "missing endpoint name (ep)");
+		return;
+	}
+	struct lwm2m_reg *old = lwm2m_reg_by_ep(&s->reg, p.ep);
+	struct lwm2m_reg *g = lwm2m_reg_new(&s->reg, p.ep, 0);
+	if (!g) {
+		lwm2m_links_free(&l);
+		diag(resp, 500, "out of memory");
+		return;
+	}
+	double now = lwm2m_now();
+	g->lt = p.has_lt ? (uint32_t)p.lt : 86400;
+	g->version = (uint8_t)p.version;
+	snprintf(g->binding, sizeof g->binding, "%s", p.has_b ? p.b : "U");
+	g->queue = p.has_q || strchr(g->binding, 'Q') != NULL;
+	g->sms = p.has_sms ? strdup(p.sms) : NULL;
+	g->registered = g->updated = now;
+	set_links(g, &l);
+	jv extra = jv_null();
+	if (old) {
+		char oid[9];
+		lwm2m_reg_id_str(old->id, oid);
+		extra = jv_object_set(jv_object(), jv_string("replaced"), jv_string(oid));
+		drop_reg(s, old, g, "registration replaced by a new Register");
+	}
+	lwm2m_reg_insert(&s->reg, g);
+	attach_session(g, cs);
+	if (g->queue)
+		g->awake_until = now + s->o.awake_time;
+	s->dirty = 1;
+	s->st.registers++;
+
+	char id[9];
+	lwm2m_reg_id_str(g->id, id);
+	set_code(resp, 201);
+	coap_add_option(resp, COAP_OPTION_LOCATION_PATH, 2, (const uint8_t *)"rd");
+	coap_add_option(resp, COAP_OPTION_LOCATION_PATH, 8, (const uint8_t *)id);
+	emit(s, "register", g, extra);
+	if (g->q)
+		flush_held(s, g);
+}
+
+/* /rd/<id> (Update, De-register) and /dp (Send) */
+static void hnd_other(coap_resource_t *res, coap_session_t *cs, const coap_pdu_t *req, const coap_string_t *query,
+                      coap_pdu_t *resp)
+{
+	struct lwm2m_server *s = srv;
+	(void)res;
+	(void)query;
+	coap_opt_iterator_t it;
+	coap_opt_filter_t f;
+	coap_opt_t *o;
+	const uint8_t *seg[3];
+	size_t segl[3];
+	int nseg = 0;
+	coap_option_filter_clear(&f);
+	coap_option_filter_set(&f, COAP_OPTION_URI_PATH);
+	coap_option_iterator_init(req, &it, &f);
+	while ((o = coap_option_next(&it)) != NULL) {
+		if (nseg == 3) {
+			set_code(resp, 404);
+			return;
+		}
+		seg[nseg] = coap_opt_value(o);
+		segl[nseg++] = coap_opt_length(o);
+	}
+	coap_pdu_code_t method = coap_pdu_get_code(req);
+	if (nseg == 1 && segl[0] == 2 && memcmp(seg[0], "dp", 2) == 0) {
+		if (method != COAP_REQUEST_CODE_POST) {
+			set_code(resp, 405);
+			return;
+		}
+		struct lwm2m_reg *g = session_reg(cs);
+		if (!g) {
+			diag(resp, 404, "not registered");
+			return;
+		}
+		touch(s, g);
+		size_t len = 0, off = 0, total = 0;
+		const uint8_t *data = NULL;
+		unsigned ct = LWM2M_CT_SENML_JSON;
+		coap_get_data_large(req, &len, &data, &off, &total);
+		opt_uint(req, COAP_OPTION_CONTENT_FORMAT, &ct);
+		s->st.sends++;
+		struct lwm2m_path root = {0};
+		jv vals = lwm2m_decode((int)ct, &root, data, len);
+		jv extra = jv_is_valid(vals) ? jv_object_set(jv_object(), jv_string("values"), vals) : vals;
+		if (!jv_is_valid(extra)) {
+			jv msg = jv_invalid_get_msg(extra);
+			diag(resp, 400, jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg) : "undecodable");
+			jv_free(msg);
+			return;
+		}
+		set_code(resp, 204);
+		emit(s, "send", g, extra);
+		return;
+	}
+	if (nseg != 2 || segl[0] != 2 || memcmp(seg[0], "rd", 2) != 0) {
+		set_code(resp, 404);
+		return;
+	}
+	struct lwm2m_reg *g = lwm2m_reg_by_id(&s->reg, lwm2m_reg_id_parse((const char *)seg[1], segl[1]));
+	if (!g) {
+		diag(resp, 404, "no such registration");
+		return;
+	}
+	if (method == COAP_REQUEST_CODE_DELETE) {
+		s->st.deregisters++;
+		set_code(resp, 202);
+		emit(s, "deregister", g, jv_null());
+		drop_reg(s, g, NULL, "the device de-registered");
+		return;
+	}
+	if (method != COAP_REQUEST_CODE_POST) {
+		set_code(resp, 405);
+		return;
+	}
+	struct reg_params p;
+	struct lwm2m_links l;
+	const char *why = NULL;
+	int present, code;
+	if ((code = parse_query(req, &p, &why)) != 0 || (code = payload_links(req, &l, &present, &why)) != 0) {
+		log_info("update of %s refused: %s", g->ep, why);
+		diag(resp, code, why);
+		return;
+	}
+	jv changed = jv_array();
+	if (p.has_lt && p.lt != g->lt) {
+		g->lt = (uint32_t)p.lt;
+		changed = jv_array_append(changed, jv_string("lt"));
+	}
+	if (p.has_b && strcmp(p.b, g->binding) != 0) {
+		snprintf(g->binding, sizeof g->binding, "%s", p.b);
+		changed = jv_array_append(changed, jv_string("b"));
+	}
+	/* 1.0 says queue mode in the binding; 1.1 with the Q parameter, which an Update may omit */
+	int q = g->version == 10 ? strchr(g->binding, 'Q') != NULL : (g->queue || p.has_q);
+	if (q != g->queue) {
+		g->queue = (uint8_t)q;
+		g->awake_until = lwm2m_now() + s->o.awake_time;
+		changed = jv_array_append(changed, jv_string("queue"));
+	}
+	if (p.has_sms && (!g->sms || strcmp(p.sms, g->sms) != 0)) {
+		free(g->sms);
+		g->sms = strdup(p.sms);
+		changed = jv_array_append(changed, jv_string("sms"));
+	}
+	if (present) {
+		int same = l.nobjects == g->nobjects &&
+		           (l.nobjects == 0 || memcmp(l.objects, g->objects, l.nobjects * sizeof *l.objects) == 0);
+		set_links(g, &l);
+		if (!same)
+			changed = jv_array_append(changed, jv_string("objects"));
+	}
+	lwm2m_links_free(&l);
+	union lwm2m_addr a;
+	addr_from_session(cs, &a);
+	if (!lwm2m_addr_equal(&a, &g->addr) || !g->session) {
+		if (!lwm2m_addr_equal(&a, &g->addr))
+			changed = jv_array_append(changed, jv_string("addr"));
+		attach_session(g, cs);
+	}
+	g->updated = lwm2m_now();
+	s->dirty = 1;
+	s->st.updates++;
+	set_code(resp, 204);
+	emit(s, "update", g, jv_object_set(jv_object(), jv_string("changed"), changed));
+	touch(s, g);
+}
+
+/* Every request from a registered device shows it is awake (queue mode). */
+static int on_event(coap_session_t *cs, const coap_event_t ev)
+{
+	(void)cs;
+	(void)ev;
+	return 0;
+}
+
+static void coap_logger(coap_log_t level, const char *message)
+{
+	int l = level <= LOG_ERR ? LOG_LVL_ERROR : level <= LOG_WARNING ? LOG_LVL_WARN
+	                                         : level <= LOG_INFO    ? LOG_LVL_INFO
+	                                                                : LOG_LVL_DEBUG;
+	size_t n = strlen(message);
+	while (n > 0 && message[n - 1] == '\n')
+		n--;
+	log_msg(l, "libcoap: %.*s", (int)n, message);
+}
+
+/* ---- set-up, ticks, teardown ---- */
+
+static void restore_expired(struct lwm2m_reg *g, void *ud)
+{
+	struct lwm2m_server *s = ud;
+	s->st.expires++;
+	emit(s, "expire", g, jv_object_set(jv_object(), jv_string("restored"), jv_true()));
+}
+
+static int resolve_listen(const char *spec, coap_address_t *addr)
+{
+	union lwm2m_addr a;
+	char buf[300];
+	if (lwm2m_addr_parse(spec, &a) < 0) {
+		/* ":5683" and "5683" mean every IPv4 address */
+		const char *port = spec[0] == ':' ? spec + 1 : spec;
+		if (snprintf(buf, sizeof buf, "0.0.0.0:%s", port) >= (int)sizeof buf || lwm2m_addr_parse(buf, &a) < 0)
+			return -1;
+	}
+	coap_address_init(addr);
+	if (a.sa.sa_family == AF_INET) {
+		addr->size = sizeof a.sin;
+		addr->addr.sin = a.sin;
+	} else {
+		addr->size = sizeof a.sin6;
+		addr->addr.sin6 = a.sin6;
+	}
+	return 0;
+}
+
+struct lwm2m_server *lwm2m_server_new(const struct lwm2m_server_opts *o, const struct lwm2m_server_cb *cb,
+                                      int *usage)
+{
+	coap_address_t addr;
+	*usage = 0;
+	if (resolve_listen(o->listen, &addr) < 0) {
+		log_error("bad listen address %s (want ADDR:PORT)", o->listen);
+		*usage = 1;
+		return NULL;
+	}
+	struct lwm2m_server *s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	srv = s;
+	s->o = *o;
+	s->cb = *cb;
+	lwm2m_registry_init(&s->reg);
+	s->next_token = ((uint64_t)arc4random() << 32) | arc4random();
+	coap_startup();
+	coap_set_log_handler(coap_logger);
+	coap_set_log_level(o->coap_log_level);
+	s->ctx = coap_new_context(NULL);
+	if (!s->ctx) {
+		log_error("unable to create the CoAP context");
+		free(s);
+		return NULL;
+	}
+	coap_context_set_block_mode(s->ctx, COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY);
+	s->ep = coap_new_endpoint(s->ctx, &addr, COAP_PROTO_UDP);
+	if (!s->ep) {
+		log_error("unable to listen on udp %s: %s", o->listen, strerror(errno));
+		coap_free_context(s->ctx);
+		free(s);
+		return NULL;
+	}
+	coap_resource_t *r = coap_resource_init(coap_make_str_const("rd"), 0);
+	coap_register_handler(r, COAP_REQUEST_POST, hnd_register);
+	coap_add_resource(s->ctx, r);
+	r = coap_resource_unknown_init2(hnd_other, 0);
+	coap_register_handler(r, COAP_REQUEST_POST, hnd_other);
+	coap_register_handler(r, COAP_REQUEST_DELETE, hnd_other);
+	coap_register_handler(r, COAP_REQUEST_GET, hnd_other);
+	coap_add_resource(s->ctx, r);
+	coap_register_response_handler(s->ctx, on_response);
+	coap_register_nack_handler(s->ctx, on_nack);
+	coap_register_event_handler(s->ctx, on_event);
+
+	if (o->state_dir) {
+		if (fs_mkdir_p(o->state_dir) < 0) {
+			log_error("unable to create state directory %s: %s", o->state_dir, strerror(errno));
+			lwm2m_server_free(s);
+			return NULL;
+		}
+		snprintf(s->state_file, sizeof s->state_file, "%s/registrations.jsonl", o->state_dir);
+		long n = lwm2m_registry_load(&s->reg, s->state_file, lwm2m_now(), restore_expired, s);
+		if (n < 0 && errno != ENOENT) {
+			log_error("unable to read %s: %s", s->state_file, strerror(errno));
+			lwm2m_server_free(s);
+			return NULL;
+		}
+		if (n > 0)
+			log_info("restored %ld registrations from %s", n, s->state_file);
+		if (n >= 0)
+			s->dirty = 1; /* expired ones dropped */
+	}
+	s->last_save = s->last_tick = lwm2m_now();
+	return s;
+}
+
+static void free_reg_cb(struct lwm2m_reg *g, void *ud)
+{
+	(void)ud;
+	while (lwm2m_queue_pop(g) != NULL)
+		;
+	detach_session(g);
+}
+
+void lwm2m_server_free(struct lwm2m_server *s)
+{
+	if (!s)
+		return;
+	struct lwm2m_request *rq, *next;
+	for (rq = s->all; rq; rq = next) {
+		next = rq->all_next;
+		if (rq->session)
+			coap_session_release(rq->session);
+		lwm2m_request_free(rq);
+	}
+	s->all = NULL;
+	lwm2m_registry_free(&s->reg, free_reg_cb, s);
+	free(s->tok);
+	if (s->ctx)
+		coap_free_context(s->ctx);
+	coap_cleanup();
+	srv = NULL;
+	free(s);
+}
+
+int lwm2m_server_fd(const struct lwm2m_server *s)
+{
+	return coap_context_get_coap_fd(s->ctx);
+}
+
+void lwm2m_server_io(struct lwm2m_server *s)
+{
+	struct pollfd p = {.fd = coap_context_get_coap_fd(s->ctx), .events = POLLIN};
+	for (int i = 0; i < IO_BATCH; i++) {
+		coap_io_process(s->ctx, COAP_IO_NO_WAIT);
+		if (poll(&p, 1, 0) <= 0)
+			break;
+	}
+}
+
+void lwm2m_server_sync(struct lwm2m_server *s)
+{
+	if (!s->dirty || !s->state_file[0])
+		return;
+	if (lwm2m_registry_save(&s->reg, s->state_file) < 0) {
+		s->st.save_errors++;
+		log_error("unable to save registrations to %s: %s", s->state_file, strerror(errno));
+		return;
+	}
+	s->st.saves++;
+	s->dirty = 0;
+	s->last_save = lwm2m_now();
+}
+
+static void held_expired(struct lwm2m_request *rq, void *ud)
+{
+	struct lwm2m_server *s = ud;
+	s->st.queue_expired++;
+	rq->state = RQ_NEW;
+	reply_status(s, rq, "queue-expired", "held for a sleeping device longer than the queue TTL", 0);
+}
+
+int lwm2m_server_tick(struct lwm2m_server *s)
+{
+	double now = lwm2m_now();
+	if (now - s->last_tick >= 0.25) {
+		s->last_tick = now;
+		struct lwm2m_reg *g, **victims = NULL;
+		size_t b, nv = 0, cap = 0;
+		for (g = lwm2m_reg_first(&s->reg, &b); g; g = lwm2m_reg_next(&s->reg, g, &b)) {
+			if (g->updated + g->lt <= now) {
+				/* collected first: dropping unlinks from the table we walk */
+				if (nv == cap) {
+					size_t ncap = cap ? cap * 2 : 64;
+					struct lwm2m_reg **nvv = realloc(victims, ncap * sizeof *nvv);
+					if (!nvv)
+						break;
+					victims = nvv;
+					cap = ncap;
+				}
+				victims[nv++] = g;
+				continue;
+			}
+			if (lwm2m_queue_check_sleep(g, now)) {
+				emit(s, "sleep", g, jv_null());
+			}
+			if (g->q)
+				lwm2m_queue_expire(g, now - s->o.queue_ttl, held_expired, s);
+		}
+		for (size_t i = 0; i < nv; i++) {
+			s->st.expires++;
+			emit(s, "expire", victims[i], jv_null());
+			drop_reg(s, victims[i], NULL, "the registration expired");
+		}
+		free(victims);
+		struct lwm2m_request *rq, *next;
+		for (rq = s->all; rq; rq = next) {
+			next = rq->all_next;
+			double limit = rq->timeout > 0 ? rq->timeout : s->o.req_timeout;
+			if ((rq->state == RQ_INFLIGHT || rq->state == RQ_CANCELLING) && now - rq->since >= limit) {
+				s->st.timeouts++;
+				if (rq->state == RQ_CANCELLING) {
+					reply_status(s, rq, "cancelled", "cancelled by cancel-observe", 1);
+					continue;
+				}
+				reply_status(s, rq, "timeout", "no answer in time", 0);
+			}
+		}
+	}
+	if (s->dirty && now - s->last_save >= s->o.sync_interval)
+		lwm2m_server_sync(s);
+	return 250;
+}
+
+const struct lwm2m_registry *lwm2m_server_registry(const struct lwm2m_server *s)
+{
+	return &s->reg;
+}
+
+struct lwm2m_reg *lwm2m_server_find(struct lwm2m_server *s, const char *ep)
+{
+	return lwm2m_reg_by_ep(&s->reg, ep);
+}
+
+jv lwm2m_server_reg_json(const struct lwm2m_server *s, const struct lwm2m_reg *g)
+{
+	(void)s;
+	jv o = lwm2m_reg_json(g);
+	if (g->queue)
+		o = jv_object_set(o, jv_string("asleep"), jv_bool(lwm2m_queue_asleep(g, lwm2m_now())));
+	if (!g->session)
+		o = jv_object_set(o, jv_string("reachable"), jv_false());
+	o = jv_object_set(o, jv_string("expires"), jv_number(round_ms(g->updated + g->lt)));
+	return o;
+}
+
+struct lwm2m_stats *lwm2m_server_counters(struct lwm2m_server *s)
+{
+	return &s->st;
+}
+
+jv lwm2m_server_stats(const struct lwm2m_server *s)
+{
+	jv o = jv_object();
+#define N(k, v) o = jv_object_set(o, jv_string(k), jv_number((double)(v)))
+	N("registrations", s->reg.count);
+	size_t b, sleeping = 0;
+	double now = lwm2m_now();
+	for (struct lwm2m_reg *g = lwm2m_reg_first(&s->reg, &b); g; g = lwm2m_reg_next(&s->reg, g, &b))
+		sleeping += g->queue && lwm2m_queue_asleep(g, now);
+	N("sleeping", sleeping);
+	N("observations", s->nobs);
+	N("in_flight", s->ninflight);
+	N("registers", s->st.registers);
+	N("updates", s->st.updates);
+	N("deregisters", s->st.deregisters);
+	N("expires", s->st.expires);
+	N("rejected_registrations", s->st.rejected_registrations);
+	N("requests", s->st.requests);
+	N("responses", s->st.responses);
+	N("timeouts", s->st.timeouts);
+	N("notifications_in", s->st.notifications_in);
+	N("notifications_out", s->st.notifications_out);
+	N("held", s->st.held);
+	N("queue_expired", s->st.queue_expired);
+	N("queue_full", s->st.queue_full);
+	N("sends", s->st.sends);
+	N("errors", s->st.errors);
+	N("dropped_lines", s->st.dropped_lines);
+	N("saves", s->st.saves);
+	N("save_errors", s->st.save_errors);
+#undef N
+	return o;
+}
