@@ -604,8 +604,8 @@ static void device_command(struct lwm2m_control *c, uint64_t client, jv cmd, con
 		bad_command(c, client, cmd, lineno, "%s", err);
 		return;
 	}
-	jv_free(cmd);
 	lwm2m_server_submit(c->srv, ep, rq);
+	jv_free(cmd);
 }
 
 static void list_command(struct lwm2m_control *c, uint64_t client, jv cmd)
@@ -669,16 +669,13 @@ void lwm2m_control_command(struct lwm2m_control *c, uint64_t client, const char 
 		jv_free(st);
 		send_line(c, client, r);
 	} else if (strcmp(op, "subscribe") == 0 || strcmp(op, "unsubscribe") == 0) {
+		/* stdin's answers and events both go to stdout already */
 		struct client *cl = find_client(c, client);
+		if (cl)
+			cl->subscribed = op[0] == 's';
 		jv r = response_base(cmd, NULL);
 		jv_free(cmd);
-		if (!cl) {
-			/* stdin's answers and events both go to stdout already */
-			r = jv_object_set(r, jv_string("code"), jv_string("2.05"));
-		} else {
-			cl->subscribed = op[0] == 's';
-			r = jv_object_set(r, jv_string("code"), jv_string("2.05"));
-		}
+		r = jv_object_set(r, jv_string("code"), jv_string("2.05"));
 		send_line(c, client, r);
 	} else {
 		device_command(c, client, cmd, op, lineno);
@@ -737,7 +734,7 @@ static void drop_client(struct lwm2m_control *c, struct client *cl)
 
 void lwm2m_control_poll_done(struct lwm2m_control *c, const struct pollfd *fds)
 {
-	size_t i = 0;
+	size_t i = 0, npolled = lwm2m_control_npoll(c);
 	if (fds[i].fd >= 0 && (fds[i].revents & (POLLIN | POLLHUP | POLLERR))) {
 		ssize_t n = lr_fill(&c->in);
 		if (n < 0 && errno != EAGAIN) {
@@ -777,7 +774,6 @@ void lwm2m_control_poll_done(struct lwm2m_control *c, const struct pollfd *fds)
 	}
 	/* the clients polled are the first ones of the list (new ones were appended) */
 	struct client *cl = c->clients, *next;
-	size_t npolled = lwm2m_control_npoll(c);
 	for (; cl && i < npolled; cl = next, i++) {
 		next = cl->next;
 		if (fds[i].fd != cl->fd)

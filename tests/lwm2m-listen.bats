@@ -1,0 +1,276 @@
+#!/usr/bin/env bats
+# lwm2m-listen over real UDP on loopback: the registration interface driven by Debian's
+# coap-client (libcoap3-bin), commands on the control socket and on stdin, persistence, bad input.
+bats_require_minimum_version 1.5.0
+load test_helper
+
+teardown() {
+	[ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs
+	stop_all
+}
+
+# start_listen [ARGS...]: lwm2m-listen on a free port with a control socket and state in the
+# test's directory; short CoAP retransmissions so timeouts come quickly.
+start_listen() {
+	PORT=${PORT:-$(free_port)}
+	SOCK=$BATS_TEST_TMPDIR/ctl
+	STATE=$BATS_TEST_TMPDIR/state
+	OUT=$BATS_TEST_TMPDIR/listen.out
+	start_bg listen lwm2m-listen -l "127.0.0.1:$PORT" -C "$SOCK" -S "$STATE" -t 0.3 -r 1 -s 0 "$@"
+	wait_until 5 test -S "$SOCK"
+}
+
+# ctl LINE...: send each line on one control connection, print as many answer lines.
+ctl() {
+	python3 - "$SOCK" "$@" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.settimeout(20)
+for line in sys.argv[2:]:
+    s.sendall(line.encode() + b"\n")
+f = s.makefile()
+for _ in sys.argv[2:]:
+    print(f.readline(), end="")
+PY
+}
+
+# register QUERY [LINKS]: a Register from coap-client; prints what coap-client prints.
+register() {
+	coap-client-gnutls -B 5 -m post -t 40 -e "${2:-</1/0>,</3/0>,</3303/0>}" "coap://127.0.0.1:$PORT/rd?$1"
+}
+
+# the registration id of the last register event of endpoint $1
+reg_of() {
+	grep "\"event\":\"register\"" "$OUT" | jq -r --arg ep "$1" 'select(.ep == $ep) | .reg' | tail -n 1
+}
+
+count_events() {
+	jq -c --arg e "$1" 'select(.event == $e)' "$OUT" | wc -l
+}
+
+@test "lwm2m-listen: -h, -V and a bad option" {
+	run -0 lwm2m-listen -h
+	assert_output --partial "--listen ADDR:PORT"
+	run -0 lwm2m-listen -V
+	assert_output --partial "lwm2m-listen"
+	run -100 --separate-stderr lwm2m-listen --no-such-option
+	run -100 --separate-stderr lwm2m-listen -l not-an-address -S ""
+	[[ $stderr == *"bad listen address"* ]]
+}
+
+@test "lwm2m-listen: Register, Update and De-register from coap-client print one event each" {
+	start_listen
+	run -0 register "ep=dev1&lt=60&lwm2m=1.1&b=U"
+	wait_until 5 grep -q '"event":"register"' "$OUT"
+	run -0 jq -ce 'select(.event == "register") | [.ep, .lt, .lwm2m, .b, .queue, .objects, .sec]' "$OUT"
+	assert_output '["dev1",60,"1.1","U",false,["/1/0","/3/0","/3303/0"],"nosec"]'
+	run -0 jq -re 'select(.event == "register") | .addr' "$OUT"
+	assert_output --regexp '^127\.0\.0\.1:[0-9]+$'
+	reg=$(reg_of dev1)
+	[ ${#reg} -eq 8 ]
+
+	# Update: new lifetime and a new object list
+	run -0 coap-client-gnutls -B 5 -m post -t 40 -e '</3/0>,</3303/0>,</3303/1>' "coap://127.0.0.1:$PORT/rd/$reg?lt=120"
+	wait_until 5 grep -q '"event":"update"' "$OUT"
+	run -0 jq -ce 'select(.event == "update") | [.reg, .lt, .objects, (.changed | index("lt") != null), (.changed | index("objects") != null)]' "$OUT"
+	assert_output "[\"$reg\",120,[\"/3/0\",\"/3303/0\",\"/3303/1\"],true,true]"
+
+	# Update with no payload keeps the objects
+	run -0 coap-client-gnutls -B 5 -m post "coap://127.0.0.1:$PORT/rd/$reg"
+	wait_until 5 test "$(count_events update)" -eq 2
+	run -0 jq -ce 'select(.event == "update") | .objects' "$OUT"
+	assert_line --index 1 '["/3/0","/3303/0","/3303/1"]'
+
+	run -0 coap-client-gnutls -B 5 -m delete "coap://127.0.0.1:$PORT/rd/$reg"
+	wait_until 5 grep -q '"event":"deregister"' "$OUT"
+	run -0 jq -ce 'select(.event == "deregister") | [.ep, .reg]' "$OUT"
+	assert_output "[\"dev1\",\"$reg\"]"
+	# gone: an Update and a second De-register of it are refused with 4.04
+	run coap-client-gnutls -B 5 -m post "coap://127.0.0.1:$PORT/rd/$reg"
+	assert_output --partial "4.04"
+	run -0 ctl '{"id":"l","op":"list"}'
+	assert_output '{"id":"l","op":"list","code":"2.05","registrations":[]}'
+}
+
+@test "lwm2m-listen: a 1.0 client with no lwm2m parameter, and the defaults" {
+	start_listen
+	run -0 register "ep=old-one" "</1/0>,</3/0>"
+	wait_until 5 grep -q '"event":"register"' "$OUT"
+	run -0 jq -ce 'select(.event == "register") | [.lwm2m, .lt, .b, .queue]' "$OUT"
+	assert_output '["1.0",86400,"U",false]'
+}
+
+@test "lwm2m-listen: bad Register parameters get 4.00 and 4.12, and no event" {
+	start_listen
+	run register "lt=60&lwm2m=1.1"
+	assert_output --partial "4.00"
+	run register "ep=dev1&lwm2m=2.0"
+	assert_output --partial "4.12"
+	run register "ep=dev1&lwm2m=banana"
+	assert_output --partial "4.12"
+	run register "ep=dev1&lt=soon"
+	assert_output --partial "4.00"
+	run register "ep=dev1&lt=0"
+	assert_output --partial "4.00"
+	run register "ep=dev1&b=XYZ"
+	assert_output --partial "4.00"
+	run register "ep=dev1" "</3/0>,<broken"
+	assert_output --partial "4.00"
+	run register "ep=dev1" "</3/0>;rt=\"unterminated"
+	assert_output --partial "4.00"
+	run -0 ctl '{"id":1,"op":"stats"}'
+	run -0 jq -c '[.registrations, .rejected_registrations]' <<<"$output"
+	assert_output '[0,8]'
+	[ ! -s "$OUT" ]
+}
+
+@test "lwm2m-listen: a re-Register of a known endpoint replaces the old registration" {
+	start_listen
+	run -0 register "ep=dev1&lt=60&lwm2m=1.1"
+	wait_until 5 test "$(count_events register)" -eq 1
+	first=$(reg_of dev1)
+	run -0 register "ep=dev1&lt=90&lwm2m=1.1" "</3/0>"
+	wait_until 5 test "$(count_events register)" -eq 2
+	second=$(reg_of dev1)
+	[ "$first" != "$second" ]
+	run -0 jq -ce 'select(.event == "register") | [.reg, .replaced, .lt, .objects]' "$OUT"
+	assert_line --index 1 "[\"$second\",\"$first\",90,[\"/3/0\"]]"
+	run -0 ctl '{"op":"list"}'
+	run -0 jq -c '[.registrations[] | [.ep, .reg]]' <<<"$output"
+	assert_output "[[\"dev1\",\"$second\"]]"
+	run coap-client-gnutls -B 5 -m post "coap://127.0.0.1:$PORT/rd/$first"
+	assert_output --partial "4.04"
+}
+
+@test "lwm2m-listen: a registration whose lifetime ends is expired with an event" {
+	start_listen
+	run -0 register "ep=short&lt=1&lwm2m=1.1"
+	run -0 register "ep=long&lt=600&lwm2m=1.1"
+	wait_until 10 grep -q '"event":"expire"' "$OUT"
+	run -0 jq -ce 'select(.event == "expire") | .ep' "$OUT"
+	assert_output '"short"'
+	run -0 ctl '{"op":"list"}'
+	run -0 jq -c '[.registrations[].ep]' <<<"$output"
+	assert_output '["long"]'
+}
+
+@test "lwm2m-listen: registrations survive a restart (state directory)" {
+	start_listen
+	run -0 register "ep=dev1&lt=600&lwm2m=1.1&b=U"
+	run -0 register "ep=dev2&lt=600&lwm2m=1.0&b=UQ" "</3/0>"
+	wait_until 5 test "$(count_events register)" -eq 2
+	reg1=$(reg_of dev1)
+	stop_bg listen
+	[ -s "$STATE/registrations.jsonl" ]
+	start_listen
+	run -0 ctl '{"op":"list"}'
+	run -0 jq -c '[.registrations[] | [.ep, .reg, .lwm2m, .b, .queue, .objects]] | sort' <<<"$output"
+	assert_output "[[\"dev1\",\"$reg1\",\"1.1\",\"U\",false,[\"/1/0\",\"/3/0\",\"/3303/0\"]],[\"dev2\",\"$(jq -r 'select(.ep=="dev2") | .reg' "$STATE/registrations.jsonl")\",\"1.0\",\"UQ\",true,[\"/3/0\"]]]"
+	# the restored registration takes Updates
+	run -0 coap-client-gnutls -B 5 -m post "coap://127.0.0.1:$PORT/rd/$reg1?lt=700"
+	wait_until 5 grep -q '"event":"update"' "$OUT"
+	run -0 jq -ce 'select(.event == "update") | [.ep, .lt]' "$OUT"
+	assert_output '["dev1",700]'
+}
+
+@test "lwm2m-listen: broken datagrams do not hurt it" {
+	start_listen
+	python3 - "$PORT" <<'PY'
+import os, random, socket, sys
+port = int(sys.argv[1])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+random.seed(7)
+bad = [b"", b"\x00", b"\xff" * 4, b"\x40", b"\x40\x02\x00", b"\x4f\x02\x00\x01",  # short, bad token length
+       b"\x40\x02\x00\x01\xb2rd\xff",                                              # payload marker, no payload
+       b"\x40\x02\x00\x02\xb2rd\x4f" + b"x" * 3,                                 # option longer than the packet
+       b"\x40\x02\x00\x03\xb2rd\x3dep=" + b"A" * 300,                            # extended length lies
+       b"\x40\x02\x00\x04\xb2rd\x47ep=dev\xff" + b"<" * 1000,                    # Register with junk links
+       b"\x60\x45\x12\x34",                                                      # a response nobody asked for
+       b"\x50\x02\x00\x05\xb2rd\x47ep=dev\xff</3/0>,,,<</>>"]
+bad += [os.urandom(random.randint(1, 1400)) for _ in range(300)]
+for b in bad:
+    s.sendto(b, ("127.0.0.1", port))
+PY
+	run -0 register "ep=after-garbage&lwm2m=1.1"
+	wait_until 5 grep -q '"after-garbage"' "$OUT"
+	run -0 kill -0 "$(bg_pid listen)"
+	run -0 jq -r 'select(.event=="register") | .ep' "$OUT"
+	assert_output "after-garbage"
+}
+
+@test "lwm2m-listen: malformed commands get bad-command with their line number, and it carries on" {
+	start_listen
+	run -0 ctl '{"id":1,"op":"list"}' 'this is not json' '["an","array"]' '{"id":4}' '{"id":5,"op":"read","ep":"dev1"}' \
+		'{"id":6,"op":"read","ep":"dev1","path":"/3/x/9"}' '{"id":7,"op":"frobnicate","ep":"dev1","path":"/3"}' \
+		'{"id":[1],"op":"list"}' '{"id":9,"op":"read","ep":"nobody","path":"/3/0/9"}'
+	run -0 jq -c '[.id, .code, ((.error // "-") | split(":")[0])]' <<<"$output"
+	assert_line --index 0 '[1,"2.05","-"]'
+	assert_line --index 1 '[null,"bad-command","line 2"]'
+	assert_line --index 2 '[null,"bad-command","line 3"]'
+	assert_line --index 3 '[4,"bad-command","line 4"]'
+	assert_line --index 4 '[5,"bad-command","line 5"]'
+	assert_line --index 5 '[6,"bad-command","line 6"]'
+	assert_line --index 6 '[7,"bad-command","line 7"]'
+	assert_line --index 7 '[null,"bad-command","line 8"]'
+	assert_line --index 8 '[9,"unknown-endpoint","no device is registered with this endpoint name"]'
+}
+
+@test "lwm2m-listen: commands on stdin are answered on stdout" {
+	PORT=$(free_port)
+	mkfifo "$BATS_TEST_TMPDIR/in"
+	OUT=$BATS_TEST_TMPDIR/listen.out
+	start_bg listen sh -c "exec lwm2m-listen -l 127.0.0.1:$PORT -S '' < '$BATS_TEST_TMPDIR/in'"
+	start_bg writer sh -c "exec >'$BATS_TEST_TMPDIR/in'; printf '{\"id\":\"a\",\"op\":\"list\"}\\n{broken\\n'; exec sleep 60"
+	wait_until 5 grep -q '"bad-command"' "$OUT"
+	run -0 cat "$OUT"
+	assert_line --index 0 '{"id":"a","op":"list","code":"2.05","registrations":[]}'
+	assert_line --index 1 --partial '"id":null,"code":"bad-command","error":"line 2: malformed JSON'
+}
+
+@test "lwm2m-listen: subscribe sends events to the control connection too" {
+	start_listen
+	python3 - "$SOCK" "$PORT" >"$BATS_TEST_TMPDIR/sub.out" <<'PY' &
+import socket, subprocess, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.settimeout(20)
+s.sendall(b'{"id":1,"op":"subscribe"}\n')
+f = s.makefile()
+print(f.readline(), end="", flush=True)
+subprocess.run(["coap-client-gnutls", "-B", "5", "-m", "post", "-e", "</3/0>",
+                "coap://127.0.0.1:%s/rd?ep=sub1&lwm2m=1.1" % sys.argv[2]], check=True, capture_output=True)
+print(f.readline(), end="", flush=True)
+PY
+	wait $!
+	run -0 jq -c '[.id, .op, .code, .event, .ep]' "$BATS_TEST_TMPDIR/sub.out"
+	assert_line --index 0 '[1,"subscribe","2.05",null,null]'
+	assert_line --index 1 '[null,null,null,"register","sub1"]'
+}
+
+@test "lwm2m-listen: a Register payload in Block1 transfers, and 1.1 content formats" {
+	start_listen
+	links='</>;rt="oma.lwm2m";ct="110 11542"'
+	for i in $(seq 0 199); do links="$links,</3303/$i>"; done
+	run -0 coap-client-gnutls -B 5 -b 64 -m post -t 40 -e "$links" "coap://127.0.0.1:$PORT/rd?ep=big&lwm2m=1.1&b=U&Q"
+	wait_until 5 grep -q '"big"' "$OUT"
+	run -0 jq -c 'select(.event=="register") | [(.objects | length), .ct, .queue]' "$OUT"
+	assert_output '[200,[110,11542],true]'
+}
+
+@test "lwm2m-listen: stats counts registrations and errors" {
+	start_listen
+	run -0 register "ep=s1&lwm2m=1.1"
+	run -0 register "ep=s2&lwm2m=1.0&b=UQ"
+	run register "lwm2m=1.1"
+	run -0 ctl '{"id":"s","op":"stats"}' 'garbage'
+	run -0 jq -sc '.[0] | [.id, .code, .registrations, .registers, .rejected_registrations, .sleeping, .observations, .in_flight, .errors]' <<<"$output"
+	assert_output '["s","2.05",2,2,1,0,0,0,0]'
+	run -0 ctl '{"id":"t","op":"stats"}'
+	run -0 jq -c '.errors' <<<"$output"
+	assert_output '1'
+}
+
+@test "lwm2m-listen: the CoRE link-format parser unit checks pass" {
+	run -0 "$UNIT/test_corelink"
+}
