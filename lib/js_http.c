@@ -237,7 +237,7 @@ static int verify_chain(gnutls_session_t s, gnutls_x509_trust_list_t tl, char *e
 	if (gnutls_x509_trust_list_verify_crt2(tl, crts, n, NULL, 0, 0, &status, NULL) < 0 || status != 0) {
 		gnutls_datum_t txt = {0};
 		if (status && gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &txt, 0) == 0) {
-			snprintf(err, errlen, "client certificate rejected: %s", txt.data);
+			snprintf(err, errlen, "client certificate rejected: %.*s", (int)strcspn((char *)txt.data, "\n") , txt.data);
 			gnutls_free(txt.data);
 		} else {
 			snprintf(err, errlen, "client certificate rejected");

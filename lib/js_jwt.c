@@ -34,13 +34,23 @@ struct js_jwt {
 
 static int b64url(const char *in, size_t len, uint8_t **out, size_t *outlen)
 {
+	/* JOSE leaves out the padding; nettle's decoder wants it */
 	struct base64_decode_ctx ctx;
-	uint8_t *buf = malloc(BASE64_DECODE_LENGTH(len) + 1);
-	size_t n = BASE64_DECODE_LENGTH(len);
-	if (!buf)
+	size_t plen = (len + 3) / 4 * 4;
+	char *padded = malloc(plen + 1);
+	uint8_t *buf = malloc(BASE64_DECODE_LENGTH(plen) + 1);
+	size_t n = BASE64_DECODE_LENGTH(plen);
+	if (!buf || !padded || memchr(in, '=', len)) {
+		free(buf);
+		free(padded);
 		return -1;
+	}
+	memcpy(padded, in, len);
+	memset(padded + len, '=', plen - len);
 	base64url_decode_init(&ctx);
-	if (!base64_decode_update(&ctx, &n, buf, len, in) || !base64_decode_final(&ctx)) {
+	int ok = base64_decode_update(&ctx, &n, buf, plen, padded) && base64_decode_final(&ctx);
+	free(padded);
+	if (!ok) {
 		free(buf);
 		return -1;
 	}

@@ -275,3 +275,158 @@ EOF
 	[ "$(jq -r .HNetID <<<"${lines[1]}")" = 000013 ]
 	[ "$(jq -r .HNSID <<<"${lines[1]}")" = ns1.example.net ]
 }
+
+# Certificates for the TLS tests, made here with certtool: a server CA, client CAs per NetID and
+# for an AS, and a rogue CA nobody trusts.
+mk_ca() {
+	certtool --generate-privkey --key-type=ecdsa --outfile "$1.key" 2>/dev/null
+	printf 'cn = "%s"\nca\ncert_signing_key\nexpiration_days = 30\n' "$1" >"$1.tmpl"
+	certtool --generate-self-signed --load-privkey "$1.key" --template "$1.tmpl" --outfile "$1.pem" 2>/dev/null
+}
+mk_cert() {
+	certtool --generate-privkey --key-type=ecdsa --outfile "$1.key" 2>/dev/null
+	printf 'cn = "%s"\n%s\nsigning_key\nencryption_key\nexpiration_days = 30\n' "$1" "$3" >"$1.tmpl"
+	certtool --generate-certificate --load-privkey "$1.key" --load-ca-certificate "$2.pem" \
+		--load-ca-privkey "$2.key" --template "$1.tmpl" --outfile "$1.pem" 2>/dev/null
+}
+make_pki() {
+	mkdir -p pki
+	(
+		cd pki
+		mk_ca srvca
+		mk_ca ca13
+		mk_ca ca53
+		mk_ca caas
+		mk_ca rogue
+		mk_cert server srvca $'tls_www_server\ndns_name = "localhost"\nip_address = "127.0.0.1"'
+		mk_cert ns13 ca13 tls_www_client
+		mk_cert ns53 ca53 tls_www_client
+		mk_cert as1 caas tls_www_client
+		mk_cert nsrogue rogue tls_www_client
+	)
+	mkdir -p interop/cas
+	cp pki/ca13.pem pki/caas.pem interop/cas/
+	printf '000013: cas/ca13.pem\nas.example.net: cas/caas.pem\n' >interop/interop.yml
+}
+
+# tcurl CLIENT URL DATA: POST over TLS with the client certificate CLIENT (or none)
+tcurl() {
+	local c=$1
+	shift
+	if [ "$c" = none ]; then
+		curl -s --cacert pki/srvca.pem --data-binary "$2" "$1"
+	else
+		curl -s --cacert pki/srvca.pem --cert "pki/$c.pem" --key "pki/$c.key" --data-binary "$2" "$1"
+	fi
+}
+
+homens() { printf '{"ProtocolVersion":"1.0","MessageType":"HomeNSReq","SenderID":"%s","ReceiverID":"70B3D57ED0000001","DevEUI":"0004A30B001C0532"}' "$1"; }
+
+@test "ljs-join: TLS server-only: HTTPS with the server certificate, no client certificate needed" {
+	make_pki
+	port=$(free_port tcp)
+	start_bg js ljs-join -D devices.jsonl -S st -l 127.0.0.1:$port -t server-only -e pki/server.pem -k pki/server.key -d 3 3>ready
+	wait_until 5 test -s ready
+	run -0 tcurl none https://127.0.0.1:$port/ "$(homens 000013)"
+	[ "$(jq -r .HNetID <<<"$output")" = 000013 ]
+	# plain HTTP on a TLS port gets nothing
+	run curl -s --max-time 5 --data-binary "$(homens 000013)" http://127.0.0.1:$port/
+	[ -z "$output" ]
+}
+
+@test "ljs-join: TLS mutual: the client certificate must chain to the CA of the SenderID" {
+	make_pki
+	port=$(free_port tcp)
+	start_bg js ljs-join -D devices.jsonl -S st -l 127.0.0.1:$port -t mutual -e pki/server.pem -k pki/server.key -A interop/interop.yml -d 3 3>ready
+	wait_until 5 test -s ready
+	url=https://127.0.0.1:$port/
+	run -0 tcurl ns13 $url "$(homens 000013)"
+	[ "$(jq -r .Result.ResultCode <<<"$output")" = Success ]
+	# a certificate of another NetID's CA, a rogue CA, none at all, a NetID without a CA
+	run -0 tcurl ns53 $url "$(homens 000013)"
+	[ "$(jq -r .Result.ResultCode <<<"$output")" = UnknownSender ]
+	run -0 tcurl nsrogue $url "$(homens 000013)"
+	[ "$(jq -r .Result.ResultCode <<<"$output")" = UnknownSender ]
+	run -0 tcurl none $url "$(homens 000013)"
+	[ "$(jq -r .Result.ResultCode <<<"$output")" = UnknownSender ]
+	[[ "$(jq -r .Result.Description <<<"$output")" == *"no client certificate"* ]]
+	run -0 tcurl ns53 $url "$(homens C00053)"
+	[ "$(jq -r .Result.ResultCode <<<"$output")" = UnknownSender ]
+	# a JoinReq through the right CA for a device of another NetID: ActivationDisallowed
+	phy=$(jr $NWKKEY 70B3D57ED0000002 0004A30B001C0531 0001)
+	cat >>devices.jsonl <<EOF
+{"dev_eui":"0004A30B001C0533","join_eui":"70B3D57ED0000001","mac_version":"1.0.2","app_key":"$APPKEY","home_net_id":"C00053"}
+EOF
+	kill -HUP "$(bg_pid js)"
+	wait_until 5 grep -q "4 devices" "$BATS_TEST_TMPDIR/js.err"
+	req=$(joinreq 1.0 0004A30B001C0533 70B3D57ED0000001 "$(jr $APPKEY 70B3D57ED0000001 0004A30B001C0533 0001)")
+	run -0 tcurl ns13 $url "$req"
+	[ "$(jq -r .Result.ResultCode <<<"$output")" = ActivationDisallowed ]
+	req=$(joinreq 1.0 0004A30B001C0530 70B3D57ED0000001 "$(jr $APPKEY 70B3D57ED0000001 0004A30B001C0530 0001)")
+	run -0 tcurl ns13 $url "$req"
+	[ "$(jq -r .Result.ResultCode <<<"$output")" = Success ]
+	sid=$(jq -r .SessionKeyID <<<"$output")
+	# AppSKeyReq: the AS-ID's CA
+	asreq=$(printf '{"ProtocolVersion":"1.0","SenderID":"as.example.net","ReceiverID":"70B3D57ED0000001","MessageType":"AppSKeyReq","DevEUI":"0004A30B001C0530","SessionKeyID":"%s"}' "$sid")
+	run -0 tcurl as1 $url "$asreq"
+	[ "$(jq -r .Result.ResultCode <<<"$output")" = Success ]
+	run -0 tcurl ns13 $url "$asreq"
+	[ "$(jq -r .Result.ResultCode <<<"$output")" = UnknownSender ]
+}
+
+@test "ljs-join: SIGHUP reloads the client-CA map; a broken map keeps the old one" {
+	make_pki
+	port=$(free_port tcp)
+	start_bg js ljs-join -D devices.jsonl -S st -l 127.0.0.1:$port -t mutual -e pki/server.pem -k pki/server.key -A interop/interop.yml -d 3 3>ready
+	wait_until 5 test -s ready
+	url=https://127.0.0.1:$port/
+	run -0 tcurl ns53 $url "$(homens C00053)"
+	[ "$(jq -r .Result.ResultCode <<<"$output")" = UnknownSender ]
+	cp pki/ca53.pem interop/cas/
+	echo 'C00053: cas/ca53.pem' >>interop/interop.yml
+	kill -HUP "$(bg_pid js)"
+	wait_until 5 grep -q "SIGHUP" "$BATS_TEST_TMPDIR/js.err"
+	wait_until 5 sh -c "curl -s --cacert pki/srvca.pem --cert pki/ns53.pem --key pki/ns53.key --data-binary '$(homens C00053)' $url | grep -q Success"
+	run -0 tcurl ns13 $url "$(homens 000013)"
+	[ "$(jq -r .Result.ResultCode <<<"$output")" = Success ]
+	echo 'C00054: cas/missing.pem' >>interop/interop.yml
+	kill -HUP "$(bg_pid js)"
+	wait_until 5 grep -q "missing.pem" "$BATS_TEST_TMPDIR/js.err"
+	run -0 tcurl ns53 $url "$(homens C00053)"
+	[ "$(jq -r .Result.ResultCode <<<"$output")" = Success ]
+}
+
+@test "ljs-join: Packet Broker bearer tokens (ES256, RS256, EdDSA) speak for NetID 000000" {
+	make_pki
+	mkdir jwt
+	node "$BATS_TEST_DIRNAME/node/jwt.js" keygen jwt
+	cat >>devices.jsonl <<EOF
+{"dev_eui":"0004A30B001C0534","join_eui":"70B3D57ED0000001","mac_version":"1.0.3","app_key":"$APPKEY","home_net_id":"000013","net_ids":["000013","000000"]}
+EOF
+	port=$(free_port tcp)
+	start_bg js ljs-join -D devices.jsonl -S st -l 127.0.0.1:$port -t mutual -e pki/server.pem -k pki/server.key -A interop/interop.yml -i https://iam.packetbroker.test -a ljs -J jwt/jwks.json -d 3 3>ready
+	wait_until 5 test -s ready
+	url=https://127.0.0.1:$port/
+	n=1
+	for alg in ES256 RS256 EdDSA; do
+		tok=$(node "$BATS_TEST_DIRNAME/node/jwt.js" sign jwt $alg https://iam.packetbroker.test ljs 600 -10)
+		req=$(joinreq 1.0 0004A30B001C0534 70B3D57ED0000001 "$(jr $APPKEY 70B3D57ED0000001 0004A30B001C0534 000$n)" | sed 's/"SenderID":"000013"/"SenderID":"000000"/')
+		run -0 curl -s --cacert pki/srvca.pem -H "Authorization: Bearer $tok" --data-binary "$req" $url
+		[ "$(jq -r .Result.ResultCode <<<"$output")" = Success ]
+		n=$((n + 1))
+	done
+	req=$(joinreq 1.0 0004A30B001C0534 70B3D57ED0000001 "$(jr $APPKEY 70B3D57ED0000001 0004A30B001C0534 0009)" | sed 's/"SenderID":"000013"/"SenderID":"000000"/')
+	# expired, not yet valid, another issuer, another audience, a tampered signature
+	for args in "ES256 https://iam.packetbroker.test ljs -600 -1200" "ES256 https://iam.packetbroker.test ljs 1200 600" \
+		"ES256 https://evil.test ljs 600 -10" "RS256 https://iam.packetbroker.test other 600 -10"; do
+		tok=$(node "$BATS_TEST_DIRNAME/node/jwt.js" sign jwt $args)
+		run -0 curl -s --cacert pki/srvca.pem -H "Authorization: Bearer $tok" --data-binary "$req" $url
+		[ "$(jq -r .Result.ResultCode <<<"$output")" = UnknownSender ]
+	done
+	tok=$(node "$BATS_TEST_DIRNAME/node/jwt.js" sign jwt ES256 https://iam.packetbroker.test ljs 600 -10)
+	run -0 curl -s --cacert pki/srvca.pem -H "Authorization: Bearer ${tok%?????}AAAAA" --data-binary "$req" $url
+	[ "$(jq -r .Result.ResultCode <<<"$output")" = UnknownSender ]
+	# a valid token cannot speak for another NetID
+	run -0 curl -s --cacert pki/srvca.pem -H "Authorization: Bearer $tok" --data-binary "$(homens 000013)" $url
+	[ "$(jq -r .Result.ResultCode <<<"$output")" = UnknownSender ]
+}

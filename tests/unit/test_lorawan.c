@@ -1,11 +1,18 @@
 /* LoRaWAN join crypto and frames against published vectors: RFC 4493 (AES-CMAC), The Things
  * Stack's pkg/crypto tests and ChirpStack's lrwn/src/keys.rs tests. */
 #include "hex.h"
+#include "js_cryptod.h"
+#include "js_devices.h"
 #include "lorawan_crypto.h"
 #include "lorawan_frame.h"
 
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 static int failures, checks;
 #define CHECK(cond)                                                                          \
@@ -153,12 +160,113 @@ static void test_chirpstack_keys(void)
 	CHECK(memcmp(out, nenc, 16) == 0);
 }
 
+/* The crypto co-process protocol: a server thread over a Unix socket answers what the local
+ * crypto answers, and refuses root keys. */
+static int test_lookup(void *ctx, const uint8_t dev_eui[8], const uint8_t join_eui[8], struct js_root_keys *out,
+                       char *err, size_t errlen)
+{
+	(void)ctx;
+	(void)join_eui;
+	if (js_be64(dev_eui) != 0x0102030405060708ULL) {
+		snprintf(err, errlen, "unknown device");
+		return -1;
+	}
+	memset(out, 0, sizeof *out);
+	memset(out->app_key, 1, 16);
+	memset(out->nwk_key, 2, 16);
+	out->has_nwk_key = 1;
+	return 0;
+}
+
+static int listen_fd;
+
+static void *serve_thread(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 2; i++) {
+		int c = accept(listen_fd, NULL, NULL);
+		if (c < 0)
+			return NULL;
+		js_cryptod_serve(c, c, test_lookup, NULL, 0);
+		close(c);
+	}
+	return NULL;
+}
+
+static void test_cryptod(void)
+{
+	char path[] = "/tmp/test_lorawan.XXXXXX", sock[128], err[200];
+	CHECK(mkdtemp(path) != NULL);
+	snprintf(sock, sizeof sock, "%s/s", path);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	strcpy(sa.sun_path, sock);
+	listen_fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	CHECK(bind(listen_fd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(listen_fd, 4) == 0);
+	pthread_t t;
+	pthread_create(&t, NULL, serve_thread, NULL);
+	char spec[160];
+	snprintf(spec, sizeof spec, "unix:%s", sock);
+	struct js_crypto *remote = js_crypto_remote(spec, err, sizeof err);
+	struct js_crypto *local = js_crypto_local(test_lookup, NULL);
+	CHECK(remote != NULL);
+
+	for (int mac = LW_MAC_1_0_3; remote && mac <= LW_MAC_1_1; mac += LW_MAC_1_1 - LW_MAC_1_0_3) {
+		struct js_join_in in = {.dev_eui = 0x0102030405060708ULL, .join_eui = 0x1112131415161718ULL, .mac = mac,
+		                        .dev_nonce = 0x0102, .join_nonce = 7, .net_id = 0x000013, .dev_addr = 0x26011234,
+		                        .dl_settings = mac >= LW_MAC_1_1 ? 0x80 : 0, .rx_delay = 1, .join_req_type = 0xFF};
+		uint8_t key[16];
+		memset(key, mac >= LW_MAC_1_1 ? 2 : 1, 16);
+		in.phy[0] = 0;
+		lw_put_le(in.phy + 1, in.join_eui, 8);
+		lw_put_le(in.phy + 9, in.dev_eui, 8);
+		lw_put_le(in.phy + 17, in.dev_nonce, 2);
+		lw_join_request_mic(key, in.phy, in.phy + 19);
+		CHECK(js_crypto_check_mic(remote, &in, err, sizeof err) == JS_CRYPTO_OK);
+		in.phy[22] ^= 1;
+		CHECK(js_crypto_check_mic(remote, &in, err, sizeof err) == JS_CRYPTO_MIC);
+		in.phy[22] ^= 1;
+		struct js_session_keys kr, kl;
+		uint8_t pr[33], pl[33];
+		size_t nr = 0, nl = 0;
+		CHECK(js_crypto_join_accept(remote, &in, &kr, pr, &nr, err, sizeof err) == JS_CRYPTO_OK);
+		CHECK(js_crypto_join_accept(local, &in, &kl, pl, &nl, err, sizeof err) == JS_CRYPTO_OK);
+		CHECK(nr == 17 && nr == nl && memcmp(pr, pl, nr) == 0);
+		CHECK(kr.v11 == (mac >= LW_MAC_1_1) && memcmp(&kr, &kl, sizeof kr) == 0);
+		in.dev_eui++;
+		CHECK(js_crypto_check_mic(remote, &in, err, sizeof err) == JS_CRYPTO_UNKNOWN);
+	}
+	js_crypto_free(remote);
+
+	/* a raw client asks for root keys: refused, and nothing in the answer looks like a key */
+	int c = socket(AF_UNIX, SOCK_STREAM, 0);
+	CHECK(connect(c, (struct sockaddr *)&sa, sizeof sa) == 0);
+	const char *req = "{\"id\":9,\"op\":\"root-keys\",\"DevEUI\":\"0102030405060708\",\"JoinEUI\":\"1112131415161718\"}\n"
+	                  "not json\n";
+	CHECK(write(c, req, strlen(req)) == (ssize_t)strlen(req));
+	shutdown(c, SHUT_WR);
+	char buf[1024] = {0};
+	size_t got = 0;
+	ssize_t n;
+	while ((n = read(c, buf + got, sizeof buf - 1 - got)) > 0)
+		got += (size_t)n;
+	CHECK(strstr(buf, "\"id\":9") && strstr(buf, "\"code\":\"Refused\""));
+	CHECK(strstr(buf, "01010101010101010101010101010101") == NULL);
+	CHECK(strstr(buf, "MalformedRequest") != NULL);
+	close(c);
+	pthread_join(t, NULL);
+	js_crypto_free(local);
+	close(listen_fd);
+	unlink(sock);
+	rmdir(path);
+}
+
 int main(void)
 {
 	test_cmac_rfc4493();
 	test_tts_derivation();
 	test_tts_join_messages();
 	test_chirpstack_keys();
+	test_cryptod();
 	if (failures) {
 		fprintf(stderr, "test_lorawan: %d of %d checks failed\n", failures, checks);
 		return 1;
