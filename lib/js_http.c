@@ -64,10 +64,12 @@ char *js_ca_map_pem(const struct js_ca_map *m, size_t *len)
 static int ca_add(struct js_ca_map *m, const char *dir, const char *id, const char *file, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
-	if (file[0] == '/')
-		snprintf(path, sizeof path, "%s", file);
-	else
-		snprintf(path, sizeof path, "%s/%s", dir, file);
+	int pn = file[0] == '/' ? snprintf(path, sizeof path, "%s", file)
+	                        : snprintf(path, sizeof path, "%s/%s", dir, file);
+	if (pn < 0 || (size_t)pn >= sizeof path) {
+		snprintf(err, errlen, "CA file name of %s too long", id);
+		return -1;
+	}
 	char *pem;
 	size_t len;
 	if (fs_read_file(path, &pem, &len, 1 << 20) != 0) {
