@@ -113,7 +113,7 @@ static jv decode_map(jv o, const struct lwm2m_path *base, struct cbor_reader *r,
 			if (!jv_is_valid(o))
 				return o;
 		} else {
-			o = codec_store(o, base, &p, cbor_value(r, &v, &p, "LwM2M CBOR"), "LwM2M CBOR");
+			o = codec_store_once(o, base, &p, cbor_value(r, &v, &p, "LwM2M CBOR"), "LwM2M CBOR");
 			if (!jv_is_valid(o))
 				return o;
 		}
@@ -191,11 +191,32 @@ static int encode_level(const struct codec_vals *vs, size_t lo, size_t hi, int d
 	return 0;
 }
 
+/* The ids all values share (as Anjay writes it, {[13, 26]: {1: 42, 2: 21}}) go into one array
+ * key when there are two or more of them; below that, nested maps. */
 int lwm2m_cbor_encode(const struct lwm2m_path *base, const struct codec_vals *vs, struct obuf *o,
                       char **err)
 {
 	(void)base;
-	return encode_level(vs, 0, vs->n, 0, o, err);
+	struct lwm2m_path common = vs->v[0].path;
+	for (size_t i = 1; i < vs->n; i++) {
+		int k = 0;
+		while (k < common.len && k < vs->v[i].path.len && vs->v[i].path.id[k] == common.id[k])
+			k++;
+		common.len = k;
+	}
+	if (vs->n > 1 && common.len == vs->v[0].path.len)
+		common.len--; /* a value and values below it: encode_level reports that */
+	if (common.len < 2)
+		return encode_level(vs, 0, vs->n, 0, o, err);
+	cbor_put_map(o, 1);
+	cbor_put_array(o, (size_t)common.len);
+	for (int k = 0; k < common.len; k++)
+		cbor_put_uint(o, common.id[k]);
+	if (vs->n == 1 && vs->v[0].path.len == common.len) {
+		put_value(o, &vs->v[0]);
+		return 0;
+	}
+	return encode_level(vs, 0, vs->n, common.len, o, err);
 }
 
 jv lwm2m_plain_cbor_decode(const struct lwm2m_path *base, const uint8_t *data, size_t len)

@@ -99,6 +99,18 @@ jv codec_store(jv o, const struct lwm2m_path *base, const struct lwm2m_path *p, 
 	return jv_object_set(o, jv_string(PATHSTR(p, ps)), v);
 }
 
+jv codec_store_once(jv o, const struct lwm2m_path *base, const struct lwm2m_path *p, jv v,
+                    const char *fmt_name)
+{
+	char ps[LWM2M_PATH_STRLEN];
+	if (jv_is_valid(o) && jv_object_has(jv_copy(o), jv_string(PATHSTR(p, ps)))) {
+		jv_free(o);
+		jv_free(v);
+		return codec_err("%s: %s appears twice", fmt_name, ps);
+	}
+	return codec_store(o, base, p, v, fmt_name);
+}
+
 int codec_name_to_path(const char *s, size_t n, struct lwm2m_path *p)
 {
 	char buf[LWM2M_PATH_STRLEN + 2];

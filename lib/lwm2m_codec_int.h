@@ -47,6 +47,9 @@ enum lwm2m_type codec_res_type(const struct lwm2m_path *p, bool *known);
  * covered by base; on failure frees o and v and returns the error. */
 jv codec_store(jv o, const struct lwm2m_path *base, const struct lwm2m_path *p, jv v,
                const char *fmt_name);
+/* The same, for formats where a path may appear only once (TLV, LwM2M CBOR). */
+jv codec_store_once(jv o, const struct lwm2m_path *base, const struct lwm2m_path *p, jv v,
+                    const char *fmt_name);
 /* Parse an absolute name ("/3/0/9", tolerating one trailing '/') into p; 0 or -1. */
 int codec_name_to_path(const char *s, size_t n, struct lwm2m_path *p);
 /* Relative name of p below prefix: "9" or "7/0" ("/3/0/9" when prefix is root). */

@@ -135,7 +135,7 @@ static jv tlv_level(jv o, const struct lwm2m_path *base, const struct lwm2m_path
 			if (!jv_is_valid(o))
 				return o;
 		} else {
-			o = codec_store(o, base, &p, tlv_value(&p, t.val, t.len), "TLV");
+			o = codec_store_once(o, base, &p, tlv_value(&p, t.val, t.len), "TLV");
 			if (!jv_is_valid(o))
 				return o;
 		}
@@ -179,7 +179,7 @@ jv lwm2m_tlv_decode(const struct lwm2m_path *base, const uint8_t *data, size_t l
 		if (t.type == TLV_OBJ_INST || t.type == TLV_MULTI_RES)
 			o = tlv_level(o, base, &p, t.val, t.len);
 		else
-			o = codec_store(o, base, &p, tlv_value(&p, t.val, t.len), "TLV");
+			o = codec_store_once(o, base, &p, tlv_value(&p, t.val, t.len), "TLV");
 		if (!jv_is_valid(o))
 			return o;
 	}

@@ -276,6 +276,36 @@ static void test_tlv(void)
 	memcpy(w + 3, b, n);
 	DEC_EQ(LWM2M_CT_TLV, "/3", w, n + 3, device_json);
 	ENC_EQ(LWM2M_CT_TLV, "/3", device_json, w, n + 3);
+	/* LwM2M TS 1.0 section 6.4.3 examples, as in Leshan's LwM2mNodeDecoderTest: the Device
+	 * instance (resource 16 "U"), alone and wrapped in its object instance TLV; two Access
+	 * Control instances (16-bit resource instance id 310); one Server instance */
+	n = unhex("C800144F70656E204D6F62696C6520416C6C69616E6365C801164c69676874776569676874204d324d20436c69656e74"
+	          "C80209333435303030313233C303312E30860641000141010588070842000ED842011388870841007D42010384"
+	          "C10964C10A0F830B410000C40D5182428FC60E2B30323A3030C11055", b, sizeof b);
+	static const char dev16[] =
+		"{\"/3/0/0\":\"Open Mobile Alliance\",\"/3/0/1\":\"Lightweight M2M Client\","
+		"\"/3/0/2\":\"345000123\",\"/3/0/3\":\"1.0\",\"/3/0/6/0\":1,\"/3/0/6/1\":5,"
+		"\"/3/0/7/0\":3800,\"/3/0/7/1\":5000,\"/3/0/8/0\":125,\"/3/0/8/1\":900,\"/3/0/9\":100,"
+		"\"/3/0/10\":15,\"/3/0/11/0\":0,\"/3/0/13\":1367491215,\"/3/0/14\":\"+02:00\","
+		"\"/3/0/16\":\"U\"}";
+	DEC_EQ(LWM2M_CT_TLV, "/3/0", b, n, dev16);
+	ENC_EQ(LWM2M_CT_TLV, "/3/0", dev16, b, n);
+	n = unhex("080079C800144F70656E204D6F62696C6520416C6C69616E6365C801164C69676874776569676874204D324D20436C69656E74"
+	          "C80209333435303030313233C303312E30860641000141010588070842000ED842011388870841007D42010384"
+	          "C10964C10A0F830B410000C40D5182428FC60E2B30323A3030C11055", b, sizeof b);
+	DEC_EQ(LWM2M_CT_TLV, "/3/0", b, n, dev16);
+	DEC_EQ(LWM2M_CT_TLV, "/3", b, n, dev16);
+	ENC_EQ(LWM2M_CT_TLV, "/3", dev16, b, n);
+	n = unhex("08000EC10001C101008302417F07C1037F080212C10003C101008702417F0761013601C1037F", b, sizeof b);
+	static const char acl[] = "{\"/2/0/0\":1,\"/2/0/1\":0,\"/2/0/2/127\":7,\"/2/0/3\":127,"
+	                          "\"/2/2/0\":3,\"/2/2/1\":0,\"/2/2/2/127\":7,\"/2/2/2/310\":1,\"/2/2/3\":127}";
+	DEC_EQ(LWM2M_CT_TLV, "/2", b, n, acl);
+	ENC_EQ(LWM2M_CT_TLV, "/2", acl, b, n);
+	n = unhex("08000FC10001C40100015180C10601C10755", b, sizeof b);
+	static const char srv[] = "{\"/1/0/0\":1,\"/1/0/1\":86400,\"/1/0/6\":true,\"/1/0/7\":\"U\"}";
+	DEC_EQ(LWM2M_CT_TLV, "/1", b, n, srv);
+	ENC_EQ(LWM2M_CT_TLV, "/1", srv, b, n);
+	DEC_ERR(LWM2M_CT_TLV, "/1/1", b, n, "does not match");
 	/* a single resource read answers with its resource TLV */
 	DEC_EQ(LWM2M_CT_TLV, "/3/0/9", "\xC1\x09\x64", 3, "{\"/3/0/9\":100}");
 	/* a multiple resource: the spec's /3/0/7 read and one of its instances */
@@ -348,6 +378,8 @@ static void test_tlv(void)
 	DEC_ERR(LWM2M_CT_TLV, "/3/0/9", "\xC1\x0A\x64", 3, "does not match");
 	DEC_ERR(LWM2M_CT_TLV, "/3/0", "\xE1\xFF\xFF\x01", 4, "65535");
 	DEC_EQ(LWM2M_CT_TLV, "/3/0", "", 0, "{}");
+	DEC_ERR(LWM2M_CT_TLV, "/3/0", "\xC1\x09\x64\xC1\x09\x65", 6, "/3/0/9 appears twice");
+	DEC_ERR(LWM2M_CT_LWM2M_CBOR, "/", "\xA2\x83\x03\x00\x09\x01\x83\x03\x00\x09\x02", 11, "/3/0/9 appears twice");
 	/* round trips */
 	ROUND_TRIP(LWM2M_CT_TLV, "/3/0", device_json);
 	ROUND_TRIP(LWM2M_CT_TLV, "/3311", "{\"/3311/0/5850\":true,\"/3311/0/5851\":55,"
@@ -658,9 +690,18 @@ static void test_lwm2m_cbor(void)
 	DEC_ERR(LWM2M_CT_LWM2M_CBOR, "/", "\xA1\x0D\xA1\x00\x05", 5, "not a resource");
 	DEC_ERR(LWM2M_CT_LWM2M_CBOR, "/", "\xA1\x83\x0D\x18\x1A\x01\x18\x2A\x00", 9, "after the map");
 	/* encoding: nested maps from the root */
-	ENC_EQ(LWM2M_CT_LWM2M_CBOR, "/3/0/9", "{\"/3/0/9\":55}", "\xA1\x03\xA1\x00\xA1\x09\x18\x37", 8);
+	/* encoding: the shared ids in one array key, then nested maps (Anjay's lwm2m_cbor_out.c
+	 * shapes, with definite lengths) */
+	ENC_EQ(LWM2M_CT_LWM2M_CBOR, "/13/26/1", "{\"/13/26/1\":42}", "\xA1\x83\x0D\x18\x1A\x01\x18\x2A", 8);
+	ENC_EQ(LWM2M_CT_LWM2M_CBOR, "/13/26", "{\"/13/26/1\":42,\"/13/26/2\":21}",
+	       "\xA1\x82\x0D\x18\x1A\xA2\x01\x18\x2A\x02\x15", 11);
+	ENC_EQ(LWM2M_CT_LWM2M_CBOR, "/13/26", "{\"/13/26/1\":42,\"/13/26/3/21\":69.68,\"/13/26/3/37\":false}",
+	       "\xA1\x82\x0D\x18\x1A\xA2\x01\x18\x2A\x03\xA2\x15\xFB\x40\x51\x6B\x85\x1E\xB8\x51\xEC\x18\x25\xF4", 24);
+	ENC_EQ(LWM2M_CT_LWM2M_CBOR, "/", "{\"/13/26/1\":42,\"/13/26/2\":21,\"/14/27/1\":43,\"/14/27/2\":22}",
+	       "\xA2\x0D\xA1\x18\x1A\xA2\x01\x18\x2A\x02\x15\x0E\xA1\x18\x1B\xA2\x01\x18\x2B\x02\x16", 21);
 	ENC_EQ(LWM2M_CT_LWM2M_CBOR, "/3/0/7", "{\"/3/0/7/0\":3800,\"/3/0/7/1\":5000}",
-	       "\xA1\x03\xA1\x00\xA1\x07\xA2\x00\x19\x0E\xD8\x01\x19\x13\x88", 15);
+	       "\xA1\x83\x03\x00\x07\xA2\x00\x19\x0E\xD8\x01\x19\x13\x88", 14);
+	ENC_ERR(LWM2M_CT_LWM2M_CBOR, "/9999/0/1", "{\"/9999/0/1\":1,\"/9999/0/1/0\":2}", "has a value and resource instances");
 	ROUND_TRIP(LWM2M_CT_LWM2M_CBOR, "/3/0", device_json);
 	ROUND_TRIP(LWM2M_CT_LWM2M_CBOR, "/", "{\"/3303/0/5700\":-12.75,\"/3311/0/5850\":true,"
 	                                     "\"/3311/1/5850\":false,\"/5/0/0\":\"AAECAwQF\","
