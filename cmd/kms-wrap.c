@@ -8,6 +8,7 @@
 #include "kms_aws.h"
 #include "kms_fields.h"
 #include "kms_local.h"
+#include "kms_serve.h"
 #include "linereader.h"
 #include "log.h"
 
@@ -27,6 +28,8 @@ static const char usage_text[] =
     "       kms-wrap genkey [-k file] name\n"
     "       kms-wrap wrap -j file [-l label] -f field...\n"
     "       kms-wrap unwrap -j file -f field...\n"
+    "       kms-wrap serve -D file [-p file] [-j file] [-a] [-k file] [-K key-id] [-C field]... [-X]\n"
+    "                [-d fd]\n"
     "options:\n"
     "  -a, --aws               use AWS KMS instead of the local keyring\n"
     "  -k, --keyring FILE      local keyring (default $KMS_WRAP_KEYRING or ./var/kms/keyring.yml)\n"
@@ -40,6 +43,10 @@ static const char usage_text[] =
     "  -r, --region REGION     AWS region (default $AWS_REGION or $AWS_DEFAULT_REGION)\n"
     "  -j, --keks FILE         YAML keyring of KEKs by label\n"
     "  -l, --kek-label LABEL   KEK to wrap under (none: keys in clear with an empty KEKLabel)\n"
+    "  -D, --devices FILE      device registry (JSON lines) for serve\n"
+    "  -p, --parts FILE        secure-element parts table (JSON lines) for serve\n"
+    "  -X, --expose-root-keys  let serve answer requests for root keys\n"
+    "  -d FD                   write a newline to FD once ready (serve)\n"
     "  -v, --verbose           log more\n"
     "  -q, --quiet             log less\n"
     "  -h, --help              show this help\n"
@@ -58,6 +65,9 @@ static const struct option longopts[] = {
     {"region", required_argument, NULL, 'r'},
     {"keks", required_argument, NULL, 'j'},
     {"kek-label", required_argument, NULL, 'l'},
+    {"devices", required_argument, NULL, 'D'},
+    {"parts", required_argument, NULL, 'p'},
+    {"expose-root-keys", no_argument, NULL, 'X'},
     {"verbose", no_argument, NULL, 'v'},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
@@ -156,9 +166,9 @@ int main(int argc, char **argv)
 		puts("kms-wrap " VERSION);
 		return 0;
 	}
-	static const char *const names[] = {"encrypt", "decrypt", "genkey", "wrap", "unwrap"};
+	static const char *const names[] = {"encrypt", "decrypt", "genkey", "wrap", "unwrap", "serve"};
 	int cmd = -1;
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 6; i++)
 		if (strcmp(argv[1], names[i]) == 0)
 			cmd = i;
 	if (cmd < 0) {
@@ -166,7 +176,9 @@ int main(int argc, char **argv)
 		usage();
 	}
 
-	bool aws = false;
+	bool aws = false, expose = false;
+	const char *devices = NULL, *parts = NULL;
+	int ready_fd = -1;
 	const char *keyring = NULL, *key_id = NULL, *suffix = "_encrypted", *endpoint = NULL, *region = NULL;
 	const char *keks_path = NULL, *label = NULL;
 	const char *fields[MAXLIST], *ctx_fields[MAXLIST];
@@ -176,7 +188,7 @@ int main(int argc, char **argv)
 	int c;
 	argc--;
 	argv++;
-	while ((c = getopt_long(argc, argv, "ak:K:f:x:e:c:C:E:r:j:l:vqhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "ak:K:f:x:e:c:C:E:r:j:l:D:p:Xd:vqhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'a': aws = true; break;
 		case 'k': keyring = optarg; break;
@@ -207,6 +219,17 @@ int main(int argc, char **argv)
 		case 'r': region = optarg; break;
 		case 'j': keks_path = optarg; break;
 		case 'l': label = optarg; break;
+		case 'D': devices = optarg; break;
+		case 'p': parts = optarg; break;
+		case 'X': expose = true; break;
+		case 'd': {
+			char *end;
+			long fd = strtol(optarg, &end, 10);
+			if (!*optarg || *end || fd < 0 || fd > 1 << 20)
+				die(EXIT_USAGE, "-d: not a file descriptor: \"%s\"", optarg);
+			ready_fd = (int)fd;
+			break;
+		}
 		case 'v': log_more(); break;
 		case 'q': log_less(); break;
 		case 'h':
@@ -225,7 +248,7 @@ int main(int argc, char **argv)
 		    names[cmd], argv[0]);
 	if (!keyring)
 		keyring = default_keyring();
-	if (nfields == 0 && (cmd == ENCRYPT || cmd == DECRYPT))
+	if (nfields == 0 && (cmd == ENCRYPT || cmd == DECRYPT || cmd == SERVE))
 		fields[nfields++] = "psk_root_keys";
 
 	char err[512];
@@ -240,7 +263,9 @@ int main(int argc, char **argv)
 	}
 
 	struct kms kms = {0};
-	if (cmd == ENCRYPT || cmd == DECRYPT) {
+	if (cmd == SERVE && !devices)
+		die(EXIT_USAGE, "serve: -D/--devices is required");
+	if (cmd == ENCRYPT || cmd == DECRYPT || (cmd == SERVE && parts)) {
 		if (aws) {
 			if (kms_aws_open(&kms, endpoint, region, err, sizeof err) < 0)
 				die(EXIT_USAGE, "%s", err);
@@ -252,7 +277,19 @@ int main(int argc, char **argv)
 		die(EXIT_USAGE, "encrypt: -K/--key-id is required");
 
 	int rc;
-	{
+	if (cmd == SERVE) {
+		struct kms_serve_opts so = {
+		    .devices = devices,
+		    .parts = parts,
+		    .keks = keks_path,
+		    .kms = &kms,
+		    .key_id = key_id,
+		    .fo = {fields, nfields, suffix, enc, context, ctx_fields, nctx},
+		    .expose_root_keys = expose,
+		    .ready_fd = ready_fd,
+		};
+		rc = kms_serve(&so);
+	} else {
 		struct kek_keyring keks = {0};
 		struct filter f = {
 		    .cmd = (enum cmd)cmd,
