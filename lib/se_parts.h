@@ -1,4 +1,6 @@
-/* Secure-element parts (Microchip ATECC608 as The Things Stack provisions them): a parts table
+/* Secure-element parts (Microchip ATECC608, the scheme of The Things Stack's parts; its open
+ * source tree does not hold the derivation, so the unit test checks it against an independent
+ * Python implementation of the formula below, not a vendor vector): a parts table
  * of JSON lines {"part_number": ..., "psk_root_keys_encrypted": base64} whose parent keys are
  * KMS-encrypted, and devices provisioned with a part_number and the element's 9-byte serial,
  * whose root keys are derived from the part's parent key:

@@ -235,3 +235,156 @@ start_moto() {
 	# missing credentials: a usage error
 	run -100 --separate-stderr sh -c "unset AWS_ACCESS_KEY_ID; kms-wrap decrypt -a -E $EP </dev/null"
 }
+
+# The root keys of a secure-element device, derived with Python's hashlib (independently of
+# lib/se_parts.c): se_keys PARENT SERIAL -> "NWKKEY APPKEY"
+se_keys() {
+	python3 - "$1" "$2" <<'PY'
+import hashlib, sys
+p, sn = bytes.fromhex(sys.argv[1]), bytes.fromhex(sys.argv[2])
+k = hashlib.sha256(p + bytes([0x1C, 0x04, 0, 0]) + sn[8:9] + sn[0:2] + bytes(25) + sn + bytes(23)).hexdigest().upper()
+print(k[:32], k[32:])
+PY
+}
+
+SN10=0123A1B2C3D4E5F6EE
+SN11=0123A1B2C3D4E5F7EE
+
+se_setup() {
+	cd "$BATS_TEST_TMPDIR"
+	keyring
+	echo "{\"part_number\":\"ATECC608B\",\"psk_root_keys\":\"$ROOTKEY\"}" |
+		kms-wrap encrypt -k ring.yml -K parts -C part_number >parts.jsonl
+	cat >devices.jsonl <<EOT
+{"dev_eui":"0004A30B001C0540","join_eui":"70B3D57ED0000001","mac_version":"1.0.3","part_number":"ATECC608B","serial_number":"$SN10","home_net_id":"000013"}
+{"dev_eui":"0004A30B001C0541","join_eui":"70B3D57ED0000002","mac_version":"1.1","part_number":"ATECC608B","serial_number":"$SN11","home_net_id":"000013","home_ns_id":"ns1.example.net","ns_ids":["ns1.example.net"]}
+{"dev_eui":"0004A30B001C0542","join_eui":"70B3D57ED0000001","mac_version":"1.0.3","part_number":"OTHER","serial_number":"$SN10","home_net_id":"000013"}
+{"dev_eui":"0004A30B001C0530","join_eui":"70B3D57ED0000001","mac_version":"1.0.3","app_key":"2B7E151628AED2A6ABF7158809CF4F3C","home_net_id":"000013"}
+EOT
+	read -r NWK10 APP10 <<<"$(se_keys $ROOTKEY $SN10)"
+	read -r NWK11 APP11 <<<"$(se_keys $ROOTKEY $SN11)"
+}
+
+LORA="$BATS_TEST_DIRNAME/node/lora-join.js"
+
+@test "kms-wrap serve: derived secure-element keys answer check-mic; root keys are refused unless exposed" {
+	se_setup
+	jr=$(node "$LORA" jr "$APP10" 70B3D57ED0000001 0004A30B001C0540 0001)
+	bad=$(node "$LORA" jr "$NWK11" 70B3D57ED0000001 0004A30B001C0540 0001)
+	{
+		echo "{\"id\":1,\"op\":\"check-mic\",\"DevEUI\":\"0004A30B001C0540\",\"JoinEUI\":\"70B3D57ED0000001\",\"MACVersion\":\"1.0.3\",\"PHYPayload\":\"$jr\"}"
+		echo "{\"id\":2,\"op\":\"check-mic\",\"DevEUI\":\"0004A30B001C0540\",\"JoinEUI\":\"70B3D57ED0000001\",\"MACVersion\":\"1.0.3\",\"PHYPayload\":\"$bad\"}"
+		echo '{"id":3,"op":"root-keys","DevEUI":"0004A30B001C0541","JoinEUI":"70B3D57ED0000002"}'
+		echo '{"id":4,"op":"check-mic","DevEUI":"0004A30B001C0599","JoinEUI":"70B3D57ED0000001","MACVersion":"1.0.3","PHYPayload":"'"$jr"'"}'
+		echo '{"id":5,"op":"root-keys"'
+	} >req.jsonl
+	run -0 --separate-stderr sh -c 'kms-wrap serve -D devices.jsonl -p parts.jsonl -k ring.yml -C part_number <req.jsonl'
+	[ "${#lines[@]}" -eq 5 ]
+	[ "$(jq -c '[.id, .ok]' <<<"${lines[0]}")" = '[1,true]' ]
+	[ "$(jq -c '[.id, .ok, .code]' <<<"${lines[1]}")" = '[2,false,"MICFailed"]' ]
+	[ "$(jq -c '[.id, .ok, .code]' <<<"${lines[2]}")" = '[3,false,"Refused"]' ]
+	[ "$(jq -c '[.id, .ok, .code]' <<<"${lines[3]}")" = '[4,false,"UnknownDevEUI"]' ]
+	[ "$(jq -c '[.ok, .code]' <<<"${lines[4]}")" = '[false,"MalformedRequest"]' ]
+	# no root key, parent key or derived key appears in any answer or log line
+	for k in $ROOTKEY $NWK10 $APP10 $NWK11 $APP11; do
+		[[ $output != *"$k"* && $stderr != *"$k"* ]]
+	done
+	# a part that is not in the table gives no keys
+	echo '{"id":6,"op":"check-mic","DevEUI":"0004A30B001C0542","JoinEUI":"70B3D57ED0000001","MACVersion":"1.0.3","PHYPayload":"'"$jr"'"}' >r6
+	run -0 --separate-stderr sh -c 'kms-wrap serve -D devices.jsonl -p parts.jsonl -k ring.yml -C part_number <r6'
+	[ "$(jq -r .ok <<<"$output")" = false ]
+	# --expose-root-keys: the derived keys, as Python derives them
+	run -0 --separate-stderr sh -c 'sed -n 3p req.jsonl | kms-wrap serve -X -D devices.jsonl -p parts.jsonl -k ring.yml -C part_number'
+	[ "$(jq -r .ok <<<"$output")" = true ]
+	[[ $output == *"$NWK11"* && $output == *"$APP11"* ]]
+}
+
+@test "kms-wrap serve: a parts table that does not decrypt leaves those parts out; bad configuration exits 100" {
+	se_setup
+	jq -c '.part_number = "MOVED"' parts.jsonl >moved.jsonl
+	run -0 --separate-stderr sh -c 'kms-wrap serve -D devices.jsonl -p moved.jsonl -k ring.yml -C part_number </dev/null'
+	[[ $stderr == *'part "MOVED": psk_root_keys_encrypted: ciphertext does not authenticate'* ]]
+	run -100 --separate-stderr kms-wrap serve -p parts.jsonl -k ring.yml </dev/null
+	[[ $stderr == *'-D/--devices is required'* ]]
+	run -100 --separate-stderr sh -c 'kms-wrap serve -D nope.jsonl -k ring.yml </dev/null'
+	run -100 --separate-stderr sh -c 'kms-wrap serve -D devices.jsonl -p parts.jsonl -k nope.yml </dev/null'
+	run -111 --separate-stderr sh -c 'kms-wrap serve -D devices.jsonl -p nope.jsonl -k ring.yml </dev/null'
+}
+
+@test "kms-wrap serve: SIGHUP reloads the parts table and the registry; -d readiness" {
+	se_setup
+	mkfifo in
+	: >parts2.jsonl
+	start_bg serve sh -c 'exec kms-wrap serve -d 3 -D devices.jsonl -p parts2.jsonl -k ring.yml -C part_number <in 3>ready'
+	exec 4>in
+	wait_until 10 test -s ready
+	jr=$(node "$LORA" jr "$APP10" 70B3D57ED0000001 0004A30B001C0540 0003)
+	req="{\"id\":1,\"op\":\"check-mic\",\"DevEUI\":\"0004A30B001C0540\",\"JoinEUI\":\"70B3D57ED0000001\",\"MACVersion\":\"1.0.3\",\"PHYPayload\":\"$jr\"}"
+	echo "$req" >&4
+	wait_until 10 grep -q '"id":1' "$BATS_TEST_TMPDIR/serve.out"
+	run -0 jq -r .ok "$BATS_TEST_TMPDIR/serve.out"
+	assert_output false
+	cp parts.jsonl parts2.jsonl
+	kill -HUP "$(bg_pid serve)"
+	echo "${req/\"id\":1/\"id\":2}" >&4
+	wait_until 10 grep -q '"id":2' "$BATS_TEST_TMPDIR/serve.out"
+	run -0 jq -r 'select(.id == 2) | .ok' "$BATS_TEST_TMPDIR/serve.out"
+	assert_output true
+	exec 4>&-
+	grep -q 'reloaded on SIGHUP' "$BATS_TEST_TMPDIR/serve.err"
+}
+
+@test "ljs-join --crypto 'kms-wrap serve': joins of secure-element devices whose keys ljs-join never sees" {
+	se_setup
+	crypto="kms-wrap serve -D devices.jsonl -p parts.jsonl -k ring.yml -C part_number"
+	# LoRaWAN 1.0.3: AppKey = K[16:32]
+	phy=$(node "$LORA" jr "$APP10" 70B3D57ED0000001 0004A30B001C0540 0001)
+	printf '{"ProtocolVersion":"1.0","SenderID":"000013","ReceiverID":"70B3D57ED0000001","TransactionID":7,"MessageType":"JoinReq","MACVersion":"1.0.3","PHYPayload":"%s","DevEUI":"0004A30B001C0540","DevAddr":"26011234","DLSettings":"00","RxDelay":1}\n' "$phy" >req
+	run -0 --separate-stderr ljs-join -D devices.jsonl -S st --crypto "$crypto" <req
+	ans=$output
+	[ "$(jq -r .Result.ResultCode <<<"$ans")" = Success ]
+	run -0 node "$LORA" ja10 "$APP10" 0001 "$(jq -r .PHYPayload <<<"$ans")"
+	[ "$(jq -r .mic <<<"$output")" = true ]
+	[ "$(jq -r .AppSKey <<<"$output")" = "$(jq -r .AppSKey.AESKey <<<"$ans")" ]
+	[ "$(jq -r .NwkSKey <<<"$output")" = "$(jq -r .NwkSKey.AESKey <<<"$ans")" ]
+	# LoRaWAN 1.1: NwkKey = K[0:16], AppKey = K[16:32]
+	phy=$(node "$LORA" jr "$NWK11" 70B3D57ED0000002 0004A30B001C0541 0005)
+	printf '{"ProtocolVersion":"1.1","SenderID":"000013","ReceiverID":"70B3D57ED0000002","TransactionID":8,"MessageType":"JoinReq","MACVersion":"1.1","PHYPayload":"%s","DevEUI":"0004A30B001C0541","DevAddr":"26011235","DLSettings":"80","RxDelay":1,"SenderNSID":"ns1.example.net"}\n' "$phy" >req
+	run -0 --separate-stderr ljs-join -D devices.jsonl -S st --crypto "$crypto" <req
+	ans=$output
+	[ "$(jq -r .Result.ResultCode <<<"$ans")" = Success ]
+	run -0 node "$LORA" ja11 "$NWK11" "$APP11" 70B3D57ED0000002 0004A30B001C0541 0005 "$(jq -r .PHYPayload <<<"$ans")"
+	[ "$(jq -r .mic <<<"$output")" = true ]
+	for k in FNwkSIntKey SNwkSIntKey NwkSEncKey AppSKey; do
+		[ "$(jq -r .$k <<<"$output")" = "$(jq -r .$k.AESKey <<<"$ans")" ]
+	done
+	# the keys exist nowhere in ljs-join's files; without the crypto process it cannot answer
+	for k in $ROOTKEY $NWK10 $APP10 $NWK11 $APP11; do
+		! grep -rqi "$k" devices.jsonl parts.jsonl st
+	done
+	phy=$(node "$LORA" jr "$APP10" 70B3D57ED0000001 0004A30B001C0540 0009)
+	printf '{"ProtocolVersion":"1.0","SenderID":"000013","ReceiverID":"70B3D57ED0000001","TransactionID":9,"MessageType":"JoinReq","MACVersion":"1.0.3","PHYPayload":"%s","DevEUI":"0004A30B001C0540","DevAddr":"26011234","DLSettings":"00","RxDelay":1}\n' "$phy" >req
+	run --separate-stderr ljs-join -D devices.jsonl -S st <req
+	[ "$(jq -r .Result.ResultCode <<<"$output")" != Success ]
+	# a forged MIC through the crypto process
+	phy=$(node "$LORA" jr "$NWK11" 70B3D57ED0000001 0004A30B001C0540 000A)
+	printf '{"ProtocolVersion":"1.0","SenderID":"000013","ReceiverID":"70B3D57ED0000001","TransactionID":10,"MessageType":"JoinReq","MACVersion":"1.0.3","PHYPayload":"%s","DevEUI":"0004A30B001C0540","DevAddr":"26011234","DLSettings":"00","RxDelay":1}\n' "$phy" >req
+	run -1 --separate-stderr ljs-join -D devices.jsonl -S st --crypto "$crypto" <req
+	[ "$(jq -r .Result.ResultCode <<<"$output")" = MICFailed ]
+}
+
+@test "examples/kms-wrap/step6.sh: encrypts a part's key from a file; the parts table loads in serve" {
+	cd "$BATS_TEST_TMPDIR"
+	run -0 --separate-stderr sh "$TOP/examples/kms-wrap/step6.sh" "$BATS_TEST_TMPDIR/s6"
+	cd s6
+	run -0 stat -c %a keyring.yml part.key
+	assert_output $'600\n600'
+	key=$(tr -d '\n' <part.key)
+	! grep -q "$key" parts.jsonl devices.jsonl
+	run -0 sh -c 'kms-wrap decrypt -k keyring.yml -C part_number <parts.jsonl | jq -r .psk_root_keys'
+	assert_output "$key"
+	echo '{"id":1,"op":"root-keys","DevEUI":"0004A30B001C0531","JoinEUI":"70B3D57ED0000000"}' >req
+	run -0 --separate-stderr sh -c 'kms-wrap serve -X -D devices.jsonl -p parts.jsonl -k keyring.yml -C part_number <req'
+	read -r nwk app <<<"$(se_keys "$key" 0123A1B2C3D4E5F7EE)"
+	[[ $output == *"$nwk"* && $output == *"$app"* ]]
+}
