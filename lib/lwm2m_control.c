@@ -325,6 +325,20 @@ static int device_ct(const struct lwm2m_reg *g)
 	return LWM2M_CT_TLV;
 }
 
+/* What to ask a device for when the command names no format: what it announced, SenML JSON
+ * first (some 1.1 clients answer an Accept-less read with an error). -1: no Accept option. */
+static int device_accept(const struct lwm2m_reg *g)
+{
+	static const int pref[] = {LWM2M_CT_SENML_JSON, LWM2M_CT_SENML_CBOR, LWM2M_CT_TLV, LWM2M_CT_LWM2M_CBOR};
+	if (!g || g->version < 11)
+		return -1;
+	for (size_t i = 0; i < sizeof pref / sizeof pref[0]; i++)
+		for (int k = 0; k < g->nct; k++)
+			if (g->ct[k] == pref[i])
+				return pref[i];
+	return -1;
+}
+
 /* values for a write/create/write-composite, as a flat object of path -> value */
 static int encode_values(struct lwm2m_request *rq, int ct, const struct lwm2m_path *base, jv values, char **err)
 {
@@ -479,7 +493,7 @@ static void device_command(struct lwm2m_control *c, uint64_t client, jv cmd, con
 	int bad = 0;
 	if (strcmp(op, "read") == 0 || strcmp(op, "observe") == 0) {
 		rq->method = M_GET;
-		rq->accept = fmt_ct;
+		rq->accept = fmt_ct >= 0 ? fmt_ct : device_accept(g);
 		if (op[0] == 'o')
 			rq->observe = 0;
 	} else if (strcmp(op, "discover") == 0) {
