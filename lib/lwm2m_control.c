@@ -813,9 +813,9 @@ void lwm2m_control_poll_done(struct lwm2m_control *c, const struct pollfd *fds)
 			if (cl->lr.eof)
 				cl->closing = 1;
 		}
-		/* a peer that closed its write side may still wait for answers: keep it while it
-		 * has requests pending or observations running */
-		if (cl->closing && ((!cl->outlen && !lwm2m_server_client_requests(c->srv, cl->id)) || re & POLLERR)) {
+		/* a peer that only shut down its write side (no POLLHUP) may still wait for answers:
+		 * keep it while it has requests pending or observations running */
+		if (cl->closing && (re & (POLLHUP | POLLERR) || (!cl->outlen && !lwm2m_server_client_requests(c->srv, cl->id)))) {
 			drop_client(c, cl);
 			continue;
 		}

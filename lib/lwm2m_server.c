@@ -788,6 +788,10 @@ static void attach_session(struct lwm2m_reg *g, coap_session_t *cs)
 	}
 	g->session = coap_session_reference(cs);
 	coap_session_set_app_data(cs, g);
+	coap_fixed_point_t at = {(uint16_t)srv->o.ack_timeout,
+	                         (uint16_t)((srv->o.ack_timeout - (uint16_t)srv->o.ack_timeout) * 1000)};
+	coap_session_set_ack_timeout(cs, at);
+	coap_session_set_max_retransmit(cs, (uint16_t)srv->o.max_retransmit);
 	addr_from_session(cs, &g->addr);
 }
 

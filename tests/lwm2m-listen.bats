@@ -274,3 +274,240 @@ PY
 @test "lwm2m-listen: the CoRE link-format parser unit checks pass" {
 	run -0 "$UNIT/test_corelink"
 }
+
+# ---- commands against a device: tests/peers/lwm2m-device.js (the npm coap package) ----
+
+# start_device NAME ARGS...: a simulated device registered with lwm2m-listen on $PORT;
+# commands go to it with dev NAME "COMMAND".
+start_device() {
+	local name=$1
+	shift
+	: >"$BATS_TEST_TMPDIR/$name.cmd"
+	start_bg "$name" node "$PEERS/lwm2m-device.js" --server "127.0.0.1:$PORT" \
+		--commands "$BATS_TEST_TMPDIR/$name.cmd" "$@"
+	wait_until 10 grep -q '"event":"registered"' "$BATS_TEST_TMPDIR/$name.out"
+}
+dev() { echo "$2" >>"$BATS_TEST_TMPDIR/$1.cmd"; }
+dev_saw() { grep -q "$2" "$BATS_TEST_TMPDIR/$1.out"; }
+
+# A control connection that stays open: conn_open NAME; conn_send NAME LINE; its answers and
+# notifications collect in NAME.lines.
+conn_open() {
+	local name=$1
+	mkfifo "$BATS_TEST_TMPDIR/$name.fifo"
+	start_bg "$name" python3 -c '
+import socket, sys, threading
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+out = open(sys.argv[3], "w", buffering=1)
+def reader():
+    f = s.makefile()
+    for line in f:
+        out.write(line)
+    out.write("EOF\n")
+threading.Thread(target=reader, daemon=True).start()
+for line in open(sys.argv[2]):
+    s.sendall(line.encode())
+threading.Event().wait()
+' "$SOCK" "$BATS_TEST_TMPDIR/$name.fifo" "$BATS_TEST_TMPDIR/$name.lines"
+	exec {fd}>"$BATS_TEST_TMPDIR/$name.fifo"
+	eval "CONN_$name=$fd"
+}
+conn_send() {
+	local fd
+	eval "fd=\$CONN_$1"
+	echo "$2" >&"$fd"
+}
+conn_lines() { cat "$BATS_TEST_TMPDIR/$1.lines" 2>/dev/null; }
+conn_has() { grep -q "$2" "$BATS_TEST_TMPDIR/$1.lines" 2>/dev/null; }
+
+@test "lwm2m-listen: read a 1.0 device (TLV) and a 1.1 device (SenML JSON), and discover" {
+	start_listen
+	start_device d10 --ep d10 --lwm2m 1.0
+	start_device d11 --ep d11 --lwm2m 1.1
+	run -0 ctl '{"id":1,"op":"read","ep":"d10","path":"/3303/0/5700"}' '{"id":2,"op":"read","ep":"d11","path":"/3303/0"}' \
+		'{"id":3,"op":"read","ep":"d11","path":"/3303/0/5700","format":"text"}' '{"id":4,"op":"discover","ep":"d11","path":"/3311/0"}' \
+		'{"id":5,"op":"read","ep":"d10","path":"/3/0/7"}' '{"id":6,"op":"read","ep":"d11","path":"/9/0"}'
+	run -0 jq -sc 'sort_by(.id)[] | [.id, .code, .ct, .value]' <<<"$output"
+	assert_line --index 0 '[1,"2.05",11542,21.5]'
+	assert_line --index 1 '[2,"2.05",110,null]'
+	assert_line --index 2 '[3,"2.05",0,21.5]'
+	assert_line --index 3 '[4,"2.05",40,null]'
+	assert_line --index 4 '[5,"2.05",11542,null]'
+	assert_line --index 5 '[6,"4.04",null,null]'
+	run -0 ctl '{"id":2,"op":"read","ep":"d11","path":"/3303/0"}' '{"id":4,"op":"discover","ep":"d11","path":"/3311/0"}' '{"id":5,"op":"read","ep":"d10","path":"/3/0/7"}'
+	run -0 jq -sc 'sort_by(.id)[] | .values["/3303/0/5700"] // .links // .values' <<<"$output"
+	assert_line --index 0 '21.5'
+	assert_line --index 1 --partial '</3311/0/5850>'
+	assert_line --index 2 --regexp '^\{"/3/0/7/0":[0-9]+,"/3/0/7/1":[0-9]+\}$'
+}
+
+@test "lwm2m-listen: write (single value, partial update, replace) in TLV and SenML, and the device's refusals" {
+	start_listen
+	start_device d10 --ep d10 --lwm2m 1.0
+	start_device d11 --ep d11 --lwm2m 1.1 --objects /3/0,/3311/0
+	run -0 ctl '{"id":1,"op":"write","ep":"d10","path":"/3311/0/5850","value":true}' \
+		'{"id":2,"op":"write","ep":"d11","path":"/3311/0","values":{"/3311/0/5850":true,"/3311/0/5851":42}}' \
+		'{"id":3,"op":"read","ep":"d10","path":"/3311/0/5850"}' '{"id":4,"op":"read","ep":"d11","path":"/3311/0"}' \
+		'{"id":5,"op":"write","ep":"d11","path":"/3303/0/5700","value":1.5}' \
+		'{"id":6,"op":"write","ep":"d11","path":"/3/0/0","value":"me"}' \
+		'{"id":7,"op":"write","ep":"d11","path":"/3311/0/5850","value":"yes"}'
+	run -0 jq -sc 'sort_by(.id)[] | [.id, .code, .value // .values["/3311/0/5851"]]' <<<"$output"
+	assert_line --index 0 '[1,"2.04",null]'
+	assert_line --index 1 '[2,"2.04",null]'
+	assert_line --index 2 '[3,"2.05",true]'
+	assert_line --index 3 '[4,"2.05",42]'
+	assert_line --index 4 '[5,"4.04",null]'
+	assert_line --index 5 '[6,"4.05",null]'
+	assert_line --index 6 '[7,"bad-command",null]'
+	wait_until 5 dev_saw d10 '"event":"write".*"format":"tlv"'
+	wait_until 5 dev_saw d11 '"event":"write".*"method":"POST".*"format":"senml-json"'
+	run -0 ctl '{"id":8,"op":"write","ep":"d11","path":"/3311/0","replace":true,"values":{"/3311/0/5850":false}}'
+	assert_output --partial '"code":"2.04"'
+	wait_until 5 dev_saw d11 '"event":"write".*"method":"PUT"'
+}
+
+@test "lwm2m-listen: execute, delete and write-attributes" {
+	start_listen
+	start_device d11 --ep d11 --lwm2m 1.1
+	run -0 ctl '{"id":1,"op":"execute","ep":"d11","path":"/3/0/4","args":"0=\u0027x\u0027"}' \
+		'{"id":2,"op":"delete","ep":"d11","path":"/3303/0"}' \
+		'{"id":3,"op":"read","ep":"d11","path":"/3303/0/5700"}' \
+		'{"id":4,"op":"delete","ep":"d11","path":"/3/0/9"}' \
+		'{"id":5,"op":"write-attributes","ep":"d11","path":"/3311/0/5851","attributes":{"pmin":1,"pmax":60,"gt":30}}' \
+		'{"id":6,"op":"write-attributes","ep":"d11","path":"/3311/0/5851","attributes":{"bogus":1}}' \
+		'{"id":7,"op":"execute","ep":"d11","path":"/3/0"}'
+	run -0 jq -sc 'sort_by(.id)[] | [.id, .code]' <<<"$output"
+	assert_output '[1,"2.04"]
+[2,"2.02"]
+[3,"4.04"]
+[4,"4.05"]
+[5,"2.04"]
+[6,"bad-command"]
+[7,"bad-command"]'
+	wait_until 5 dev_saw d11 '"event":"write-attributes".*"pmax":"*60'
+	wait_until 5 dev_saw d11 "\"event\":\"execute\".*0='x'"
+}
+
+@test "lwm2m-listen: observe: notifications go to the connection that made it, until cancel-observe" {
+	start_listen
+	start_device d11 --ep d11 --lwm2m 1.1
+	conn_open a
+	conn_open b
+	conn_send a '{"id":"oa","op":"observe","ep":"d11","path":"/3303/0/5700"}'
+	wait_until 5 conn_has a '"id":"oa","op":"observe"'
+	conn_send b '{"id":"lb","op":"list"}'
+	wait_until 5 conn_has b '"id":"lb"'
+	dev d11 "set /3303/0/5700 22.5"
+	wait_until 5 conn_has a '"op":"notify".*"value":22.5'
+	dev d11 "set /3303/0/5700 23"
+	wait_until 5 conn_has a '"op":"notify".*"value":23'
+	run -0 conn_lines a
+	assert_line --index 0 '{"id":"oa","op":"observe","ep":"d11","path":"/3303/0/5700","code":"2.05","ct":110,"value":21.5,"values":{"/3303/0/5700":21.5}}'
+	run -0 jq -c 'select(.op == "notify") | [.id, .code, .value]' "$BATS_TEST_TMPDIR/a.lines"
+	assert_output $'["oa","2.05",22.5]\n["oa","2.05",23]'
+	run -0 conn_lines b
+	refute_output --partial notify
+	# another connection cannot cancel it
+	conn_send b '{"id":"cb","op":"cancel-observe","ep":"d11","path":"/3303/0/5700"}'
+	wait_until 5 conn_has b '"id":"cb".*"not-found"'
+	run -0 ctl '{"id":"s","op":"stats"}'
+	run -0 jq -c '[.observations, .notifications_in, .notifications_out]' <<<"$output"
+	assert_output '[1,2,2]'
+	conn_send a '{"id":"ca","op":"cancel-observe","ep":"d11","path":"/3303/0/5700"}'
+	wait_until 5 conn_has a '"id":"ca","op":"cancel-observe".*"code":"2.05"'
+	wait_until 5 dev_saw d11 '"event":"cancel-observe"'
+	dev d11 "set /3303/0/5700 24"
+	wait_until 5 dev_saw d11 '"event":"set".*"value":24'
+	sleep 0.3
+	run -0 jq -c 'select(.op == "notify") | .value' "$BATS_TEST_TMPDIR/a.lines"
+	refute_output --partial 24
+	run -0 ctl '{"id":"s","op":"stats"}'
+	run -0 jq -c '.observations' <<<"$output"
+	assert_output '0'
+}
+
+@test "lwm2m-listen: a closed connection's observations end, and a re-Register ends observations" {
+	start_listen
+	start_device d11 --ep d11 --lwm2m 1.1
+	# observe from a connection that goes away
+	run -0 ctl '{"id":1,"op":"observe","ep":"d11","path":"/3303/0/5700"}'
+	assert_output --partial '"code":"2.05"'
+	wait_until 5 dev_saw d11 '"event":"cancel-observe"'
+	conn_open a
+	conn_send a '{"id":"o","op":"observe","ep":"d11","path":"/3/0/9"}'
+	wait_until 5 conn_has a '"id":"o","op":"observe".*"2.05"'
+	dev d11 register
+	wait_until 5 conn_has a '"id":"o","op":"notify".*"code":"cancelled"'
+	run -0 jq -c 'select(.op == "notify") | [.code, .error]' "$BATS_TEST_TMPDIR/a.lines"
+	assert_output '["cancelled","registration replaced by a new Register"]'
+	run -0 ctl '{"id":"s","op":"stats"}'
+	run -0 jq -c '.observations' <<<"$output"
+	assert_output '0'
+}
+
+@test "lwm2m-listen: a device that never answers gets a timeout after the retransmissions" {
+	start_listen
+	start_device d11 --ep d11 --lwm2m 1.1
+	dev d11 "silent on"
+	wait_until 5 dev_saw d11 '"event":"silent"'
+	run -0 ctl '{"id":1,"op":"read","ep":"d11","path":"/3/0/9"}'
+	run -0 jq -c '[.id, .code]' <<<"$output"
+	assert_output '[1,"timeout"]'
+	wait_until 5 dev_saw d11 '"event":"dropped"'
+	dev d11 "silent off"
+	wait_until 5 dev_saw d11 '"on":false'
+	run -0 ctl '{"id":2,"op":"read","ep":"d11","path":"/3/0/9"}'
+	assert_output --partial '"code":"2.05"'
+	run -0 ctl '{"op":"stats"}'
+	run -0 jq -c '.timeouts' <<<"$output"
+	assert_output '1'
+}
+
+@test "lwm2m-listen: queue mode: sleep and wake events, requests held and sent in order when the device talks" {
+	start_listen -a 1
+	start_device q1 --ep q1 --lwm2m 1.1 --queue
+	wait_until 5 grep -q '"event":"register".*"queue":true' "$OUT"
+	dev q1 sleep
+	wait_until 10 grep -q '"event":"sleep","ep":"q1"' "$OUT"
+	conn_open a
+	conn_send a '{"id":1,"op":"write","ep":"q1","path":"/3311/0/5851","value":7}'
+	conn_send a '{"id":2,"op":"read","ep":"q1","path":"/3311/0/5851"}'
+	run -0 ctl '{"op":"stats"}'
+	run -0 jq -c '[.sleeping, .held]' <<<"$output"
+	assert_output '[1,2]'
+	run -0 conn_lines a
+	assert_output ''
+	dev q1 wake
+	wait_until 10 conn_has a '"id":2'
+	run -0 jq -c '[.id, .code, .value]' "$BATS_TEST_TMPDIR/a.lines"
+	assert_output $'[1,"2.04",null]\n[2,"2.05",7]'
+	run -0 jq -c 'select(.ep == "q1") | .event' "$OUT"
+	assert_output $'"register"\n"sleep"\n"update"\n"wake"'
+}
+
+@test "lwm2m-listen: queue mode: held requests expire with queue-expired, and the bound answers queue-full" {
+	start_listen -a 0.5 -T 1 -Q 2
+	start_device q1 --ep q1 --lwm2m 1.0 --binding UQ
+	dev q1 sleep
+	wait_until 10 grep -q '"event":"sleep","ep":"q1"' "$OUT"
+	run -0 ctl '{"id":1,"op":"read","ep":"q1","path":"/3/0/9"}' '{"id":2,"op":"read","ep":"q1","path":"/3/0/9"}' '{"id":3,"op":"read","ep":"q1","path":"/3/0/9"}'
+	run -0 jq -c '[.id, .code]' <<<"$output"
+	assert_line --index 0 '[3,"queue-full"]'
+	assert_line --index 1 '[1,"queue-expired"]'
+	assert_line --index 2 '[2,"queue-expired"]'
+}
+
+@test "lwm2m-listen: Send (POST /dp) from a registered device is printed as a send event" {
+	start_listen
+	cport=$(free_port)
+	run -0 coap-client-gnutls -B 5 -p "$cport" -m post -t 40 -e '</3303/0>' "coap://127.0.0.1:$PORT/rd?ep=sender&lwm2m=1.1"
+	wait_until 5 grep -q '"sender"' "$OUT"
+	run -0 coap-client-gnutls -B 5 -p "$cport" -m post -t 110 -e '[{"n":"/3303/0/5700","v":21.5}]' "coap://127.0.0.1:$PORT/dp"
+	wait_until 5 grep -q '"event":"send"' "$OUT"
+	run -0 jq -c 'select(.event == "send") | [.ep, .values]' "$OUT"
+	assert_output '["sender",{"/3303/0/5700":21.5}]'
+	# from an address nobody registered from
+	run coap-client-gnutls -B 5 -m post -t 110 -e '[{"n":"/3303/0/5700","v":1}]' "coap://127.0.0.1:$PORT/dp"
+	assert_output --partial "4.04"
+}
