@@ -507,7 +507,9 @@ const observers = []; // {key, ids, path, res, ct, token, peer}
 const attributes = new Map(); // path string -> {pmin, pmax, ...}
 
 function reply(res, code, payload, ct) {
+	// an Observe request gets an ObserveWriteStream, which sends statusCode, not code
 	res.code = code;
+	res.statusCode = code;
 	if (ct !== undefined && ct !== null) res.setOption('Content-Format', CT_MIME[ct]);
 	res.end(payload === undefined ? undefined : payload);
 }
@@ -620,6 +622,7 @@ function notifyOne(o, force) {
 		if (k >= 0) observers.splice(k, 1);
 		o.res.removeAllListeners('finish');
 		o.res.code = '4.04';
+		o.res.statusCode = '4.04';
 		o.res.end();
 		emit({ event: 'observe-end', path: o.path, token: o.token, code: '4.04' });
 		return;

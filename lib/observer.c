@@ -1,0 +1,418 @@
+#include "observer.h"
+
+#include "jsonl.h"
+#include "log.h"
+#include "lwm2m_path.h"
+#include "lwm2m_shadow.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Per-path states. A transient failure (no answer, cancelled, 5.xx) is retried the next time the
+ * device talks (update, re-register); a definite one (4.xx) only on a new registration. */
+#define ST_PENDING "pending"
+#define ST_ACTIVE "active"
+#define ST_FAILED "failed"
+#define ST_TRANSIENT "transient"
+#define ST_SKIPPED "skipped"
+
+struct observer {
+	struct ctlclient *ctl;
+	const struct observe_config *cfg;
+	const char *shadow;
+	FILE *out;
+	jv devs; /* ep -> {"reg", "objects", "paths": {path: {"st", "id"}}} */
+	jv ids;  /* "<id>" -> {"ep", "reg", "path", "op"} */
+	unsigned long updates;
+};
+
+struct observer *observer_new(struct ctlclient *ctl, const struct observe_config *cfg, const char *shadow,
+                              FILE *out)
+{
+	struct observer *o = calloc(1, sizeof *o);
+	if (!o)
+		return NULL;
+	o->ctl = ctl;
+	o->cfg = cfg;
+	o->shadow = shadow;
+	o->out = out;
+	o->devs = jv_object();
+	o->ids = jv_object();
+	return o;
+}
+
+void observer_free(struct observer *o)
+{
+	if (!o)
+		return;
+	jv_free(o->devs);
+	jv_free(o->ids);
+	free(o);
+}
+
+unsigned long observer_updates(const struct observer *o)
+{
+	return o->updates;
+}
+
+static jv id_key(double id)
+{
+	return jv_string_fmt("%.0f", id);
+}
+
+static void set_path_state(struct observer *o, const char *ep, const char *path, const char *st, double id)
+{
+	jv dev = jv_object_get(jv_copy(o->devs), jv_string(ep));
+	if (!jv_is_valid(dev))
+		return;
+	jv paths = jv_object_get(jv_copy(dev), jv_string("paths"));
+	jv ps = jv_object();
+	ps = jv_object_set(ps, jv_string("st"), jv_string(st));
+	if (id > 0)
+		ps = jv_object_set(ps, jv_string("id"), jv_number(id));
+	paths = jv_object_set(paths, jv_string(path), ps);
+	dev = jv_object_set(dev, jv_string("paths"), paths);
+	o->devs = jv_object_set(o->devs, jv_string(ep), dev);
+}
+
+static const char *path_state(jv dev, const char *path, jv *hold)
+{
+	*hold = jv_object_get(jv_object_get(jv_copy(dev), jv_string("paths")), jv_string(path));
+	if (jv_get_kind(*hold) != JV_KIND_OBJECT)
+		return NULL;
+	return jl_str(*hold, "st");
+}
+
+/* Does the device (its registered object instances) have what path names? */
+static int device_has(jv objects, const char *path)
+{
+	struct lwm2m_path p;
+	if (lwm2m_path_parse(path, &p) < 0 || p.len < 1)
+		return 0;
+	int found = 0;
+	jv_array_foreach(objects, i, ob)
+	{
+		struct lwm2m_path q;
+		if (!found && jv_get_kind(ob) == JV_KIND_STRING && lwm2m_path_parse(jv_string_value(ob), &q) == 0 && q.len >= 1 &&
+		    q.id[0] == p.id[0]) {
+			if (p.len == 1 || (q.len >= 2 && q.id[1] == p.id[1]))
+				found = 1;
+		}
+		jv_free(ob);
+	}
+	return found;
+}
+
+static double send_cmd(struct observer *o, const char *op, const char *ep, const char *reg, const char *path, jv extra)
+{
+	jv cmd = jv_object();
+	cmd = jv_object_set(cmd, jv_string("op"), jv_string(op));
+	cmd = jv_object_set(cmd, jv_string("ep"), jv_string(ep));
+	cmd = jv_object_set(cmd, jv_string("path"), jv_string(path));
+	if (jv_get_kind(extra) == JV_KIND_OBJECT) {
+		jv_object_foreach(extra, k, v) cmd = jv_object_set(cmd, k, v);
+	}
+	jv_free(extra);
+	double id = ctl_send(o->ctl, cmd);
+	if (id > 0) {
+		jv rec = jv_object();
+		rec = jv_object_set(rec, jv_string("ep"), jv_string(ep));
+		rec = jv_object_set(rec, jv_string("reg"), jv_string(reg));
+		rec = jv_object_set(rec, jv_string("path"), jv_string(path));
+		rec = jv_object_set(rec, jv_string("op"), jv_string(op));
+		o->ids = jv_object_set(o->ids, id_key(id), rec);
+	}
+	return id;
+}
+
+/* Observe every configured path the device has and is not observed yet. retry: also the paths
+ * whose observation failed for a transient reason. */
+static void observe_device(struct observer *o, const char *ep, int retry)
+{
+	jv dev = jv_object_get(jv_copy(o->devs), jv_string(ep));
+	if (!jv_is_valid(dev))
+		return;
+	if (!ctl_connected(o->ctl)) {
+		jv_free(dev);
+		return; /* observer_connected lists the registrations again */
+	}
+	const struct observe_rule *rule = observe_config_rule(o->cfg, ep);
+	jv objects = jl_get(dev, "objects");
+	const char *reg = jl_str(dev, "reg");
+	for (size_t i = 0; i < rule->npaths; i++) {
+		const char *path = rule->paths[i];
+		jv hold;
+		const char *st = path_state(dev, path, &hold);
+		int go = !st || (retry && strcmp(st, ST_TRANSIENT) == 0);
+		if (st && strcmp(st, ST_SKIPPED) == 0 && device_has(objects, path))
+			go = 1; /* the object list changed */
+		if (!go) {
+			jv_free(hold);
+			continue;
+		}
+		if (!device_has(objects, path)) {
+			if (!st || strcmp(st, ST_SKIPPED) != 0)
+				log_info("%s: not observing %s: the device did not register that object instance", ep, path);
+			set_path_state(o, ep, path, ST_SKIPPED, 0);
+			jv_free(hold);
+			continue;
+		}
+		jv_free(hold);
+		if (jv_get_kind(rule->attributes) == JV_KIND_OBJECT && jv_object_length(jv_copy(rule->attributes)) > 0) {
+			jv extra = jv_object_set(jv_object(), jv_string("attributes"), jv_copy(rule->attributes));
+			send_cmd(o, "write-attributes", ep, reg, path, extra);
+		}
+		double id = send_cmd(o, "observe", ep, reg, path, jv_null());
+		if (id > 0) {
+			log_debug("%s: observing %s", ep, path);
+			set_path_state(o, ep, path, ST_PENDING, id);
+		}
+	}
+	jv_free(objects);
+	jv_free(dev);
+}
+
+/* Paths whose object instance went away with an Update: cancel their observations. */
+static void drop_vanished(struct observer *o, const char *ep)
+{
+	jv dev = jv_object_get(jv_copy(o->devs), jv_string(ep));
+	jv objects = jl_get(dev, "objects");
+	jv paths = jl_get(dev, "paths");
+	const char *reg = jl_str(dev, "reg");
+	jv_object_foreach(paths, k, v)
+	{
+		const char *st = jl_str(v, "st");
+		const char *path = jv_string_value(k);
+		if (st && (strcmp(st, ST_ACTIVE) == 0 || strcmp(st, ST_PENDING) == 0) && !device_has(objects, path)) {
+			log_info("%s: %s is gone from the device's objects; cancelling its observation", ep, path);
+			send_cmd(o, "cancel-observe", ep, reg, path, jv_null());
+			double old = jl_num(v, "id", 0);
+			if (old > 0)
+				o->ids = jv_object_delete(o->ids, id_key(old));
+			set_path_state(o, ep, path, ST_SKIPPED, 0);
+		}
+		jv_free(k);
+		jv_free(v);
+	}
+	jv_free(paths);
+	jv_free(objects);
+	jv_free(dev);
+}
+
+static void forget_device(struct observer *o, const char *ep)
+{
+	o->devs = jv_object_delete(o->devs, jv_string(ep));
+	jv keep = jv_object();
+	jv_object_foreach(o->ids, k, v)
+	{
+		const char *e = jl_str(v, "ep");
+		if (e && strcmp(e, ep) == 0)
+			jv_free(k), jv_free(v);
+		else
+			keep = jv_object_set(keep, k, v);
+	}
+	jv_free(o->ids);
+	o->ids = keep;
+}
+
+static void new_registration(struct observer *o, jv ev)
+{
+	const char *ep = jl_str(ev, "ep");
+	forget_device(o, ep);
+	jv dev = jv_object();
+	dev = jv_object_set(dev, jv_string("reg"), jl_get(ev, "reg"));
+	jv objects = jl_get(ev, "objects");
+	dev = jv_object_set(dev, jv_string("objects"), jv_get_kind(objects) == JV_KIND_ARRAY ? objects : (jv_free(objects), jv_array()));
+	dev = jv_object_set(dev, jv_string("paths"), jv_object());
+	o->devs = jv_object_set(o->devs, jv_string(ep), dev);
+	observe_device(o, ep, 0);
+}
+
+void observer_event(struct observer *o, jv ev)
+{
+	const char *event = jl_str(ev, "event");
+	const char *ep = jl_str(ev, "ep");
+	const char *reg = jl_str(ev, "reg");
+	if (!event || !ep) {
+		jv_free(ev);
+		return;
+	}
+	jv dev = jv_object_get(jv_copy(o->devs), jv_string(ep));
+	const char *known_reg = jv_is_valid(dev) ? jl_str(dev, "reg") : NULL;
+	int same = known_reg && reg && strcmp(known_reg, reg) == 0;
+	if (strcmp(event, "register") == 0) {
+		log_info("%s: registered (%s), observing", ep, reg ? reg : "?");
+		new_registration(o, ev);
+	} else if (strcmp(event, "update") == 0) {
+		if (!same) {
+			/* an update for a registration we never saw (we started later): treat it as new */
+			new_registration(o, ev);
+		} else {
+			jv changed = jl_get(ev, "changed");
+			int objs = 0;
+			if (jv_get_kind(changed) == JV_KIND_ARRAY) {
+				jv_array_foreach(changed, i, c)
+				{
+					if (jv_get_kind(c) == JV_KIND_STRING && strcmp(jv_string_value(c), "objects") == 0)
+						objs = 1;
+					jv_free(c);
+				}
+			}
+			jv_free(changed);
+			if (objs) {
+				jv objects = jl_get(ev, "objects");
+				if (jv_get_kind(objects) == JV_KIND_ARRAY) {
+					jv d = jv_object_get(jv_copy(o->devs), jv_string(ep));
+					d = jv_object_set(d, jv_string("objects"), objects);
+					o->devs = jv_object_set(o->devs, jv_string(ep), d);
+				} else {
+					jv_free(objects);
+				}
+				log_info("%s: object list changed", ep);
+				drop_vanished(o, ep);
+			}
+			observe_device(o, ep, 1);
+		}
+	} else if (strcmp(event, "deregister") == 0 || strcmp(event, "expire") == 0) {
+		if (jv_is_valid(dev) && (!reg || same)) {
+			log_info("%s: %s, its observations end", ep, event);
+			forget_device(o, ep);
+		}
+	} else if (strcmp(event, "wake") == 0) {
+		if (same)
+			observe_device(o, ep, 1);
+	}
+	jv_free(dev);
+	jv_free(ev);
+}
+
+static int transient_code(const char *code)
+{
+	return !code || code[0] == '5' || strcmp(code, "timeout") == 0 || strcmp(code, "cancelled") == 0 ||
+	       strcmp(code, "queue-full") == 0 || strcmp(code, "queue-expired") == 0 || strcmp(code, "send-failed") == 0 ||
+	       strcmp(code, "reset") == 0;
+}
+
+static void print_values(struct observer *o, const char *ep, jv values)
+{
+	jv nested = lwm2m_values_nest(values);
+	jv_free(values);
+	if (jv_object_length(jv_copy(nested)) == 0) {
+		jv_free(nested);
+		return;
+	}
+	jv up = jv_object();
+	up = jv_object_set(up, jv_string("thing"), jv_string(ep));
+	if (o->shadow)
+		up = jv_object_set(up, jv_string("shadow"), jv_string(o->shadow));
+	up = jv_object_set(up, jv_string("state"), jv_object_set(jv_object(), jv_string("reported"), nested));
+	if (jsonl_write(o->out, up) < 0)
+		die_sys(EXIT_TEMPORARY, "unable to write to stdout");
+	o->updates++;
+}
+
+static void list_answer(struct observer *o, jv msg)
+{
+	jv regs = jl_get(msg, "registrations");
+	if (jv_get_kind(regs) == JV_KIND_ARRAY) {
+		jv_array_foreach(regs, i, r)
+		{
+			const char *ep = jl_str(r, "ep");
+			const char *reg = jl_str(r, "reg");
+			jv dev = ep ? jv_object_get(jv_copy(o->devs), jv_string(ep)) : jv_invalid();
+			const char *kr = jv_is_valid(dev) ? jl_str(dev, "reg") : NULL;
+			if (ep && reg && (!kr || strcmp(kr, reg) != 0)) {
+				log_info("%s: registered (%s, from the registration list), observing", ep, reg);
+				new_registration(o, jv_copy(r));
+			}
+			jv_free(dev);
+			jv_free(r);
+		}
+	}
+	jv_free(regs);
+	jv_free(msg);
+}
+
+void observer_control_line(struct observer *o, jv msg)
+{
+	if (jl_str(msg, "event")) {
+		observer_event(o, msg);
+		return;
+	}
+	const char *op = jl_str(msg, "op");
+	if (op && strcmp(op, "list") == 0) {
+		list_answer(o, msg);
+		return;
+	}
+	jv idv = jl_get(msg, "id");
+	if (jv_get_kind(idv) != JV_KIND_NUMBER) {
+		if (op && strcmp(op, "subscribe") == 0) {
+			jv_free(idv);
+			jv_free(msg);
+			return;
+		}
+		const char *err = jl_str(msg, "error");
+		log_warn("lwm2m-listen: %s", err ? err : "an answer without an id");
+		jv_free(idv);
+		jv_free(msg);
+		return;
+	}
+	double id = jv_number_value(idv);
+	jv_free(idv);
+	jv rec = jv_object_get(jv_copy(o->ids), id_key(id));
+	if (!jv_is_valid(rec)) {
+		jv_free(rec);
+		jv_free(msg); /* an answer for a registration that is gone, or a subscribe */
+		return;
+	}
+	const char *ep = jl_str(rec, "ep");
+	const char *path = jl_str(rec, "path");
+	const char *rop = jl_str(rec, "op");
+	const char *code = jl_str(msg, "code");
+	const char *err = jl_str(msg, "error");
+	int ok = code && code[0] == '2';
+	if (strcmp(rop, "observe") != 0) {
+		if (!ok)
+			log_msg(strcmp(rop, "cancel-observe") == 0 ? LOG_LVL_DEBUG : LOG_LVL_WARN, "%s: %s %s: %s%s%s", ep, rop,
+			        path, code ? code : "?", err ? " " : "", err ? err : "");
+		o->ids = jv_object_delete(o->ids, id_key(id));
+		jv_free(rec);
+		jv_free(msg);
+		return;
+	}
+	if (ok) {
+		if (op && strcmp(op, "observe") == 0)
+			set_path_state(o, ep, path, ST_ACTIVE, id);
+		print_values(o, ep, jl_get(msg, "values"));
+	} else {
+		int first = op && strcmp(op, "observe") == 0;
+		int tr = transient_code(code);
+		if (first || strcmp(code ? code : "", "cancelled") != 0 || log_level >= LOG_LVL_INFO)
+			log_msg(first && !tr ? LOG_LVL_WARN : LOG_LVL_INFO, "%s: %s %s: %s%s%s%s", ep,
+			        first ? "observe" : "observation of", path, code ? code : "?", err ? " " : "", err ? err : "",
+			        tr ? " (retried when the device next talks)" : "");
+		set_path_state(o, ep, path, tr ? ST_TRANSIENT : ST_FAILED, 0);
+		o->ids = jv_object_delete(o->ids, id_key(id));
+	}
+	jv_free(rec);
+	jv_free(msg);
+}
+
+void observer_connected(struct observer *o, int subscribe)
+{
+	jv_free(o->devs);
+	jv_free(o->ids);
+	o->devs = jv_object();
+	o->ids = jv_object();
+	if (subscribe)
+		ctl_send(o->ctl, jv_object_set(jv_object(), jv_string("op"), jv_string("subscribe")));
+	ctl_send(o->ctl, jv_object_set(jv_object(), jv_string("op"), jv_string("list")));
+}
+
+void observer_disconnected(struct observer *o)
+{
+	jv_free(o->devs);
+	jv_free(o->ids);
+	o->devs = jv_object();
+	o->ids = jv_object();
+}

@@ -1,0 +1,32 @@
+/* lwm2m-observe's engine: follows registrations and keeps the configured observations of each
+ * device, printing every value received as a shadow update. */
+#ifndef OBSERVER_H
+#define OBSERVER_H
+
+#include "lwm2m_ctlclient.h"
+#include "observe_config.h"
+
+#include <jv.h>
+#include <stdio.h>
+
+struct observer;
+
+/* cfg and ctl stay owned by the caller and must outlive the observer. shadow: a named shadow
+ * for the updates (NULL: the classic shadow). */
+struct observer *observer_new(struct ctlclient *ctl, const struct observe_config *cfg, const char *shadow,
+                              FILE *out);
+void observer_free(struct observer *o);
+
+/* A registration event line (register, update, deregister, expire, ...), consumed. */
+void observer_event(struct observer *o, jv ev);
+/* A line from the control socket (answers, notifications, subscribed events), consumed. */
+void observer_control_line(struct observer *o, jv msg);
+/* The control connection was (re)established: observations made on an earlier connection are
+ * gone, so forget them and ask lwm2m-listen for its registrations (answer: observer_control_line). */
+void observer_connected(struct observer *o, int subscribe);
+/* The control connection was lost. */
+void observer_disconnected(struct observer *o);
+/* Numbers for the exit status and the log: shadow updates printed. */
+unsigned long observer_updates(const struct observer *o);
+
+#endif

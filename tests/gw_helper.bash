@@ -1,0 +1,54 @@
+# Shared by the gateway suites (lwm2m-observe, lwm2m-write, pipeline): lwm2m-listen on a free UDP
+# port, the simulated device (tests/peers/lwm2m-device.js, the npm coap package) and waiting on
+# their JSON-lines output.
+
+# start_listen [ARGS...]: lwm2m-listen on $PORT (free unless set) with control socket $SOCK and
+# state in $STATE; short CoAP retransmissions so a silent device times out quickly. Its stdout
+# goes to the fifo $EVENTS when that exists, else to listen.out.
+start_listen() {
+	PORT=${PORT:-$(free_port)}
+	SOCK=$BATS_TEST_TMPDIR/ctl
+	STATE=$BATS_TEST_TMPDIR/state
+	if [ -p "${EVENTS:-}" ]; then
+		start_bg listen sh -c "exec lwm2m-listen -l 127.0.0.1:$PORT -C '$SOCK' -S '$STATE' -t 0.3 -r 1 -w 3 -s 0 $* >'$EVENTS'"
+	else
+		start_bg listen lwm2m-listen -l "127.0.0.1:$PORT" -C "$SOCK" -S "$STATE" -t 0.3 -r 1 -w 3 -s 0 "$@"
+	fi
+	wait_until 5 test -S "$SOCK"
+}
+
+# start_device NAME EP [ARGS...]: the simulated device NAME registering as EP with lwm2m-listen;
+# commands go to NAME.cmd (dev_cmd), events to NAME.out.
+start_device() {
+	local name=$1 ep=$2
+	shift 2
+	: >"$BATS_TEST_TMPDIR/$name.cmd"
+	start_bg "$name" node "$PEERS/lwm2m-device.js" --server "127.0.0.1:$PORT" --ep "$ep" \
+		--commands "$BATS_TEST_TMPDIR/$name.cmd" "$@"
+}
+
+# dev_cmd NAME LINE: give the device a console command.
+dev_cmd() { echo "$2" >>"$BATS_TEST_TMPDIR/$1.cmd"; }
+
+# has FILE JQ-FILTER: some line of FILE makes the filter true.
+has() { jq -e -s "map(select($2)) | length > 0" "$BATS_TEST_TMPDIR/$1" >/dev/null 2>&1; }
+# count FILE JQ-FILTER: how many lines make it true.
+count() { jq -s "map(select($2)) | length" "$BATS_TEST_TMPDIR/$1"; }
+
+# wait_for SECONDS FILE JQ-FILTER
+wait_for() { wait_until "$1" has "$2" "$3"; }
+
+# ctl LINE...: send each line on one control connection, print as many answer lines.
+ctl() {
+	python3 - "$SOCK" "$@" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.settimeout(20)
+for line in sys.argv[2:]:
+    s.sendall(line.encode() + b"\n")
+f = s.makefile()
+for _ in sys.argv[2:]:
+    print(f.readline(), end="")
+PY
+}

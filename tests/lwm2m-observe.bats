@@ -1,0 +1,144 @@
+#!/usr/bin/env bats
+# lwm2m-observe against lwm2m-listen over real UDP with the simulated device (npm coap).
+bats_require_minimum_version 1.5.0
+load test_helper
+load gw_helper
+
+teardown() {
+	[ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs
+	stop_all
+}
+
+# lwm2m-listen's events through a fifo into lwm2m-observe (the pipeline, without a shell pipe
+# whose processes stop_all could not reach).
+start_pair() {
+	EVENTS=$BATS_TEST_TMPDIR/events
+	mkfifo "$EVENTS"
+	SOCK=$BATS_TEST_TMPDIR/ctl
+	start_bg obs sh -c "exec lwm2m-observe -C '$SOCK' $* <'$EVENTS'"
+	start_listen
+}
+
+@test "lwm2m-observe: the default paths of a registering device become shadow updates" {
+	start_pair
+	start_device dev dev1 --lwm2m 1.1
+	wait_for 10 obs.out '.thing == "dev1" and .state.reported["3347"]["1"]["5501"] == 4'
+	run -0 count obs.out '.thing == "dev1"'
+	assert_output 5
+	has obs.out '.state.reported["3"]["0"]["9"] == 100'
+	has obs.out '.state.reported["4"]["0"]["2"] == -60'
+	has obs.out '.state.reported["3303"]["0"]["5700"] == 21.5'
+	has obs.out '.state.reported["3347"]["0"]["5501"] == 3'
+	# a notification after a change on the device
+	dev_cmd dev "set /3/0/9 55"
+	wait_for 10 obs.out '.state.reported["3"]["0"]["9"] == 55'
+	dev_cmd dev "set /3303/0/5700 23.25"
+	wait_for 10 obs.out '.state.reported["3303"]["0"]["5700"] == 23.25'
+}
+
+@test "lwm2m-observe: an LwM2M 1.0 device (TLV) and a multi-instance resource" {
+	start_pair /3/0/7 /3/0/9
+	start_device dev dev10 --lwm2m 1.0
+	wait_for 10 obs.out '.state.reported["3"]["0"]["7"] == {"0":3800,"1":5000}'
+	wait_for 10 obs.out '.state.reported["3"]["0"]["9"] == 100'
+	dev_cmd dev "set /3/0/7/1 4900"
+	wait_for 10 obs.out '.state.reported["3"]["0"]["7"]["1"] == 4900'
+}
+
+@test "lwm2m-observe: a path the device lacks is skipped with one log line" {
+	start_pair
+	start_device dev small --objects /3/0
+	wait_for 10 obs.out '.state.reported["3"]["0"]["9"] == 100'
+	wait_until 10 grep -q 'not observing /3347/1/5501' "$BATS_TEST_TMPDIR/obs.err"
+	run -0 grep -c 'not observing /3303/0/5700' "$BATS_TEST_TMPDIR/obs.err"
+	assert_output 1
+	run -0 count obs.out '.thing == "small"'
+	assert_output 1
+	# the object list grows with an Update: the new paths are observed, once
+	dev_cmd dev "objects /3/0,/3303/0"
+	wait_for 10 obs.out '.state.reported["3303"]["0"]["5700"] == 21.5'
+	run -0 grep -c 'not observing /3303/0/5700' "$BATS_TEST_TMPDIR/obs.err"
+	assert_output 1
+	run -0 count obs.out '.thing == "small" and .state.reported["3"]'
+	assert_output 1
+	# a resource the instance lacks: a clear line, not a storm
+	run -0 grep -c '"event":"observe"' "$BATS_TEST_TMPDIR/dev.out"
+	assert_output 2
+}
+
+@test "lwm2m-observe: per-endpoint paths from a YAML file, a missing resource logged" {
+	cat >"$BATS_TEST_TMPDIR/obs.yml" <<'YML'
+paths: [/3/0/9]
+endpoints:
+  - match: "lamp-*"
+    paths: [/3311/0/5850, /3311/0/5851, /3311/0/9999]
+    attributes: {pmax: 60}
+YML
+	start_pair -c "$BATS_TEST_TMPDIR/obs.yml"
+	start_device lamp lamp-1
+	start_device other sensor-1
+	wait_for 10 obs.out '.thing == "lamp-1" and .state.reported["3311"]["0"]["5851"] == 80'
+	wait_for 10 obs.out '.thing == "lamp-1" and .state.reported["3311"]["0"]["5850"] == false'
+	wait_for 10 obs.out '.thing == "sensor-1" and .state.reported["3"]["0"]["9"] == 100'
+	wait_until 10 grep -q 'lamp-1: observe /3311/0/9999: 4.04' "$BATS_TEST_TMPDIR/obs.err"
+	run -0 count obs.out '.thing == "lamp-1" and .state.reported["3"]'
+	assert_output 0
+	run -0 count obs.out '.thing == "sensor-1" and .state.reported["3311"]'
+	assert_output 0
+	wait_for 10 lamp.out '.event == "write-attributes" and .path == "/3311/0/5850" and .attributes.pmax == "60"'
+}
+
+@test "lwm2m-observe: a bad configuration is a usage error naming the file and line" {
+	printf 'paths: [/3/0/9]\nendpoints:\n  - match: "x*"\n    paths: [/3/x/9]\n' >"$BATS_TEST_TMPDIR/bad.yml"
+	run -100 --separate-stderr lwm2m-observe -C /nonexistent -c "$BATS_TEST_TMPDIR/bad.yml" </dev/null
+	[[ $stderr == *'bad.yml:4'* ]]
+	[[ $stderr == *'/3/x/9'* ]]
+	printf 'paths: [/3/0/9]\nbogus: 1\n' >"$BATS_TEST_TMPDIR/bad2.yml"
+	run -100 --separate-stderr lwm2m-observe -C /nonexistent -c "$BATS_TEST_TMPDIR/bad2.yml" </dev/null
+	[[ $stderr == *'bad2.yml:2: unknown key'* ]]
+	run -100 --separate-stderr lwm2m-observe -C /nonexistent /3/0/99999 </dev/null
+	[[ $stderr == *'/3/0/99999'* ]]
+	run -100 --separate-stderr lwm2m-observe --no-such-option </dev/null
+}
+
+@test "lwm2m-observe: malformed input lines are reported with their number, the rest goes on" {
+	start_listen
+	start_device dev dev1
+	wait_for 10 dev.out '.event == "registered"'
+	reg=$(ctl '{"op":"list"}' | jq -c '.registrations[0] | .event = "register"')
+	printf '{"event":"register",broken\n[1,2]\n%s\n' "$reg" >"$BATS_TEST_TMPDIR/in"
+	# the input ends: lwm2m-observe stops (exit 1: some lines were rejected)
+	run -1 --separate-stderr lwm2m-observe -C "$SOCK" <"$BATS_TEST_TMPDIR/in"
+	[[ $stderr == *'line 1: malformed JSON'* ]]
+	[[ $stderr == *'line 2: not a JSON object'* ]]
+	# with the input kept open it observes the device it was told about
+	mkfifo "$BATS_TEST_TMPDIR/fifo"
+	start_bg obs sh -c "exec lwm2m-observe -C '$SOCK' /3/0/9 <'$BATS_TEST_TMPDIR/fifo'"
+	start_bg feed sh -c "exec >'$BATS_TEST_TMPDIR/fifo'; cat '$BATS_TEST_TMPDIR/in'; exec sleep 60"
+	wait_for 10 obs.out '.thing == "dev1" and .state.reported["3"]["0"]["9"] == 100'
+}
+
+@test "lwm2m-observe: -s takes events from the control socket and survives an lwm2m-listen restart" {
+	start_listen
+	start_bg obs lwm2m-observe -s -C "$SOCK" -n telemetry /3/0/9
+	start_device dev dev1
+	wait_for 10 obs.out '.thing == "dev1" and .shadow == "telemetry" and .state.reported["3"]["0"]["9"] == 100'
+	stop_bg listen
+	rm -f "$SOCK"
+	start_listen
+	wait_until 10 grep -q 'reconnected to lwm2m-listen' "$BATS_TEST_TMPDIR/obs.err"
+	# the restored registration is observed once the device talks again
+	dev_cmd dev "set /3/0/9 42"
+	dev_cmd dev "update"
+	wait_for 15 obs.out '.thing == "dev1" and .state.reported["3"]["0"]["9"] == 42'
+}
+
+@test "lwm2m-observe: -h, -V, and the man page lists the same options" {
+	run -0 lwm2m-observe -h
+	assert_output --partial '--control PATH'
+	run -0 lwm2m-observe -V
+	assert_output --partial 'lwm2m-observe'
+	for opt in $(lwm2m-observe -h | grep -o -- '--[a-z-]*' | sort -u); do
+		grep -q -- "Fl -${opt#--}" "$TOP/man/lwm2m-observe.1" || grep -q -- "${opt#--}" "$TOP/man/lwm2m-observe.1" || { echo "man page lacks $opt"; false; }
+	done
+}
