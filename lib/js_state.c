@@ -21,7 +21,17 @@ enum {
 	RECENT = 32,  /* DevNonces remembered for devices older than 1.0.4 */
 	SESSIONS = 4, /* sessions remembered per device for AppSKeyReq */
 };
-#define COMPACT_AT ((off_t)64 << 20)
+#define LOG_SIZE ((off_t)32 << 20) /* preallocated; compaction when full */
+#define BLOCK 4096
+#define COMMITTERS 4 /* batches being written at once */
+#define INFLIGHT 16  /* batches taken and not yet known durable in order */
+
+#define NDCOND 64 /* condition variables for waiters, by batch id; more than INFLIGHT */
+
+struct inflight {
+	bool busy, done;
+	uint64_t lo, hi, bid;
+};
 
 struct session {
 	uint8_t sid[16];
@@ -47,17 +57,22 @@ struct js_state {
 
 	char *dir, *log_path, *snap_path;
 	int log_fd, lock_fd;
-	off_t log_size;
+	uint32_t gen;         /* generation of the snapshot; log records older than it are folded in */
+	pthread_rwlock_t wl;  /* log writes (read side) against compaction (write side) */
+	pthread_mutex_t omu;  /* log_off */
+	off_t log_off;
 
-	/* group commit */
+	/* group commit: pending records, batches in flight, all batches up to done_upto durable */
 	pthread_mutex_t cmu;
-	pthread_cond_t work, done;
+	pthread_cond_t work, dcond[NDCOND]; /* waiters of batch b wait on dcond[b % NDCOND] */
+	uint64_t batch_next;                 /* id of the batch now accumulating in pend */
 	char *pend;
 	size_t pend_len, pend_cap;
-	uint64_t pend_seq, synced_seq;
+	uint64_t pend_seq, taken_seq, done_upto;
+	struct inflight inflight[INFLIGHT];
 	bool broken, stop;
-	pthread_t thread;
-	bool thread_started;
+	pthread_t threads[COMMITTERS];
+	int n_threads;
 };
 
 static uint64_t mix(uint64_t x)
@@ -202,7 +217,9 @@ static int apply_record(struct js_state *st, jv r)
 	return 0;
 }
 
-static int replay(struct js_state *st, const char *path, char *err, size_t errlen)
+/* Replay a snapshot (first line {"gen":N}) or the log (records stamped "g", kept when not older
+ * than the snapshot's generation). NUL bytes are the log's padding and split lines too. */
+static int replay(struct js_state *st, const char *path, bool is_log, char *err, size_t errlen)
 {
 	char *data;
 	size_t len;
@@ -212,18 +229,38 @@ static int replay(struct js_state *st, const char *path, char *err, size_t errle
 		snprintf(err, errlen, "unable to read %s: %s", path, strerror(errno));
 		return -1;
 	}
-	unsigned long lineno = 0;
+	unsigned long bad = 0;
 	for (char *p = data, *end = data + len; p < end;) {
-		char *nl = memchr(p, '\n', (size_t)(end - p));
-		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-		lineno++;
-		jv r = n ? jsonl_parse_object(p, n) : jv_invalid();
-		if (n && (!jv_is_valid(r) || apply_record(st, r) != 0))
-			/* only the last line can be torn by a crash; anything else is worth a word */
-			log_warn("%s:%lu: %s record ignored", path, lineno, nl ? "unreadable" : "torn last");
-		jv_free(r);
-		p += n + (nl ? 1 : 0);
+		size_t n = 0;
+		while (p + n < end && p[n] != '\n' && p[n] != 0)
+			n++;
+		if (n) {
+			jv r = jsonl_parse_object(p, n);
+			if (!jv_is_valid(r)) {
+				bad++; /* a batch torn by a crash: never acknowledged */
+			} else if (!is_log && jl_has(r, "gen")) {
+				st->gen = (uint32_t)jl_num(r, "gen", 0);
+			} else if (is_log) {
+				uint64_t g;
+				const char *gs = jl_str(r, "g");
+				if (gs && hex_decode_exact(gs, (uint8_t[4]){0}, 4) == 0) {
+					uint8_t b[4];
+					hex_decode_exact(gs, b, 4);
+					g = (uint64_t)b[0] << 24 | (uint64_t)b[1] << 16 | (uint64_t)b[2] << 8 | b[3];
+					if (g >= st->gen && apply_record(st, r) != 0)
+						bad++;
+				} else {
+					bad++;
+				}
+			} else if (apply_record(st, r) != 0) {
+				bad++;
+			}
+			jv_free(r);
+		}
+		p += n + 1;
 	}
+	if (bad)
+		log_warn("%s: %lu unreadable record%s ignored (torn by a crash?)", path, bad, bad == 1 ? "" : "s");
 	free(data);
 	return 0;
 }
@@ -253,13 +290,14 @@ static int emit(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
 }
 
 /* The whole table as snapshot records; called with st->mu held. */
-static char *serialize(struct js_state *st, size_t *outlen)
+static char *serialize(struct js_state *st, uint32_t gen, size_t *outlen)
 {
 	size_t len = 0, cap = 4096 + st->n * 256;
 	char *buf = malloc(cap);
 	if (!buf)
 		die(EXIT_TEMPORARY, "out of memory");
 	buf[0] = 0;
+	emit(&buf, &len, &cap, "{\"gen\":%u}\n", gen);
 	for (size_t i = 0; i < st->cap; i++) {
 		struct dstate *d = &st->tab[i];
 		if (!d->used)
@@ -292,11 +330,15 @@ static char *serialize(struct js_state *st, size_t *outlen)
 	return buf;
 }
 
+/* Fold everything into a new snapshot of the next generation; the log starts over (its older
+ * records no longer count). Called with no log write in progress (wl held for writing, or at
+ * start). */
 static int compact(struct js_state *st)
 {
 	size_t len;
+	uint32_t gen = st->gen + 1;
 	pthread_mutex_lock(&st->mu);
-	char *buf = serialize(st, &len);
+	char *buf = serialize(st, gen, &len);
 	pthread_mutex_unlock(&st->mu);
 	int rc = fs_write_atomic(st->snap_path, buf, len);
 	free(buf);
@@ -304,18 +346,42 @@ static int compact(struct js_state *st)
 		log_error("unable to write %s: %s", st->snap_path, strerror(errno));
 		return -1;
 	}
-	if (ftruncate(st->log_fd, 0) != 0 || lseek(st->log_fd, 0, SEEK_SET) < 0 || fdatasync(st->log_fd) != 0) {
-		log_error("unable to truncate %s: %s", st->log_path, strerror(errno));
-		return -1;
-	}
-	st->log_size = 0;
+	st->gen = gen;
+	st->log_off = 0;
 	return 0;
 }
 
-static int write_all(int fd, const char *p, size_t len)
+/* The log is preallocated with written zeros, so an O_DSYNC overwrite needs no metadata update:
+ * one flush per batch, and several batches in flight at once. */
+static int prealloc_log(struct js_state *st, char *err, size_t errlen)
+{
+	struct stat sb;
+	if (fstat(st->log_fd, &sb) != 0)
+		goto fail;
+	if (sb.st_size >= LOG_SIZE)
+		return 0;
+	static const char zero[65536];
+	off_t off = sb.st_size & ~(off_t)(BLOCK - 1);
+	while (off < LOG_SIZE) {
+		ssize_t n = pwrite(st->log_fd, zero, sizeof zero, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			goto fail;
+		off += n;
+	}
+	if (fsync(st->log_fd) != 0)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "unable to preallocate %s: %s", st->log_path, strerror(errno));
+	return -1;
+}
+
+static int pwrite_all(int fd, const char *p, size_t len, off_t off)
 {
 	while (len > 0) {
-		ssize_t n = write(fd, p, len);
+		ssize_t n = pwrite(fd, p, len, off);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -323,8 +389,35 @@ static int write_all(int fd, const char *p, size_t len)
 		}
 		p += n;
 		len -= (size_t)n;
+		off += n;
 	}
 	return 0;
+}
+
+/* Mark the batch [lo, hi] durable (or failed) and advance done_upto over finished batches. */
+static void batch_done(struct js_state *st, uint64_t lo, uint64_t hi, bool ok)
+{
+	if (!ok)
+		st->broken = true; /* after a failed write the log's content is unknown */
+	for (int i = 0; i < INFLIGHT; i++)
+		if (st->inflight[i].lo == lo && st->inflight[i].busy) {
+			st->inflight[i].done = true;
+			st->inflight[i].hi = hi;
+		}
+	for (bool moved = true; moved;) {
+		moved = false;
+		for (int i = 0; i < INFLIGHT; i++)
+			if (st->inflight[i].busy && st->inflight[i].done && st->inflight[i].lo == st->done_upto + 1) {
+				st->done_upto = st->inflight[i].hi;
+				pthread_cond_broadcast(&st->dcond[st->inflight[i].bid % NDCOND]);
+				st->inflight[i].busy = st->inflight[i].done = false;
+				moved = true;
+			}
+	}
+	if (st->broken)
+		for (int i = 0; i < NDCOND; i++)
+			pthread_cond_broadcast(&st->dcond[i]);
+	pthread_cond_broadcast(&st->work); /* a slot may be free again */
 }
 
 static void *committer(void *arg)
@@ -334,35 +427,80 @@ static void *committer(void *arg)
 	size_t batch_cap = 0;
 	pthread_mutex_lock(&st->cmu);
 	for (;;) {
-		while (st->pend_len == 0 && !st->stop)
+		int slot = -1;
+		for (;;) {
+			for (int i = 0; i < INFLIGHT && slot < 0; i++)
+				if (!st->inflight[i].busy)
+					slot = i;
+			if ((st->pend_len && slot >= 0) || (st->pend_len == 0 && st->stop))
+				break;
+			slot = -1;
 			pthread_cond_wait(&st->work, &st->cmu);
+		}
 		if (st->pend_len == 0 && st->stop)
 			break;
-		/* take the whole pending buffer: everyone waiting now shares this fdatasync */
+		/* take everything pending: all its waiters share this write */
 		char *tmp = batch;
 		size_t tcap = batch_cap;
 		batch = st->pend;
 		batch_cap = st->pend_cap;
 		size_t blen = st->pend_len;
-		uint64_t upto = st->pend_seq;
+		uint64_t lo = st->taken_seq + 1, hi = st->pend_seq;
+		st->taken_seq = hi;
 		st->pend = tmp;
 		st->pend_cap = tcap;
 		st->pend_len = 0;
+		st->inflight[slot] = (struct inflight){.busy = true, .lo = lo, .hi = hi, .bid = st->batch_next++};
 		pthread_mutex_unlock(&st->cmu);
 
-		int ok = write_all(st->log_fd, batch, blen) == 0 && fdatasync(st->log_fd) == 0;
-		if (!ok)
+		/* pad to whole blocks so batches never share a page (writes to one page serialize) */
+		size_t padded = (blen + BLOCK - 1) / BLOCK * BLOCK;
+		if (padded > batch_cap) {
+			batch = realloc(batch, padded);
+			if (!batch)
+				die(EXIT_TEMPORARY, "out of memory");
+			batch_cap = padded;
+		}
+		memset(batch + blen, 0, padded - blen);
+		bool ok = padded <= (size_t)LOG_SIZE;
+		off_t off = 0;
+		char g[9];
+		for (;;) {
+			/* a region of the log and the generation, both stable while wl is held for reading */
+			pthread_rwlock_rdlock(&st->wl);
+			bool full = false;
+			pthread_mutex_lock(&st->omu);
+			if (st->log_off + (off_t)padded > LOG_SIZE)
+				full = true;
+			else {
+				off = st->log_off;
+				st->log_off += (off_t)padded;
+			}
+			pthread_mutex_unlock(&st->omu);
+			if (!full || !ok)
+				break;
+			pthread_rwlock_unlock(&st->wl);
+			pthread_rwlock_wrlock(&st->wl);
+			if (st->log_off + (off_t)padded > LOG_SIZE && compact(st) != 0)
+				ok = false;
+			pthread_rwlock_unlock(&st->wl);
+		}
+		snprintf(g, sizeof g, "%08X", st->gen);
+		for (char *p = batch; ok && p < batch + blen;) {
+			memcpy(p + 6, g, 8); /* {"g":"XXXXXXXX", */
+			char *nl = memchr(p, '\n', (size_t)(batch + blen - p));
+			p = nl ? nl + 1 : batch + blen;
+		}
+		if (ok && pwrite_all(st->log_fd, batch, padded, off) != 0) {
 			log_error("unable to store joins in %s: %s", st->log_path, strerror(errno));
-		st->log_size += (off_t)blen;
-		if (ok && st->log_size > COMPACT_AT)
-			compact(st);
+			ok = false;
+		} else if (!ok) {
+			log_error("unable to store joins: the log cannot take them");
+		}
+		pthread_rwlock_unlock(&st->wl);
 
 		pthread_mutex_lock(&st->cmu);
-		if (!ok)
-			st->broken = true; /* after a failed fsync the file's content is unknown */
-		else
-			st->synced_seq = upto;
-		pthread_cond_broadcast(&st->done);
+		batch_done(st, lo, hi, ok);
 	}
 	pthread_mutex_unlock(&st->cmu);
 	free(batch);
@@ -377,7 +515,11 @@ int js_state_open(struct js_state **out, const char *dir, char *err, size_t errl
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_mutex_init(&st->cmu, NULL);
 	pthread_cond_init(&st->work, NULL);
-	pthread_cond_init(&st->done, NULL);
+	for (int i = 0; i < NDCOND; i++)
+		pthread_cond_init(&st->dcond[i], NULL);
+	st->batch_next = 1;
+	pthread_rwlock_init(&st->wl, NULL);
+	pthread_mutex_init(&st->omu, NULL);
 	st->log_fd = st->lock_fd = -1;
 	*out = st;
 	if (!dir)
@@ -399,9 +541,17 @@ int js_state_open(struct js_state **out, const char *dir, char *err, size_t errl
 	st->snap_path = strdup(path);
 	snprintf(path, sizeof path, "%s/joins.log", dir);
 	st->log_path = strdup(path);
-	if (replay(st, st->snap_path, err, errlen) != 0 || replay(st, st->log_path, err, errlen) != 0)
+	if (replay(st, st->snap_path, false, err, errlen) != 0 || replay(st, st->log_path, true, err, errlen) != 0)
 		return -1;
-	st->log_fd = open(st->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	st->log_fd = open(st->log_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (st->log_fd < 0) {
+		snprintf(err, errlen, "unable to open %s: %s", st->log_path, strerror(errno));
+		return -1;
+	}
+	if (prealloc_log(st, err, errlen) != 0)
+		return -1;
+	close(st->log_fd);
+	st->log_fd = open(st->log_path, O_WRONLY | O_DSYNC | O_CLOEXEC);
 	if (st->log_fd < 0) {
 		snprintf(err, errlen, "unable to open %s: %s", st->log_path, strerror(errno));
 		return -1;
@@ -410,11 +560,13 @@ int js_state_open(struct js_state **out, const char *dir, char *err, size_t errl
 		snprintf(err, errlen, "unable to compact the state in %s", dir);
 		return -1;
 	}
-	if (pthread_create(&st->thread, NULL, committer, st) != 0) {
-		snprintf(err, errlen, "unable to start the committer thread");
-		return -1;
+	for (int i = 0; i < COMMITTERS; i++) {
+		if (pthread_create(&st->threads[i], NULL, committer, st) != 0) {
+			snprintf(err, errlen, "unable to start the committer threads");
+			return -1;
+		}
+		st->n_threads++;
 	}
-	st->thread_started = true;
 	return 0;
 }
 
@@ -422,13 +574,12 @@ void js_state_close(struct js_state *st)
 {
 	if (!st)
 		return;
-	if (st->thread_started) {
-		pthread_mutex_lock(&st->cmu);
-		st->stop = true;
-		pthread_cond_signal(&st->work);
-		pthread_mutex_unlock(&st->cmu);
-		pthread_join(st->thread, NULL);
-	}
+	pthread_mutex_lock(&st->cmu);
+	st->stop = true;
+	pthread_cond_broadcast(&st->work);
+	pthread_mutex_unlock(&st->cmu);
+	for (int i = 0; i < st->n_threads; i++)
+		pthread_join(st->threads[i], NULL);
 	if (st->log_fd >= 0)
 		close(st->log_fd);
 	if (st->lock_fd >= 0)
@@ -444,7 +595,10 @@ void js_state_close(struct js_state *st)
 	pthread_mutex_destroy(&st->mu);
 	pthread_mutex_destroy(&st->cmu);
 	pthread_cond_destroy(&st->work);
-	pthread_cond_destroy(&st->done);
+	for (int i = 0; i < NDCOND; i++)
+		pthread_cond_destroy(&st->dcond[i]);
+	pthread_rwlock_destroy(&st->wl);
+	pthread_mutex_destroy(&st->omu);
 	free(st);
 }
 
@@ -471,9 +625,7 @@ int js_state_reserve(struct js_state *st, uint64_t dev_eui, uint16_t dev_nonce, 
 int js_state_commit(struct js_state *st, uint64_t dev_eui, uint16_t dev_nonce, uint32_t join_nonce,
                     const uint8_t sid[16], const char *env)
 {
-	char head[128], h[33];
-	int n = snprintf(head, sizeof head, "{\"d\":\"%016llX\",\"dn\":%u,\"jn\":%u",
-	                 (unsigned long long)dev_eui, dev_nonce, join_nonce);
+	char h[33];
 	if (sid && env) {
 		pthread_mutex_lock(&st->mu);
 		sess_add(find(st, dev_eui, true), sid, env);
@@ -488,15 +640,18 @@ int js_state_commit(struct js_state *st, uint64_t dev_eui, uint16_t dev_nonce, u
 		pthread_mutex_unlock(&st->cmu);
 		return -1;
 	}
-	emit(&st->pend, &st->pend_len, &st->pend_cap, "%.*s", n, head);
+	/* the generation is stamped by the committer at write time */
+	emit(&st->pend, &st->pend_len, &st->pend_cap, "{\"g\":\"00000000\",\"d\":\"%016llX\",\"dn\":%u,\"jn\":%u",
+	     (unsigned long long)dev_eui, dev_nonce, join_nonce);
 	if (sid && env)
 		emit(&st->pend, &st->pend_len, &st->pend_cap, ",\"s\":\"%s\",\"k\":%s", h, env);
 	emit(&st->pend, &st->pend_len, &st->pend_cap, "}\n");
 	uint64_t my = ++st->pend_seq;
 	pthread_cond_signal(&st->work);
-	while (st->synced_seq < my && !st->broken)
-		pthread_cond_wait(&st->done, &st->cmu);
-	int rc = st->synced_seq >= my ? 0 : -1;
+	pthread_cond_t *cv = &st->dcond[st->batch_next % NDCOND];
+	while (st->done_upto < my && !st->broken)
+		pthread_cond_wait(cv, &st->cmu);
+	int rc = st->done_upto >= my ? 0 : -1;
 	pthread_mutex_unlock(&st->cmu);
 	return rc;
 }

@@ -130,12 +130,12 @@ joinreq() {
 	[ "$(jq -r .Result.ResultCode <<<"${lines[2]}")" = JoinReqFailed ]
 	[ "$(jq -r .Result.ResultCode <<<"${lines[3]}")" = ActivationDisallowed ]
 	# only the one good join was stored: JoinNonce 0 handed out, DevNonce 0x10 remembered
-	run -0 cat st/joins.log
+	run -0 sh -c "tr -d '\\000' <st/joins.log"
 	[ "${#lines[@]}" -eq 1 ]
 	[ "$(jq -r .jn <<<"$output")" = 0 ]
 	[ "$(jq -r .dn <<<"$output")" = 16 ]
 	# and a restart folds it into the snapshot
-	run -0 sh -c 'ljs-join -q -D devices.jsonl -S st </dev/null; cat st/state.jsonl'
+	run -0 sh -c 'ljs-join -q -D devices.jsonl -S st </dev/null; grep "\"d\"" st/state.jsonl'
 	[ "$(jq -c .dns <<<"$output")" = "[16]" ]
 }
 
