@@ -29,7 +29,7 @@ static const char usage_text[] =
     "       kms-wrap wrap -j file [-l label] -f field...\n"
     "       kms-wrap unwrap -j file -f field...\n"
     "       kms-wrap serve -D file [-p file] [-j file] [-a] [-k file] [-K key-id] [-C field]... [-X]\n"
-    "                [-d fd]\n"
+    "                [-L path] [-d fd]\n"
     "options:\n"
     "  -a, --aws               use AWS KMS instead of the local keyring\n"
     "  -k, --keyring FILE      local keyring (default $KMS_WRAP_KEYRING or ./var/kms/keyring.yml)\n"
@@ -46,6 +46,7 @@ static const char usage_text[] =
     "  -D, --devices FILE      device registry (JSON lines) for serve\n"
     "  -p, --parts FILE        secure-element parts table (JSON lines) for serve\n"
     "  -X, --expose-root-keys  let serve answer requests for root keys\n"
+    "  -L, --listen PATH       serve connections on a Unix socket instead of stdin/stdout\n"
     "  -d FD                   write a newline to FD once ready (serve)\n"
     "  -v, --verbose           log more\n"
     "  -q, --quiet             log less\n"
@@ -68,6 +69,7 @@ static const struct option longopts[] = {
     {"devices", required_argument, NULL, 'D'},
     {"parts", required_argument, NULL, 'p'},
     {"expose-root-keys", no_argument, NULL, 'X'},
+    {"listen", required_argument, NULL, 'L'},
     {"verbose", no_argument, NULL, 'v'},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
@@ -177,7 +179,7 @@ int main(int argc, char **argv)
 	}
 
 	bool aws = false, expose = false;
-	const char *devices = NULL, *parts = NULL;
+	const char *devices = NULL, *parts = NULL, *listen_path = NULL;
 	int ready_fd = -1;
 	const char *keyring = NULL, *key_id = NULL, *suffix = "_encrypted", *endpoint = NULL, *region = NULL;
 	const char *keks_path = NULL, *label = NULL;
@@ -188,7 +190,7 @@ int main(int argc, char **argv)
 	int c;
 	argc--;
 	argv++;
-	while ((c = getopt_long(argc, argv, "ak:K:f:x:e:c:C:E:r:j:l:D:p:Xd:vqhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "ak:K:f:x:e:c:C:E:r:j:l:D:p:XL:d:vqhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'a': aws = true; break;
 		case 'k': keyring = optarg; break;
@@ -222,6 +224,7 @@ int main(int argc, char **argv)
 		case 'D': devices = optarg; break;
 		case 'p': parts = optarg; break;
 		case 'X': expose = true; break;
+		case 'L': listen_path = optarg; break;
 		case 'd': {
 			char *end;
 			long fd = strtol(optarg, &end, 10);
@@ -286,6 +289,7 @@ int main(int argc, char **argv)
 		    .key_id = key_id,
 		    .fo = {fields, nfields, suffix, enc, context, ctx_fields, nctx},
 		    .expose_root_keys = expose,
+		    .listen = listen_path,
 		    .ready_fd = ready_fd,
 		};
 		rc = kms_serve(&so);

@@ -18,10 +18,12 @@ struct kms_serve_opts {
 	const char *key_id;   /* optional: the only KMS key parts may be under */
 	struct kms_field_opts fo; /* the parts' key field, suffix and encryption context */
 	bool expose_root_keys;
+	const char *listen;   /* a Unix socket path to serve connections on, instead of stdin/stdout */
 	int ready_fd;         /* -1 for none */
 };
 
-/* Load, serve until end of input; an exit code (0, 100 for a configuration that does not load,
+/* Load, serve until end of input (or, with listen, until SIGTERM: one thread per connection,
+ * the socket for its owner only); an exit code (0, 100 for a configuration that does not load,
  * 111 for I/O errors or an unreachable KMS at start). */
 int kms_serve(const struct kms_serve_opts *o);
 

@@ -388,3 +388,34 @@ LORA="$BATS_TEST_DIRNAME/node/lora-join.js"
 	read -r nwk app <<<"$(se_keys "$key" 0123A1B2C3D4E5F7EE)"
 	[[ $output == *"$nwk"* && $output == *"$app"* ]]
 }
+
+@test "kms-wrap serve -L: ljs-join --crypto unix:PATH over an owner-only socket, SIGHUP reload, SIGTERM removes it" {
+	se_setup
+	: >parts2.jsonl
+	start_bg serve kms-wrap serve -L "$BATS_TEST_TMPDIR/cry.sock" -d 3 -D devices.jsonl -p parts2.jsonl -k ring.yml \
+		-C part_number 3>"$BATS_TEST_TMPDIR/ready"
+	wait_until 10 test -s "$BATS_TEST_TMPDIR/ready"
+	run -0 stat -c %a cry.sock
+	assert_output 700
+	phy=$(node "$LORA" jr "$APP10" 70B3D57ED0000001 0004A30B001C0540 0001)
+	printf '{"ProtocolVersion":"1.0","SenderID":"000013","ReceiverID":"70B3D57ED0000001","TransactionID":7,"MessageType":"JoinReq","MACVersion":"1.0.3","PHYPayload":"%s","DevEUI":"0004A30B001C0540","DevAddr":"26011234","DLSettings":"00","RxDelay":1}\n' "$phy" >req
+	# the part is not loaded yet: no keys
+	run --separate-stderr ljs-join -D devices.jsonl -S st --crypto "unix:$BATS_TEST_TMPDIR/cry.sock" <req
+	[ "$(jq -r .Result.ResultCode <<<"$output")" != Success ]
+	cp parts.jsonl parts2.jsonl
+	kill -HUP "$(bg_pid serve)"
+	wait_until 10 grep -q 'reloaded on SIGHUP' "$BATS_TEST_TMPDIR/serve.err"
+	# two clients at once, each its own connection
+	phy2=$(node "$LORA" jr "$APP10" 70B3D57ED0000001 0004A30B001C0540 0002)
+	sed "s/$phy/$phy2/; s/\"TransactionID\":7/\"TransactionID\":8/" req >req2
+	ljs-join -D devices.jsonl -S st2 --crypto "unix:$BATS_TEST_TMPDIR/cry.sock" <req2 >ans2 2>err2 &
+	run -0 --separate-stderr ljs-join -D devices.jsonl -S st --crypto "unix:$BATS_TEST_TMPDIR/cry.sock" <req
+	wait $!
+	[ "$(jq -r .Result.ResultCode <<<"$output")" = Success ]
+	run -0 node "$LORA" ja10 "$APP10" 0001 "$(jq -r .PHYPayload <<<"$output")"
+	[ "$(jq -r .mic <<<"$output")" = true ]
+	[ "$(jq -r .Result.ResultCode ans2)" = Success ]
+	kill -TERM "$(bg_pid serve)"
+	wait_until 10 test ! -e cry.sock
+	wait_until 10 sh -c "! kill -0 $(bg_pid serve) 2>/dev/null"
+}
