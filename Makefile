@@ -80,5 +80,18 @@ install: all
 clean:
 	rm -rf build build-asan bin
 
+# Benchmark programs (tests/bench/*.c, next to the unit programs so every build flavour has them)
+# are built with the tools; `make bench` runs the harness, never part of `make test`.
+BENCH_SRC   = $(wildcard tests/bench/*.c)
+BENCH_PROGS = $(BENCH_SRC:tests/bench/%.c=$(BUILD)/tests/%)
+all: $(BENCH_PROGS)
+$(BENCH_PROGS): $(BUILD)/tests/%: tests/bench/%.c $(BUILD)/libcommon.a $(wildcard lib/*.h tests/bench/*.h) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libcommon.a $(LDLIBS)
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	LWM2M_GW_BIN=$(CURDIR)/$(BIN) LWM2M_GW_UNIT=$(CURDIR)/$(BUILD)/tests sh tests/bench/run.sh
+
+.PHONY: bench
 .PHONY: all deps test check check-asan lint-man run install clean
 .SECONDARY:
