@@ -46,11 +46,12 @@ static double hist_q(double q, uint64_t total)
 static noreturn void usage(int code)
 {
 	fprintf(code ? stderr : stdout,
-	        "Usage: bench-lag [-k KEY] [-n COUNT] [-T SECONDS] [-o FILE]\n"
+	        "Usage: bench-lag [-k KEY] [-S WARMUP] [-n COUNT] [-T SECONDS] [-o FILE]\n"
 	        "Measure the rate of JSON lines on stdin and the lag of the microsecond send times\n"
 	        "found under \"KEY\": (default 5700); print one JSON line of figures.\n"
 	        "  -k KEY      the key whose numeric value is a send time in microseconds\n"
-	        "  -n COUNT    stop after COUNT stamped values (0: at end of input)\n"
+	        "  -S WARMUP   leave the first WARMUP stamped lines out (the clock starts after them)\n"
+	        "  -n COUNT    stop after COUNT stamped values past the warm-up (0: at end of input)\n"
 	        "  -T SECONDS  stop after SECONDS (600)\n"
 	        "  -o FILE     write the figures to FILE instead of stdout\n");
 	exit(code);
@@ -60,12 +61,13 @@ int main(int argc, char **argv)
 {
 	log_init(argv[0]);
 	const char *key = "5700", *out = NULL;
-	unsigned long long want = 0;
+	unsigned long long want = 0, warmup = 0;
 	double bound = 600;
 	int c;
-	while ((c = getopt(argc, argv, "k:n:T:o:hV")) != -1) {
+	while ((c = getopt(argc, argv, "k:S:n:T:o:hV")) != -1) {
 		switch (c) {
 		case 'k': key = optarg; break;
+		case 'S': warmup = strtoull(optarg, NULL, 10); break;
 		case 'n': want = strtoull(optarg, NULL, 10); break;
 		case 'T': bound = atof(optarg); break;
 		case 'o': out = optarg; break;
@@ -107,6 +109,12 @@ int main(int argc, char **argv)
 		if (r != LR_LINE)
 			continue;
 		uint64_t now = real_us();
+		if (warmup) {
+			const char *p = strstr(line, pat);
+			if (p && p[pl] >= '0' && p[pl] <= '9')
+				warmup--;
+			continue;
+		}
 		lines++;
 		if (!first)
 			first = now;

@@ -1,0 +1,81 @@
+# Sourced by run.sh when ljs-join is built: JoinReq/s over keep-alive HTTP, new mutual-TLS
+# handshakes/s, and JoinReq/s with the root keys in kms-wrap serve (--crypto).
+jdir="$work/join"
+mkdir -p "$jdir/state"
+ndev=$(n 20000)
+# devices of LoRaWAN 1.0.3 with AppKeys in clear, home NetID 000013
+awk -v n="$ndev" 'BEGIN { srand(8); for (i = 0; i < n; i++) {
+	key = ""; for (j = 0; j < 16; j++) key = key sprintf("%02X", int(rand() * 256))
+	printf "{\"dev_eui\":\"70B3D5FFFE%06X\",\"join_eui\":\"70B3D57ED0000000\",\"mac_version\":\"1.0.3\",\"app_key\":\"%s\",\"home_net_id\":\"000013\",\"net_ids\":[\"000013\"]}\n", i, key } }' \
+	>"$jdir/devices.jsonl"
+
+# join_start TAG ARGS...: ljs-join on a fresh TCP port; sets JPORT. 1 if it did not get ready.
+join_start() {
+	jtag=$1; shift
+	JPORT=$(free_port tcp)
+	rm -rf "$jdir/state.$jtag"; mkdir -p "$jdir/state.$jtag"
+	: >"$jdir/$jtag.ready"
+	start join-$jtag sh -c 'r=$1; shift; exec ljs-join "$@" -d 3 3>"$r"' sh "$jdir/$jtag.ready" \
+		--listen "127.0.0.1:$JPORT" --devices "$jdir/devices.jsonl" --state "$jdir/state.$jtag" -q "$@"
+	if ! wait_for 15 nonempty "$jdir/$jtag.ready"; then
+		log "ljs-join ($jtag) did not get ready"
+		tail_err "join-$jtag"
+		stop "join-$jtag"
+		return 1
+	fi
+}
+
+jname="ljs-join JoinReq/s (HTTP keep-alive)"
+if join_start plain --tls none; then
+	bench-http -a "127.0.0.1:$JPORT" -D "$jdir/devices.jsonl" -c 32 -t 8 -S 1 >"$jdir/plain.json" 2>"$work/bench-http-plain.err"
+	j="$jdir/plain.json"
+	fig "$jname" "$(jget "$j" .ok_per_s)" "JoinAns/s" ">= 10000/s" \
+		"32 connections: $(jget "$j" .ok) Success of $(jget "$j" .requests), $(jget "$j" .io_errors) I/O errors"
+	fig "ljs-join JoinReq latency (HTTP keep-alive)" "p50 $(jget "$j" .p50_ms) / p99 $(jget "$j" .p99_ms)" "ms" "p99 < 5 ms" ""
+	tail_err bench-http-plain
+	stop join-plain
+else
+	skip "$jname" ">= 10000/s, p99 < 5 ms" "ljs-join did not start (see above)"
+fi
+
+# mutual TLS: a CA for NetID 000013, a server certificate, a client certificate; a new
+# connection (full handshake, no resumption) for every JoinReq
+jname="ljs-join new mutual-TLS handshakes/s"
+if command -v certtool >/dev/null; then
+	(
+		cd "$jdir" || exit 1
+		certtool --generate-privkey --key-type=ecdsa --outfile ca.key 2>/dev/null
+		printf 'cn = bench CA 000013\nca\ncert_signing_key\nexpiration_days = 2\n' >ca.tmpl
+		certtool --generate-self-signed --load-privkey ca.key --template ca.tmpl --outfile ca.pem 2>/dev/null
+		certtool --generate-privkey --key-type=ecdsa --outfile server.key 2>/dev/null
+		printf 'cn = 127.0.0.1\nip_address = 127.0.0.1\ntls_www_server\nexpiration_days = 2\n' >server.tmpl
+		certtool --generate-certificate --load-privkey server.key --load-ca-certificate ca.pem \
+			--load-ca-privkey ca.key --template server.tmpl --outfile server.pem 2>/dev/null
+		certtool --generate-privkey --key-type=ecdsa --outfile client.key 2>/dev/null
+		printf 'cn = ns.000013.example\ntls_www_client\nexpiration_days = 2\n' >client.tmpl
+		certtool --generate-certificate --load-privkey client.key --load-ca-certificate ca.pem \
+			--load-ca-privkey ca.key --template client.tmpl --outfile client.pem 2>/dev/null
+		printf '000013: ca.pem\n' >client-cas.yml
+	)
+	if join_start mtls --tls mutual --cert "$jdir/server.pem" --key "$jdir/server.key" \
+		--client-cas "$jdir/client-cas.yml"; then
+		bench-http -a "127.0.0.1:$JPORT" -D "$jdir/devices.jsonl" -c 8 -t 5 -N -T -A "$jdir/ca.pem" \
+			-C "$jdir/client.pem" -K "$jdir/client.key" -S 1 >"$jdir/mtls.json" 2>"$work/bench-http-mtls.err"
+		j="$jdir/mtls.json"
+		fig "$jname" "$(jget "$j" .handshakes_per_s)" "handshakes/s" ">= 1000/s" \
+			"ECDSA P-256, 8 clients, one JoinReq each: $(jget "$j" .ok) Success of $(jget "$j" .requests), handshake p50 $(jget "$j" .handshake_p50_ms) ms / p99 $(jget "$j" .handshake_p99_ms) ms"
+		tail_err bench-http-mtls
+		stop join-mtls
+	else
+		skip "$jname" ">= 1000/s" "ljs-join --tls mutual did not start (see above)"
+	fi
+else
+	skip "$jname" ">= 1000/s" "certtool (gnutls-bin) missing"
+fi
+
+jname="ljs-join JoinReq/s with --crypto kms-wrap serve"
+if why=$(missing kms-wrap); then
+	skip "$jname" "" "$why"
+else
+	skip "$jname" "" "the kms-wrap key set-up in tests/bench/join.sh is not written yet"
+fi

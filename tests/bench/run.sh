@@ -1,0 +1,374 @@
+#!/bin/sh
+# make bench: throughput, latency and memory of the gateway and the join server on this machine.
+# Prints a table and writes bench.json. A benchmark, not a test: it never fails on a figure;
+# a tool that is not built yet gives a "not measured" line instead of a number.
+# Everything runs on 127.0.0.1 (the device simulator also binds 127.0.0.2.. as source
+# addresses past 20k devices: one address has only ~28k ports). Every step is bounded in
+# count and time.
+#   BENCH_JSON=file   where to write the figures (default ./bench.json)
+#   BENCH_SCALE=x     multiply the counts (0.1 for a quick pass)
+#   BENCH_ONLY="reg pipeline rss filters join"   run only these sections
+set -u
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${LWM2M_GW_BIN:-$TOP/bin}
+UNIT=${LWM2M_GW_UNIT:-$TOP/build/tests}
+OUT=${BENCH_JSON:-$TOP/bench.json}
+SCALE=${BENCH_SCALE:-1}
+ONLY=${BENCH_ONLY:-"reg psk pipeline rss filters join"}
+export PATH="$BIN:$UNIT:$PATH"
+
+work=$(mktemp -d /tmp/lwm2m-bench.XXXXXX) || exit 111
+started=""
+figs="$work/figures.tsv"
+: >"$figs"
+
+cleanup() {
+	for p in $started; do kill "$p" 2>/dev/null; done
+	sleep 0.2
+	for p in $started; do kill -9 "$p" 2>/dev/null; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+n() { awk -v a="$1" -v s="$SCALE" 'BEGIN { v = int(a * s); print (v < 1 ? 1 : v) }'; }
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+per_s() { awk -v c="$1" -v a="$2" -v b="$3" 'BEGIN { d = b - a; printf "%.0f", d > 0 ? c / d : 0 }'; }
+jget() { jq -r "$2 // empty" "$1" 2>/dev/null | head -n 1; }
+section() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
+have() { [ -x "$BIN/$1" ]; }
+
+# fig NAME VALUE UNIT TARGET NOTE: one figure for the table and bench.json.
+fig() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "${5:-}" >>"$figs"; }
+# skip NAME TARGET REASON
+skip() {
+	fig "$1" "" "" "$2" "not measured: $3"
+	log "$1: not measured: $3"
+}
+missing() {
+	for t in "$@"; do have "$t" || { echo "$t not built yet"; return 0; }; done
+	return 1
+}
+
+free_port() {
+	python3 - "${1:-udp}" <<'PY'
+import socket, sys
+kind = socket.SOCK_DGRAM if sys.argv[1] == "udp" else socket.SOCK_STREAM
+s = socket.socket(socket.AF_INET, kind)
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+PY
+}
+
+# start NAME CMD...: in the background, stdout to $work/NAME.out unless redirected by the caller
+# through the variables IN and OUTF, stderr to $work/NAME.err.
+start() {
+	name=$1; shift
+	"$@" <"${IN:-/dev/null}" >"${OUTF:-$work/$name.out}" 2>"$work/$name.err" &
+	pid=$!
+	echo "$pid" >"$work/$name.pid"
+	started="$started $pid"
+}
+pid_of() { cat "$work/$1.pid"; }
+# stop NAME [SIGNAL]: end it and wait for it, 5 s at most before SIGKILL.
+stop() {
+	p=$(pid_of "$1" 2>/dev/null) || return 0
+	kill "-${2:-TERM}" "$p" 2>/dev/null
+	i=0
+	while kill -0 "$p" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	kill -9 "$p" 2>/dev/null
+	wait "$p" 2>/dev/null
+	return 0
+}
+# wait_for SECONDS CMD...: retry every 50 ms; 1 when the bound passes.
+wait_for() {
+	limit=$1; shift
+	end=$(($(date +%s) + limit))
+	until "$@" >/dev/null 2>&1; do
+		[ "$(date +%s)" -ge "$end" ] && return 1
+		sleep 0.05
+	done
+}
+wait_exit() { # wait_exit NAME SECONDS: wait for NAME to end by itself
+	p=$(pid_of "$1")
+	end=$(($(date +%s) + $2))
+	while kill -0 "$p" 2>/dev/null; do
+		[ "$(date +%s)" -ge "$end" ] && { log "$1 still running after $2 s; stopping it"; stop "$1"; return 1; }
+		sleep 0.05
+	done
+	wait "$p" 2>/dev/null
+	return 0
+}
+nonempty() { [ -s "$1" ]; }
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
+tail_err() { [ -s "$work/$1.err" ] && { log "--- $1 stderr:"; tail -n 5 "$work/$1.err" >&2; }; return 0; }
+
+# launch_listen TAG [STDOUT]: lwm2m-listen on a fresh port and state directory, its events to
+# STDOUT (a file or a fifo; default $work/listen-TAG.out); sets LPORT and CTL. 1 if not ready.
+launch_listen() {
+	tag=$1
+	LPORT=$(free_port udp)
+	CTL="$work/$tag.sock"
+	mkdir -p "$work/$tag.state"
+	: >"$work/$tag.ready"
+	OUTF=${2:-$work/listen-$tag.out} start listen-$tag sh -c 'exec lwm2m-listen -l "$1" -S "$2" -C "$3" -q -d 3 3>"$4"' sh \
+		"127.0.0.1:$LPORT" "$work/$tag.state" "$CTL" "$work/$tag.ready"
+	if ! wait_for 10 nonempty "$work/$tag.ready"; then
+		log "lwm2m-listen did not get ready"
+		tail_err "listen-$tag"
+		stop "listen-$tag"
+		return 1
+	fi
+	return 0
+}
+
+machine() {
+	cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+	printf '%s, %s cores, %s, %s' "$cpu" "$(nproc)" "$(uname -sr)" \
+		"$(awk '/^MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo)"
+}
+
+log "machine: $(machine)"
+log "work directory: $work"
+
+# ---------------------------------------------------------------------------------------------
+# 1. Registers/s into lwm2m-listen (NoSec), devices registering as fast as a window of 256
+#    outstanding Registers allows.
+if section reg; then
+	name="Registers/s into lwm2m-listen (NoSec)"
+	if why=$(missing lwm2m-listen); then
+		skip "$name" ">= 20000/s" "$why"
+	elif launch_listen reg; then
+		devs=$(n 15000)
+		OUTF="$work/reg.loadgen.json" start loadgen-reg lwm2m-loadgen -s "127.0.0.1:$LPORT" -n "$devs" -w 256 \
+			-o '</1/0>,</3/0>,</3303/0>' --settle 0 --settle-max 0 -T 120
+		wait_exit loadgen-reg 130
+		r=$(jget "$work/reg.loadgen.json" .registers_per_s)
+		if [ -n "$r" ]; then
+			fig "$name" "$r" "registers/s" ">= 20000/s" \
+				"$(jq -r '"\(.registered) devices, p50 \(.register_p50_ms) ms, p99 \(.register_p99_ms) ms, \(.retransmissions) retransmissions, \(.register_failed) failed"' "$work/reg.loadgen.json")"
+			rss=$(rss_kib "$(pid_of listen-reg)")
+			[ -n "$rss" ] && log "lwm2m-listen VmRSS after $devs registrations (no observations): $rss KiB"
+		else
+			skip "$name" ">= 20000/s" "the load generator gave no figures"
+			tail_err loadgen-reg
+		fi
+		stop listen-reg
+	fi
+fi
+
+# 2. DTLS-PSK handshakes/s
+if section psk; then
+	skip "PSK handshakes (+Register)/s into lwm2m-listen" ">= 1000/s" \
+		"lwm2m-loadgen simulates NoSec devices only (DTLS-PSK devices not written yet)"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 3. Device value -> shadow on disk: lwm2m-listen | lwm2m-observe | shadow-put, every device
+#    observed on /3303/0/5700, notifications (CON) stamped with their send time; bench-lag reads
+#    shadow-put's results (printed once the update is on disk) and computes the lag.
+pipeline_run() { # pipeline_run TAG DEVICES RATE SECONDS
+	tag=$1 devs=$2 rate=$3 dur=$4
+	mkfifo "$work/$tag.ev" "$work/$tag.up" "$work/$tag.res"
+	mkdir -p "$work/$tag.store"
+	CTL="$work/$tag.sock"
+	IN="$work/$tag.ev" OUTF="$work/$tag.up" start observe-$tag lwm2m-observe -C "$CTL" -q /3303/0/5700
+	IN="$work/$tag.up" OUTF="$work/$tag.res" start shadow-$tag shadow-put -s "$work/$tag.store" -q
+	IN="$work/$tag.res" OUTF="$work/$tag.lag.json" start lag-$tag bench-lag -k 5700 -S "$devs" -T 300
+	launch_listen "$tag" "$work/$tag.ev" || return 1
+	OUTF="$work/$tag.loadgen.json" start loadgen-$tag lwm2m-loadgen -s "127.0.0.1:$LPORT" -n "$devs" \
+		-o '</1/0>,</3303/0>' -E 1 --settle-max 60 -N "$rate" -D "$dur" -C -T $((dur + 120))
+	wait_exit "loadgen-$tag" $((dur + 130))
+	# let the last values reach the disk, then close the pipeline from its head
+	sleep 2
+	stop "listen-$tag"
+	wait_exit "observe-$tag" 20
+	wait_exit "shadow-$tag" 60
+	wait_exit "lag-$tag" 10
+	for s in listen observe shadow; do tail_err "$s-$tag"; done
+	return 0
+}
+if section pipeline; then
+	name="device value -> shadow on disk, offered"
+	if why=$(missing lwm2m-listen lwm2m-observe shadow-put); then
+		skip "notifications/s listen|observe|shadow-put" ">= 20000/s" "$why"
+		skip "device send -> shadow on disk p50/p99" "p99 < 50 ms" "$why"
+	else
+		for offered in 20000 60000; do
+			tag=pipe$offered
+			rate=$(n $offered)
+			if pipeline_run "$tag" "$(n 2000)" "$rate" 10 && [ -s "$work/$tag.lag.json" ]; then
+				lg="$work/$tag.lag.json"; ld="$work/$tag.loadgen.json"
+				fig "notifications/s listen|observe|shadow-put (offered $rate/s)" \
+					"$(jget "$lg" .lines_per_s)" "values/s on disk" ">= 20000/s" \
+					"$(jget "$ld" .notify_sent) sent at $(jget "$ld" .notifications_per_s)/s, $(jget "$lg" .stamped) landed, $(jget "$ld" .retransmissions) retransmissions"
+				fig "device send -> shadow on disk (offered $rate/s)" \
+					"p50 $(jget "$lg" .lag_p50_ms) / p99 $(jget "$lg" .lag_p99_ms)" "ms" "p99 < 50 ms" \
+					"max $(jget "$lg" .lag_max_ms) ms"
+			else
+				skip "notifications/s listen|observe|shadow-put (offered $rate/s)" ">= 20000/s" \
+					"the pipeline did not run (see the logs above)"
+			fi
+		done
+	fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 4. RSS of lwm2m-listen per registered device with its observations (/3/0/9 and /3303/0/5700).
+if section rss; then
+	for devs in 10000 100000; do
+		d=$(n $devs)
+		name="lwm2m-listen RSS per device, $d devices"
+		if why=$(missing lwm2m-listen); then
+			skip "$name" "<= 2048 B" "$why"
+			continue
+		fi
+		tag=rss$devs
+		mkfifo "$work/$tag.ev"
+		CTL="$work/$tag.sock"
+		obs=0
+		if have lwm2m-observe; then
+			IN="$work/$tag.ev" OUTF=/dev/null start observe-$tag lwm2m-observe -C "$CTL" -q /3/0/9 /3303/0/5700
+			obs=2
+		else
+			IN="$work/$tag.ev" OUTF=/dev/null start observe-$tag cat
+		fi
+		launch_listen "$tag" "$work/$tag.ev" || { skip "$name" "<= 2048 B" "lwm2m-listen did not start"; stop "observe-$tag"; continue; }
+		lp=$(pid_of "listen-$tag")
+		before=$(rss_kib "$lp")
+		: >"$work/$tag.lgready"
+		OUTF="$work/$tag.loadgen.json" start loadgen-$tag sh -c 'exec lwm2m-loadgen "$@" 3>"$0"' \
+			"$work/$tag.lgready" -s "127.0.0.1:$LPORT" -n "$d" -E "$obs" --settle-max 120 -H 600 -d 3 -T 400 -q
+		if wait_for 300 nonempty "$work/$tag.lgready"; then
+			after=$(rss_kib "$lp")
+		else
+			after=""
+		fi
+		stop "loadgen-$tag"
+		wait_exit "loadgen-$tag" 10
+		ld="$work/$tag.loadgen.json"
+		reg=$(jget "$ld" .registered)
+		if [ -n "$after" ] && [ -n "$before" ] && [ "${reg:-0}" -gt 0 ]; then
+			per=$(awk -v a="$after" -v b="$before" -v r="$reg" 'BEGIN { printf "%.0f", (a - b) * 1024 / r }')
+			note="VmRSS $before -> $after KiB, $reg registered, $(jget "$ld" .observations) observations"
+			[ "$obs" = 0 ] && note="$note (lwm2m-observe not built yet: no observations)"
+			fig "$name" "$per" "B/device" "<= 2048 B" "$note"
+		else
+			skip "$name" "<= 2048 B" "the devices did not all register and get observed in time"
+			tail_err "loadgen-$tag"
+		fi
+		stop "listen-$tag"
+		stop "observe-$tag"
+	done
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 5. Each filter stage alone, JSON lines in and out.
+if section filters; then
+	# shadow-put: updates for 1000 things, durability on (the default: on disk before the result)
+	if why=$(missing shadow-put); then
+		skip "shadow-put lines/s (durable, batched)" ">= 20000/s" "$why"
+		skip "shadow-put lines/s (durable, one fsync per update: -b 1)" "" "$why"
+	else
+		cnt=$(n 100000)
+		awk -v n="$cnt" 'BEGIN { for (i = 0; i < n; i++)
+			printf "{\"thing\":\"dev%d\",\"state\":{\"reported\":{\"3303\":{\"0\":{\"5700\":%d.5}},\"3\":{\"0\":{\"9\":%d}}}}}\n", i % 1000, i, i % 100 }' \
+			>"$work/updates.jsonl"
+		for mode in batched single; do
+			rm -rf "$work/sp.store"; mkdir -p "$work/sp.store"
+			extra=""; [ $mode = single ] && extra="-b 1" && head -n "$(n 5000)" "$work/updates.jsonl" >"$work/updates.small"
+			input="$work/updates.jsonl"; [ $mode = single ] && input="$work/updates.small"
+			lines=$(wc -l <"$input")
+			t0=$(now)
+			# shellcheck disable=SC2086
+			timeout 300 shadow-put -s "$work/sp.store" -q $extra <"$input" >"$work/sp.out" 2>"$work/sp.err"
+			t1=$(now)
+			ok=$(grep -c '"accepted"' "$work/sp.out")
+			label="shadow-put lines/s (durable, batched)"; [ $mode = single ] && label="shadow-put lines/s (durable, one fsync per update: -b 1)"
+			fig "$label" "$(per_s "$lines" "$t0" "$t1")" "updates/s" ">= 20000/s" \
+				"$lines lines to 1000 things in $(secs "$t0" "$t1") s, $ok accepted"
+		done
+	fi
+
+	# lwm2m-observe alone: register events in, notification lines from bench-ctl, updates out
+	if why=$(missing lwm2m-observe); then
+		skip "lwm2m-observe lines/s alone" ">= 50000/s" "$why"
+	else
+		k=$(n 1000); cnt=$(n 300000)
+		awk -v n="$k" 'BEGIN { for (i = 0; i < n; i++)
+			printf "{\"event\":\"register\",\"ep\":\"dev%d\",\"reg\":\"r%d\",\"lt\":86400,\"lwm2m\":\"1.1\",\"b\":\"U\",\"queue\":false,\"objects\":[\"/1/0\",\"/3303/0\"],\"addr\":\"127.0.0.1:%d\",\"sec\":\"nosec\",\"time\":1763850000}\n", i, i, 20000 + i }' \
+			>"$work/events.jsonl"
+		start ctl-obs bench-ctl -C "$work/ctl-obs.sock" -n "$cnt" -E "$k" -T 200
+		wait_for 5 test -S "$work/ctl-obs.sock"
+		mkfifo "$work/obs.out"
+		IN="$work/obs.out" OUTF="$work/obs.lag.json" start lag-obs bench-lag -k /3303/0/5700 -S "$k" -n "$cnt" -T 200
+		# stdin stays open after the events (the filter must not end before its notifications)
+		mkfifo "$work/obs.in"
+		IN="$work/obs.in" OUTF="$work/obs.out" start observe-alone lwm2m-observe -C "$work/ctl-obs.sock" -q /3303/0/5700
+		OUTF="$work/obs.in" start feed-obs sh -c 'cat "$1"; exec sleep 600' sh "$work/events.jsonl"
+		wait_exit lag-obs 200
+		stop feed-obs
+		stop observe-alone
+		stop ctl-obs
+		if [ -s "$work/obs.lag.json" ]; then
+			fig "lwm2m-observe lines/s alone" "$(jget "$work/obs.lag.json" .lines_per_s)" "lines/s" ">= 50000/s" \
+				"$(jget "$work/obs.lag.json" .stamped) notifications from bench-ctl over $(jget "$work/obs.lag.json" .seconds) s"
+		else
+			skip "lwm2m-observe lines/s alone" ">= 50000/s" "no output"
+			tail_err observe-alone
+		fi
+	fi
+
+	# lwm2m-write alone: deltas in, writes answered 2.04 by bench-ctl, reported updates out
+	if why=$(missing lwm2m-write); then
+		skip "lwm2m-write lines/s alone" "" "$why"
+	else
+		k=$(n 1000); cnt=$(n 50000)
+		awk -v n="$cnt" -v k="$k" 'BEGIN { for (i = 0; i < n; i++)
+			printf "{\"thing\":\"dev%d\",\"version\":%d,\"state\":{\"3311\":{\"0\":{\"5850\":%s}}},\"timestamp\":1763850000}\n", i % k, i + 1, (i % 2) ? "true" : "false" }' \
+			>"$work/deltas.jsonl"
+		start ctl-wr bench-ctl -C "$work/ctl-wr.sock" -R "$k" -T 200
+		wait_for 5 test -S "$work/ctl-wr.sock"
+		t0=$(now)
+		timeout 200 lwm2m-write -C "$work/ctl-wr.sock" -q <"$work/deltas.jsonl" >"$work/wr.out" 2>"$work/wr.err"
+		t1=$(now)
+		stop ctl-wr
+		out=$(wc -l <"$work/wr.out")
+		fig "lwm2m-write lines/s alone" "$(per_s "$cnt" "$t0" "$t1")" "deltas/s" "" \
+			"$cnt deltas to $k devices in $(secs "$t0" "$t1") s, $out lines out"
+	fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 6. ljs-join: JoinReq/s over keep-alive HTTP, new mutual-TLS handshakes/s, and with --crypto.
+if section join; then
+	if why=$(missing ljs-join); then
+		skip "ljs-join JoinReq/s (HTTP keep-alive)" ">= 10000/s, p99 < 5 ms" "$why"
+		skip "ljs-join new mutual-TLS handshakes/s" ">= 1000/s" "$why"
+		skip "ljs-join JoinReq/s with --crypto kms-wrap serve" "" "$why"
+	else
+		. "$TOP/tests/bench/join.sh"
+	fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# The table and bench.json
+date_utc=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+commit=$(git -C "$TOP" rev-parse --short HEAD 2>/dev/null || echo unknown)
+{
+	printf '\nlwm2m-gw benchmarks, %s, commit %s\n%s\n\n' "$date_utc" "$commit" "$(machine)"
+	awk -F'\t' '{
+		v = ($2 == "") ? "-" : $2 " " $3
+		printf "%-62s %-28s %-22s %s\n", $1, v, ($4 == "" ? "" : "target " $4), $5
+	}' "$figs"
+	echo
+}
+jq -Rn --arg date "$date_utc" --arg commit "$commit" --arg machine "$(machine)" \
+	--arg cpu "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" --argjson nproc "$(nproc)" '
+	{date: $date, commit: $commit, machine: $machine, cpu: $cpu, nproc: $nproc,
+	 figures: [inputs | split("\t") | {name: .[0], value: (.[1] | (tonumber? // (if . == "" then null else . end))),
+	   unit: .[2], target: .[3], note: .[4]}]}' <"$figs" >"$OUT"
+log "figures written to $OUT"
+exit 0
