@@ -515,8 +515,9 @@ static void handle_request(struct dev *d, const struct cm_msg *m)
 				if (ov == 1 && found) {
 					st.obs_cancels++;
 					*found = d->obs[--d->nobs];
+				} else {
+					st.reads++;
 				}
-				st.reads++;
 			}
 		}
 	} else if (m->code == CM_PUT || (m->code == CM_POST && depth == 2)) {

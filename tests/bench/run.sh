@@ -48,7 +48,7 @@ skip() {
 	log "$1: not measured: $3"
 }
 missing() {
-	for t in "$@"; do have "$t" || { echo "$t not built yet"; return 0; }; done
+	for _t in "$@"; do have "$_t" || { echo "$_t not built yet"; return 0; }; done
 	return 1
 }
 
@@ -65,40 +65,39 @@ PY
 # start NAME CMD...: in the background, stdout to $work/NAME.out unless redirected by the caller
 # through the variables IN and OUTF, stderr to $work/NAME.err.
 start() {
-	name=$1; shift
-	"$@" <"${IN:-/dev/null}" >"${OUTF:-$work/$name.out}" 2>"$work/$name.err" &
-	pid=$!
-	echo "$pid" >"$work/$name.pid"
-	started="$started $pid"
+	_n=$1; shift
+	"$@" <"${IN:-/dev/null}" >"${OUTF:-$work/$_n.out}" 2>"$work/$_n.err" &
+	_p=$!
+	echo "$_p" >"$work/$_n.pid"
+	started="$started $_p"
 }
 pid_of() { cat "$work/$1.pid"; }
 # stop NAME [SIGNAL]: end it and wait for it, 5 s at most before SIGKILL.
 stop() {
-	p=$(pid_of "$1" 2>/dev/null) || return 0
-	kill "-${2:-TERM}" "$p" 2>/dev/null
-	i=0
-	while kill -0 "$p" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-	kill -9 "$p" 2>/dev/null
-	wait "$p" 2>/dev/null
+	_p=$(pid_of "$1" 2>/dev/null) || return 0
+	kill "-${2:-TERM}" "$_p" 2>/dev/null
+	_i=0
+	while kill -0 "$_p" 2>/dev/null && [ $_i -lt 100 ]; do sleep 0.05; _i=$((_i + 1)); done
+	kill -9 "$_p" 2>/dev/null
+	wait "$_p" 2>/dev/null
 	return 0
 }
 # wait_for SECONDS CMD...: retry every 50 ms; 1 when the bound passes.
 wait_for() {
-	limit=$1; shift
-	end=$(($(date +%s) + limit))
+	_e=$(($(date +%s) + $1)); shift
 	until "$@" >/dev/null 2>&1; do
-		[ "$(date +%s)" -ge "$end" ] && return 1
+		[ "$(date +%s)" -ge "$_e" ] && return 1
 		sleep 0.05
 	done
 }
 wait_exit() { # wait_exit NAME SECONDS: wait for NAME to end by itself
-	p=$(pid_of "$1")
-	end=$(($(date +%s) + $2))
-	while kill -0 "$p" 2>/dev/null; do
-		[ "$(date +%s)" -ge "$end" ] && { log "$1 still running after $2 s; stopping it"; stop "$1"; return 1; }
+	_w=$(pid_of "$1")
+	_e=$(($(date +%s) + $2))
+	while kill -0 "$_w" 2>/dev/null; do
+		[ "$(date +%s)" -ge "$_e" ] && { log "$1 still running after $2 s; stopping it"; stop "$1"; return 1; }
 		sleep 0.05
 	done
-	wait "$p" 2>/dev/null
+	wait "$_w" 2>/dev/null
 	return 0
 }
 nonempty() { [ -s "$1" ]; }
@@ -108,17 +107,17 @@ tail_err() { [ -s "$work/$1.err" ] && { log "--- $1 stderr:"; tail -n 5 "$work/$
 # launch_listen TAG [STDOUT]: lwm2m-listen on a fresh port and state directory, its events to
 # STDOUT (a file or a fifo; default $work/listen-TAG.out); sets LPORT and CTL. 1 if not ready.
 launch_listen() {
-	tag=$1
+	_tag=$1
 	LPORT=$(free_port udp)
-	CTL="$work/$tag.sock"
-	mkdir -p "$work/$tag.state"
-	: >"$work/$tag.ready"
-	OUTF=${2:-$work/listen-$tag.out} start listen-$tag sh -c 'exec lwm2m-listen -l "$1" -S "$2" -C "$3" -q -d 3 3>"$4"' sh \
-		"127.0.0.1:$LPORT" "$work/$tag.state" "$CTL" "$work/$tag.ready"
-	if ! wait_for 10 nonempty "$work/$tag.ready"; then
+	CTL="$work/$_tag.sock"
+	mkdir -p "$work/$_tag.state"
+	: >"$work/$_tag.ready"
+	OUTF=${2:-$work/listen-$_tag.out} start listen-$_tag sh -c 'exec lwm2m-listen -l "$1" -S "$2" -C "$3" -q -d 3 3>"$4"' sh \
+		"127.0.0.1:$LPORT" "$work/$_tag.state" "$CTL" "$work/$_tag.ready"
+	if ! wait_for 10 nonempty "$work/$_tag.ready"; then
 		log "lwm2m-listen did not get ready"
-		tail_err "listen-$tag"
-		stop "listen-$tag"
+		tail_err "listen-$_tag"
+		stop "listen-$_tag"
 		return 1
 	fi
 	return 0
@@ -142,7 +141,7 @@ if section reg; then
 		skip "$name" ">= 20000/s" "$why"
 	elif launch_listen reg; then
 		devs=$(n 15000)
-		OUTF="$work/reg.loadgen.json" start loadgen-reg lwm2m-loadgen -s "127.0.0.1:$LPORT" -n "$devs" -w 256 \
+		OUTF="$work/reg.loadgen.json" start loadgen-reg lwm2m-loadgen -s "127.0.0.1:$LPORT" -n "$devs" -w 64 \
 			-o '</1/0>,</3/0>,</3303/0>' --settle 0 --settle-max 0 -T 120
 		wait_exit loadgen-reg 130
 		r=$(jget "$work/reg.loadgen.json" .registers_per_s)

@@ -1,0 +1,128 @@
+#!/usr/bin/env bats
+# The benchmark's load generators work against the real tools (tiny counts; no timing
+# assertions: `make bench` measures, these only prove the generators speak the protocols).
+load test_helper
+bats_require_minimum_version 1.5.0
+
+teardown() {
+	[ "$BATS_TEST_COMPLETED" = 1 ] || dump_logs
+	stop_all
+}
+
+# ctl_client SOCKET SECONDS NOTIFICATIONS: send stdin's command lines, print every line that
+# comes back until each command is answered and NOTIFICATIONS notify lines came, or SECONDS pass.
+ctl_client() {
+	cat >"$BATS_TEST_TMPDIR/ctl.in"
+	python3 - "$@" "$BATS_TEST_TMPDIR/ctl.in" <<'PY'
+import json, socket, sys, time
+path, bound = sys.argv[1], float(sys.argv[2])
+want_notify = int(sys.argv[3])
+cmds = open(sys.argv[4]).read()
+s = socket.socket(socket.AF_UNIX)
+s.connect(path)
+s.sendall(cmds.encode())
+ids = {json.loads(l)["id"] for l in cmds.splitlines() if l.strip()}
+answered, notified, buf = set(), 0, b""
+end = time.time() + bound
+s.settimeout(0.2)
+while time.time() < end and (answered != ids or notified < want_notify):
+    try:
+        chunk = s.recv(65536)
+    except socket.timeout:
+        continue
+    if not chunk:
+        break
+    buf += chunk
+    while b"\n" in buf:
+        line, buf = buf.split(b"\n", 1)
+        print(line.decode(), flush=True)
+        r = json.loads(line)
+        if r.get("op") == "notify":
+            notified += 1
+        elif r.get("id") in ids:
+            answered.add(r["id"])
+PY
+}
+
+@test "bench: lwm2m-loadgen registers, answers observe, read and write, notifies and de-registers against lwm2m-listen" {
+	[ -x "$BIN/lwm2m-listen" ] || skip "lwm2m-listen not built yet"
+	port=$(free_port udp)
+	start_bg listen lwm2m-listen -l "127.0.0.1:$port" -S "$BATS_TEST_TMPDIR/state" -C "$BATS_TEST_TMPDIR/ctl.sock"
+	wait_until 5 test -S "$BATS_TEST_TMPDIR/ctl.sock"
+	# ready once each device has one observation; then 40 confirmable notifications at 20/s
+	start_bg loadgen "$UNIT/lwm2m-loadgen" -s "127.0.0.1:$port" -n 3 -o '</1/0>,</3303/0>' -E 1 \
+		--settle-max 20 -N 20 -c 40 -D 10 -C -x -T 40
+	wait_until 10 sh -c "[ \$(grep -c '\"event\":\"register\"' '$BATS_TEST_TMPDIR/listen.out') -ge 3 ]"
+	run -0 grep -c '"ep":"bench-00000[0-2]"' "$BATS_TEST_TMPDIR/listen.out"
+	assert_output 3
+
+	ctl_client "$BATS_TEST_TMPDIR/ctl.sock" 30 40 >"$BATS_TEST_TMPDIR/ctl.out" <<-'EOF'
+	{"id":1,"op":"observe","ep":"bench-000000","path":"/3303/0/5700"}
+	{"id":2,"op":"observe","ep":"bench-000001","path":"/3303/0/5700"}
+	{"id":3,"op":"observe","ep":"bench-000002","path":"/3303/0/5700"}
+	{"id":4,"op":"read","ep":"bench-000001","path":"/3303/0/5700"}
+	{"id":5,"op":"write","ep":"bench-000002","path":"/3303/0/5750","value":"bench"}
+	{"id":6,"op":"read","ep":"bench-000000","path":"/9/0/1"}
+	EOF
+	# the observes and the read got the device's value, the write was acknowledged, the read of
+	# an object the device lacks got 4.04, and notifications came back on this connection
+	run -0 jq -rs 'map(select(.id == 1 or .id == 2 or .id == 3 or .id == 4) | select(.op != "notify"))
+		| map("\(.code) \(.value > 1e15)") | unique | join(",")' "$BATS_TEST_TMPDIR/ctl.out"
+	assert_output "2.05 true"
+	run -0 jq -r 'select(.id == 5) | .code' "$BATS_TEST_TMPDIR/ctl.out"
+	assert_output "2.04"
+	run -0 jq -r 'select(.id == 6) | .code' "$BATS_TEST_TMPDIR/ctl.out"
+	assert_output "4.04"
+	run -0 jq -s '[.[] | select(.op == "notify" and .value > 1e15)] | length' "$BATS_TEST_TMPDIR/ctl.out"
+	assert_output 40
+
+	# the generator ends by itself after its 40 notifications (all acknowledged) and de-registers
+	# every device
+	wait_until 30 sh -c "! kill -0 $(bg_pid loadgen) 2>/dev/null"
+	lg="$BATS_TEST_TMPDIR/loadgen.out"
+	run -0 jq -r '[.registered, .register_failed, .observations, .notify_sent, .notify_acked,
+		.reads, .writes, .refused, .deregistered, .errors] | map(tostring) | join(" ")' "$lg"
+	assert_output "3 0 3 40 40 1 1 1 3 0"
+	run -0 grep -c '"event":"deregister"' "$BATS_TEST_TMPDIR/listen.out"
+	assert_output 3
+}
+
+@test "bench: lwm2m-loadgen retransmits an unanswered Register and reports the failure" {
+	# a UDP socket that reads nothing: every Register goes unanswered; with 1 device the first
+	# retransmission comes after 2-3 s (RFC 7252 ACK_TIMEOUT), so a 5 s bound sees at least one
+	port=$(free_port udp)
+	start_bg sink python3 -c 'import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", '"$port"')); time.sleep(60)'
+	run -1 --separate-stderr "$UNIT/lwm2m-loadgen" -s "127.0.0.1:$port" -n 1 -T 5 -q
+	run -0 jq -r '"\(.registered) \(.retransmissions >= 1)"' <<<"$output"
+	assert_output "0 true"
+}
+
+@test "bench: bench-http JoinReqs are accepted by ljs-join (MIC, DevNonce, keep-alive)" {
+	[ -x "$BIN/ljs-join" ] || skip "ljs-join not built yet"
+	cat >"$BATS_TEST_TMPDIR/devices.jsonl" <<-'EOF'
+	{"dev_eui":"70B3D5FFFE000001","join_eui":"70B3D57ED0000000","mac_version":"1.0.3","app_key":"B6B53F4A168A7A88BDF7EA135CE9CFCA","home_net_id":"000013","net_ids":["000013"]}
+	{"dev_eui":"70B3D5FFFE000002","join_eui":"70B3D57ED0000000","mac_version":"1.0.3","app_key":"00112233445566778899AABBCCDDEEFF","home_net_id":"000013","net_ids":["000013"]}
+	EOF
+	port=$(free_port tcp)
+	start_bg join ljs-join -l "127.0.0.1:$port" -D "$BATS_TEST_TMPDIR/devices.jsonl" -S "$BATS_TEST_TMPDIR/js"
+	wait_until 10 python3 -c "import socket; socket.create_connection(('127.0.0.1', $port))"
+	run -0 --separate-stderr "$UNIT/bench-http" -a "127.0.0.1:$port" -D "$BATS_TEST_TMPDIR/devices.jsonl" -c 2 -n 10 -t 20 -S 1
+	run -0 jq -r '"\(.requests) \(.ok) \(.failed) \(.io_errors)"' <<<"$output"
+	assert_output "10 10 0 0"
+	# the same nonces again are replays: answered, but never a Success
+	run -1 --separate-stderr "$UNIT/bench-http" -a "127.0.0.1:$port" -D "$BATS_TEST_TMPDIR/devices.jsonl" -c 2 -n 4 -t 20 -S 1
+	run -0 jq -r '"\(.requests) \(.ok) \(.failed)"' <<<"$output"
+	assert_output "4 0 4"
+}
+
+@test "bench: bench-lag counts stamped values and skips the warm-up" {
+	now=$(date +%s%6N)
+	run -0 --separate-stderr "$UNIT/bench-lag" -k 5700 -S 1 <<-EOF
+	{"thing":"a","state":{"reported":{"3303":{"0":{"5700":$now}}}}}
+	{"thing":"a","state":{"reported":{"3303":{"0":{"5700":$now}}}},"metadata":{"reported":{"3303":{"0":{"5700":{"timestamp":1}}}}}}
+	{"thing":"b","result":"rejected","code":400,"message":"x"}
+	{"thing":"c","state":{"reported":{"3303":{"0":{"5700":$now}}}}}
+	EOF
+	run -0 jq -r '"\(.lines) \(.stamped) \(.rejected)"' <<<"$output"
+	assert_output "3 2 1"
+}
