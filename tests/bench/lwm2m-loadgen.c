@@ -739,6 +739,7 @@ static void run_job(int ready_w)
 	open_sockets(ep);
 
 	int phase = PH_REG;
+	bool was_ready = false;
 	uint64_t now = mono_us(), phase_t0 = now, last_obs_seen = now;
 	uint64_t deadline = t_start + (uint64_t)(opt.timeout * 1e6);
 	unsigned long next_reg = 0, reg_out = 0, cursor = 0, dereg_next = 0;
@@ -789,6 +790,7 @@ static void run_job(int ready_w)
 					log_warn("observations still arriving after %.0f s; going on", opt.settle_max);
 				for (unsigned long k = 0; k < ndevs; k++)
 					st.obs_at_ready += devs[k].nobs;
+				was_ready = true;
 				if (ready_w >= 0) {
 					if (write(ready_w, "r", 1) != 1)
 						log_warn("unable to signal readiness: %s", strerror(errno));
@@ -884,6 +886,9 @@ static void run_job(int ready_w)
 	}
 	if (ready_w >= 0)
 		close(ready_w);
+	if (!was_ready) /* the time bound came first: report the observations there are */
+		for (unsigned long k = 0; k < ndevs; k++)
+			st.obs_at_ready += devs[k].nobs;
 	for (unsigned long k = 0; k < ndevs; k++) {
 		close(devs[k].fd);
 		free(devs[k].out);

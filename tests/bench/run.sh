@@ -160,8 +160,15 @@ fi
 
 # 2. DTLS-PSK handshakes/s
 if section psk; then
-	skip "PSK handshakes (+Register)/s into lwm2m-listen" ">= 1000/s" \
-		"lwm2m-loadgen simulates NoSec devices only (DTLS-PSK devices not written yet)"
+	if why=$(missing lwm2m-listen); then
+		skip "PSK handshakes (+Register)/s into lwm2m-listen" ">= 1000/s" "$why"
+	elif ! lwm2m-listen --help 2>&1 | grep -qi psk; then
+		skip "PSK handshakes (+Register)/s into lwm2m-listen" ">= 1000/s" \
+			"lwm2m-listen has no DTLS-PSK endpoint yet (no PSK option in its --help)"
+	else
+		skip "PSK handshakes (+Register)/s into lwm2m-listen" ">= 1000/s" \
+			"lwm2m-loadgen simulates NoSec devices only (DTLS-PSK devices not written yet)"
+	fi
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -237,25 +244,23 @@ if section rss; then
 		launch_listen "$tag" "$work/$tag.ev" || { skip "$name" "<= 2048 B" "lwm2m-listen did not start"; stop "observe-$tag"; continue; }
 		lp=$(pid_of "listen-$tag")
 		before=$(rss_kib "$lp")
-		: >"$work/$tag.lgready"
-		OUTF="$work/$tag.loadgen.json" start loadgen-$tag sh -c 'exec lwm2m-loadgen "$@" 3>"$0"' \
-			"$work/$tag.lgready" -s "127.0.0.1:$LPORT" -n "$d" -E "$obs" --settle-max 120 -H 600 -d 3 -T 400 -q
-		if wait_for 300 nonempty "$work/$tag.lgready"; then
-			after=$(rss_kib "$lp")
-		else
-			after=""
-		fi
-		stop "loadgen-$tag"
-		wait_exit "loadgen-$tag" 10
+		# bounded: libcoap 4.3.1 walks every session for each new peer, so registering slows as
+		# the count grows; RSS is read once the generator has ended (registrations stay)
+		bound=$((devs / 1000 + 60)); [ $bound -gt 150 ] && bound=150
+		OUTF="$work/$tag.loadgen.json" start loadgen-$tag lwm2m-loadgen -s "127.0.0.1:$LPORT" -n "$d" \
+			-w 64 -E "$obs" --settle 2 --settle-max 60 -T "$bound" -q
+		wait_exit "loadgen-$tag" $((bound + 20))
+		sleep 1
+		after=$(rss_kib "$lp")
 		ld="$work/$tag.loadgen.json"
 		reg=$(jget "$ld" .registered)
 		if [ -n "$after" ] && [ -n "$before" ] && [ "${reg:-0}" -gt 0 ]; then
 			per=$(awk -v a="$after" -v b="$before" -v r="$reg" 'BEGIN { printf "%.0f", (a - b) * 1024 / r }')
-			note="VmRSS $before -> $after KiB, $reg registered, $(jget "$ld" .observations) observations"
+			note="VmRSS $before -> $after KiB, $reg of $d registered in $(jget "$ld" .register_seconds) s (bound ${bound} s), $(jget "$ld" .observations) observations"
 			[ "$obs" = 0 ] && note="$note (lwm2m-observe not built yet: no observations)"
 			fig "$name" "$per" "B/device" "<= 2048 B" "$note"
 		else
-			skip "$name" "<= 2048 B" "the devices did not all register and get observed in time"
+			skip "$name" "<= 2048 B" "no device registered in time"
 			tail_err "loadgen-$tag"
 		fi
 		stop "listen-$tag"
