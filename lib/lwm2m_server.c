@@ -10,7 +10,7 @@
 #include <coap3/coap.h>
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +33,7 @@ struct lwm2m_server {
 	char state_file[PATH_MAX];
 	int dirty;
 	double last_save, last_tick;
+	coap_tick_t last_prepare;
 	unsigned long nobs, ninflight;
 };
 
@@ -1018,6 +1019,9 @@ static void hnd_other(coap_resource_t *res, coap_session_t *cs, const coap_pdu_t
 	if (!lwm2m_addr_equal(&a, &g->addr) || !g->session) {
 		if (!lwm2m_addr_equal(&a, &g->addr))
 			changed = jv_array_append(changed, jv_string("addr"));
+		/* restored after a restart: reachable again, its observations are to be made anew */
+		if (!g->session)
+			changed = jv_array_append(changed, jv_string("session"));
 		attach_session(g, cs);
 	}
 	g->updated = lwm2m_now();
@@ -1182,11 +1186,28 @@ int lwm2m_server_fd(const struct lwm2m_server *s)
 
 void lwm2m_server_io(struct lwm2m_server *s)
 {
-	struct pollfd p = {.fd = coap_context_get_coap_fd(s->ctx), .events = POLLIN};
-	for (int i = 0; i < IO_BATCH; i++) {
-		coap_io_process(s->ctx, COAP_IO_NO_WAIT);
-		if (poll(&p, 1, 0) <= 0)
+	/* coap_io_process(ctx, COAP_IO_NO_WAIT) reads one datagram per call, and each call first
+	 * walks every session (coap_io_prepare_io). With a session per registered device that walk
+	 * dominates, so do what coap_io_process does, split (coap_io(3), the "own epoll"
+	 * interface): read a batch of datagrams, and prepare (retransmissions, idle sessions,
+	 * re-arming libcoap's timer) when its timer fired, or every 100 ms. A new CON request arms
+	 * the timer itself (coap_wait_ack). */
+	struct epoll_event ev[16];
+	int epfd = coap_context_get_coap_fd(s->ctx), timer = 0;
+	for (int done = 0; done < IO_BATCH;) {
+		int n = epoll_wait(epfd, ev, (int)(sizeof ev / sizeof ev[0]), 0);
+		if (n <= 0)
 			break;
+		for (int i = 0; i < n; i++)
+			timer |= ev[i].data.ptr == NULL;
+		coap_io_do_epoll(s->ctx, ev, (size_t)n);
+		done += n;
+	}
+	coap_tick_t now;
+	coap_ticks(&now);
+	if (timer || now - s->last_prepare >= COAP_TICKS_PER_SECOND / 10) {
+		coap_io_prepare_epoll(s->ctx, now);
+		s->last_prepare = now;
 	}
 }
 

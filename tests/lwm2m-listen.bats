@@ -170,8 +170,8 @@ count_events() {
 	# the restored registration takes Updates
 	run -0 coap-client-gnutls -B 5 -m post "coap://127.0.0.1:$PORT/rd/$reg1?lt=700"
 	wait_until 5 grep -q '"event":"update"' "$OUT"
-	run -0 jq -ce 'select(.event == "update") | [.ep, .lt]' "$OUT"
-	assert_output '["dev1",700]'
+	run -0 jq -ce 'select(.event == "update") | [.ep, .lt, (.changed | index("session") != null)]' "$OUT"
+	assert_output '["dev1",700,true]'
 }
 
 @test "lwm2m-listen: broken datagrams do not hurt it" {
