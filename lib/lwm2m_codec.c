@@ -224,8 +224,9 @@ int codec_unb64(const char *s, size_t len, uint8_t **out, size_t *n)
 
 jv codec_from_number(const struct lwm2m_path *p, double d)
 {
+	char ps[LWM2M_PATH_STRLEN];
 	if (!isfinite(d))
-		return codec_err("non-finite number at %s", "value");
+		return codec_err("%s: a NaN or infinite number has no JSON form", PATHSTR(p, ps));
 	if (codec_res_type(p, NULL) == LWM2M_T_BOOLEAN && (d == 0 || d == 1))
 		return jv_bool(d == 1);
 	return jv_number(d);

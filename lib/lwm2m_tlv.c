@@ -169,6 +169,12 @@ jv lwm2m_tlv_decode(const struct lwm2m_path *base, const uint8_t *data, size_t l
 			}
 			at.len = lvl;
 		}
+		/* resources straight under a single-instance object: instance 0 (Leshan does so) */
+		const struct lwm2m_object_def *od = objmodel_object(base->id[0]);
+		if (at.len == 1 && lvl == 2 && od && !od->multiple) {
+			at.id[1] = 0;
+			at.len = 2;
+		}
 		if (at.len != lvl) {
 			jv_free(o);
 			return codec_err("TLV: a %s (id %u) cannot answer a request on %s",

@@ -371,7 +371,8 @@ static void test_tlv(void)
 	DEC_ERR(LWM2M_CT_TLV, "/3/0", "\xC8", 1, "truncated");
 	DEC_ERR(LWM2M_CT_TLV, "/3/0", "\xF8\x00", 2, "truncated");
 	DEC_ERR(LWM2M_CT_TLV, "/3/0", "\xC3\x09\x00\x00\x01", 5, "integer of 3 bytes");
-	DEC_ERR(LWM2M_CT_TLV, "/3", "\xC1\x09\x64", 3, "cannot answer a request on /3");
+	DEC_ERR(LWM2M_CT_TLV, "/3303", "\xC1\x09\x64", 3, "cannot answer a request on /3303");
+	DEC_EQ(LWM2M_CT_TLV, "/3", "\xC1\x09\x64", 3, "{\"/3/0/9\":100}"); /* single-instance */
 	DEC_ERR(LWM2M_CT_TLV, "/3/0", "\x00\x01", 2, "does not match");
 	DEC_ERR(LWM2M_CT_TLV, "/", "\xC1\x09\x64", 3, "root");
 	DEC_ERR(LWM2M_CT_TLV, "/3/0", "\x88\x07\x03\xC1\x00\x01", 6, "resource");
@@ -419,6 +420,13 @@ static void test_text_opaque(void)
 	ROUND_TRIP(LWM2M_CT_TEXT, "/3303/0/5700", "{\"/3303/0/5700\":-40.25}");
 	ROUND_TRIP(LWM2M_CT_TEXT, "/1/0/1", "{\"/1/0/1\":86400}");
 	DEC_EQ(LWM2M_CT_OPAQUE, "/5/0/0", "\x00\xff\x10", 3, "{\"/5/0/0\":\"AP8Q\"}");
+	/* text/plain on an opaque resource is base64 (Leshan's text_decode_opaque_from_base64_string) */
+	DEC_EQ(LWM2M_CT_TEXT, "/5/0/0", "AQIDBAU=", 8, "{\"/5/0/0\":\"AQIDBAU=\"}");
+	DEC_ERR(LWM2M_CT_TEXT, "/5/0/0", "!,-INVALID$_'", 13, "not base64");
+	ENC_STR(LWM2M_CT_TEXT, "/5/0/0", "{\"/5/0/0\":\"AQIDBAU=\"}", "AQIDBAU=");
+	/* NaN and infinity have no JSON form: refused, naming the path */
+	DEC_ERR(LWM2M_CT_TLV, "/3303/0", "\xE4\x16\x44\x7F\xC0\x00\x00", 7, "/3303/0/5700: a NaN");
+	DEC_ERR(LWM2M_CT_CBOR, "/3303/0/5700", "\xF9\x7C\x00", 3, "infinite");
 	DEC_EQ(LWM2M_CT_OPAQUE, "/5/0/0", "", 0, "{\"/5/0/0\":\"\"}");
 	ENC_EQ(LWM2M_CT_OPAQUE, "/5/0/0", "{\"/5/0/0\":\"AP8Q\"}", "\x00\xff\x10", 3);
 	ENC_EQ(LWM2M_CT_OPAQUE, "/5/0/0", "{\"/5/0/0\":\"AP8Q\"}", "\x00\xff\x10", 3);
