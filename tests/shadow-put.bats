@@ -231,3 +231,39 @@ EOF
 	run jq .version "$BATS_TEST_TMPDIR/out2"
 	assert_output "$(($(doc t0 .version)))"
 }
+
+@test "shadow-put: two processes over many things in opposite orders neither deadlock nor lose" {
+	python3 - "$BATS_TEST_TMPDIR" <<'PY'
+import json, sys
+d = sys.argv[1]
+for w, order in (("a", range(20)), ("b", range(19, -1, -1))):
+    with open("%s/%s.in" % (d, w), "w") as f:
+        for i in range(15):
+            for t in order:
+                f.write(json.dumps({"thing": "m%d" % t, "state": {"reported": {"%s%d" % (w, i): i}}}) + "\n")
+PY
+	shadow-put -b 13 <"$BATS_TEST_TMPDIR/a.in" >/dev/null &
+	pa=$!
+	shadow-put -b 11 <"$BATS_TEST_TMPDIR/b.in" >/dev/null &
+	pb=$!
+	wait $pa
+	wait $pb
+	run sh -c "cat '$S'/m*.json | jq -s -c '[length, (map(.version)|unique), (map(.state.reported|length)|unique)]'"
+	assert_output '[20,[30],[30]]'
+}
+
+@test "shadow-put: SIGTERM while waiting for input ends it cleanly" {
+	mkfifo "$BATS_TEST_TMPDIR/in"
+	shadow-put <"$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out" &
+	pid=$!
+	exec 7>"$BATS_TEST_TMPDIR/in"
+	echo '{"thing":"s","state":{"reported":{"a":1}}}' >&7
+	wait_until 10 grep -q accepted "$BATS_TEST_TMPDIR/out"
+	kill -TERM $pid
+	rc=0
+	wait $pid || rc=$?
+	exec 7>&-
+	[ "$rc" -eq 0 ]
+	run jq -c .version "$BATS_TEST_TMPDIR/out"
+	assert_output 1
+}
