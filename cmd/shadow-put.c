@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "jsonl.h"
@@ -34,7 +35,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: shadow-put [-hqvV] [-b lines] [-s dir]\n"
 	           "  -s, --store DIR    local shadow store (default $SHADOW_STORE, else ./var/shadows)\n"
-	           "  -b, --batch LINES  most update lines committed together (default 1024)\n"
+	           "  -b, --batch LINES  most update lines committed together (default 4096)\n"
 	           "  -v, --verbose      log more\n"
 	           "  -q, --quiet        log less\n"
 	           "  -h, --help         print this help\n"
@@ -68,7 +69,7 @@ int main(int argc, char **argv)
 		{0, 0, 0, 0},
 	};
 	const char *store = NULL;
-	long max_batch = 1024;
+	long max_batch = 4096;
 	int c;
 	log_init(argv[0]);
 	while ((c = getopt_long(argc, argv, "s:b:vqhV", opts, NULL)) != -1) {
@@ -163,10 +164,16 @@ int main(int argc, char **argv)
 		}
 		if (n == 0)
 			break;
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		if (be->ops->put(be, batch, n) < 0)
 			failed = 1;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		log_debug("committed %zu lines in %.1f ms", n,
+		          (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 		for (size_t i = 0; i < n; i++) {
-			if (strcmp(jl_str(batch[i].result, "result"), "accepted") != 0)
+			const char *res = jl_str(batch[i].result, "result");
+			if (!res || strcmp(res, "accepted") != 0)
 				rejected = 1;
 			if (jsonl_write(stdout, batch[i].result) < 0)
 				die_sys(EXIT_TEMPORARY, "unable to write to stdout");
