@@ -14,6 +14,8 @@
 #include "js_server.h"
 #include "js_state.h"
 #include "jsonl.h"
+#include "kms.h"
+#include "kms_local.h"
 #include "linereader.h"
 #include "log.h"
 
@@ -32,10 +34,11 @@ static void on_signal(int sig)
 static const char usage_text[] =
 	"usage: ljs-join [-hIqVv] [-A cafile] [-a audience] [-c command] [-D devices] [-d fd]\n"
 	"                [-e cert] [-i issuer] [-J jwks] [-k key] [-K keks] [-L seconds] [-l addr:port]\n"
-	"                [-S dir] [-t none|server-only|mutual] [-T threads]\n"
+	"                [-M kms-keyring] [-S dir] [-t none|server-only|mutual] [-T threads]\n"
 	"  -D, --devices FILE      device registry, JSON lines (default ./devices.jsonl)\n"
 	"  -S, --state DIR         state that survives restarts (default $LJS_STATE or ./var/ljs-join)\n"
 	"  -K, --keks FILE         KEK keyring (YAML, label: hex) for KeyEnvelopes and wrapped root keys\n"
+	"  -M, --kms-keyring FILE  kms-wrap local keyring for KMS-encrypted root keys (*_encrypted)\n"
 	"  -c, --crypto COMMAND    run crypto in COMMAND (sh -c), JSON lines over pipes; unix:PATH connects\n"
 	"  -l, --listen ADDR:PORT  serve HTTP(S) POST instead of reading messages on stdin\n"
 	"  -t, --tls MODE          none, server-only or mutual (default none)\n"
@@ -61,6 +64,7 @@ static void usage(int code)
 static const struct option longopts[] = {
 	{"devices", required_argument, 0, 'D'},    {"state", required_argument, 0, 'S'},
 	{"keks", required_argument, 0, 'K'},       {"crypto", required_argument, 0, 'c'},
+	{"kms-keyring", required_argument, 0, 'M'},
 	{"listen", required_argument, 0, 'l'},     {"tls", required_argument, 0, 't'},
 	{"cert", required_argument, 0, 'e'},       {"key", required_argument, 0, 'k'},
 	{"client-cas", required_argument, 0, 'A'}, {"jwt-issuer", required_argument, 0, 'i'},
@@ -75,12 +79,14 @@ static struct js_server srv;
 static const char *devices_path = "devices.jsonl";
 static struct js_crypto *crypto;
 static bool local_crypto;
+static struct kms kms;
+static bool have_kms;
 
 static int load_devices(bool initial)
 {
 	char err[512];
 	struct js_devices *d = calloc(1, sizeof *d);
-	if (js_devices_load(d, devices_path, srv.keks, err, sizeof err) != 0) {
+	if (js_devices_load_kms(d, devices_path, srv.keks, have_kms ? &kms : NULL, err, sizeof err) != 0) {
 		free(d);
 		if (initial)
 			die(EXIT_USAGE, "%s", err);
@@ -163,18 +169,19 @@ static int stdin_loop(int ready_fd)
 int main(int argc, char **argv)
 {
 	struct js_http_opts h = {.tls = JS_TLS_NONE, .threads = 256};
-	const char *state_dir = getenv("LJS_STATE"), *keks_path = NULL, *crypto_cmd = NULL;
+	const char *state_dir = getenv("LJS_STATE"), *keks_path = NULL, *crypto_cmd = NULL, *kms_path = NULL;
 	int ready_fd = -1, c;
 	char *end;
 	if (!state_dir || !*state_dir)
 		state_dir = "var/ljs-join";
 	log_init(argv[0]);
 	js_server_init(&srv);
-	while ((c = getopt_long(argc, argv, "A:a:c:D:d:e:hIi:J:K:k:L:l:qS:T:t:Vv", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "A:a:c:D:d:e:hIi:J:K:k:L:l:M:qS:T:t:Vv", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'D': devices_path = optarg; break;
 		case 'S': state_dir = optarg; break;
 		case 'K': keks_path = optarg; break;
+		case 'M': kms_path = optarg; break;
 		case 'c': crypto_cmd = optarg; break;
 		case 'l': h.listen = optarg; break;
 		case 't':
@@ -236,6 +243,11 @@ int main(int argc, char **argv)
 	char err[512];
 	if (keks_path && js_keks_load(&srv, keks_path, err, sizeof err) != 0)
 		die(EXIT_USAGE, "%s", err);
+	if (kms_path) {
+		if (kms_local_load(&kms.local, kms_path, err, sizeof err) != 0)
+			die(EXIT_USAGE, "%s", err);
+		have_kms = true;
+	}
 	if (crypto_cmd) {
 		crypto = js_crypto_remote(crypto_cmd, err, sizeof err);
 		if (!crypto)
@@ -285,6 +297,8 @@ int main(int argc, char **argv)
 		free(srv.devices);
 	}
 	js_keks_free(&srv);
+	if (have_kms)
+		kms_free(&kms);
 	stdout_flush_or_die();
 	return rc;
 }

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hex.h"
@@ -27,13 +28,26 @@ struct js_crypto {
 	js_root_key_fn lookup;
 	void *ctx;
 	pthread_rwlock_t lk;
-	/* remote */
+	/* remote: requests are pipelined; a reader thread hands each answer to its caller by id */
 	char *cmd;
-	pthread_mutex_t mu;
+	pthread_mutex_t wmu; /* writing requests; (re)starting the co-process */
+	pthread_mutex_t mu;  /* the fields below */
 	pid_t pid;
 	int in_fd, out_fd; /* we write requests to out_fd, read answers from in_fd */
 	struct linereader lr;
 	unsigned long next_id;
+	struct pending *pending;
+	bool alive, reader_started;
+	unsigned gen;
+	pthread_t reader;
+};
+
+struct pending {
+	unsigned long id;
+	jv ans;
+	bool done;
+	pthread_cond_t cv; /* its own: an answer wakes only its caller */
+	struct pending *next;
 };
 
 /* ---- the crypto itself, over root keys in this process ---- */
@@ -391,6 +405,7 @@ struct js_crypto *js_crypto_local(js_root_key_fn lookup, void *ctx)
 	c->ctx = ctx;
 	pthread_rwlock_init(&c->lk, NULL);
 	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutex_init(&c->wmu, NULL);
 	c->in_fd = c->out_fd = -1;
 	return c;
 }
@@ -403,20 +418,66 @@ void js_crypto_set_lookup(struct js_crypto *c, js_root_key_fn lookup, void *ctx)
 	pthread_rwlock_unlock(&c->lk);
 }
 
+/* Stop the reader and the co-process; called with wmu held. */
 static void remote_close(struct js_crypto *c)
 {
-	if (c->out_fd >= 0)
-		close(c->out_fd);
-	if (c->in_fd >= 0 && c->in_fd != c->out_fd)
+	if (c->in_fd >= 0 && c->in_fd == c->out_fd) {
+		shutdown(c->in_fd, SHUT_RDWR); /* a socket: wakes the reader */
+	} else if (c->out_fd >= 0) {
+		close(c->out_fd); /* a pipe: end of input for the co-process */
+		c->out_fd = -1;
+	}
+	if (c->pid > 0)
+		kill(c->pid, SIGTERM);
+	if (c->reader_started) {
+		pthread_join(c->reader, NULL);
+		c->reader_started = false;
+	}
+	if (c->in_fd >= 0) {
 		close(c->in_fd);
-	if (c->in_fd >= 0)
 		lr_free(&c->lr);
+	}
 	c->in_fd = c->out_fd = -1;
 	if (c->pid > 0) {
 		int st;
 		waitpid(c->pid, &st, 0);
 		c->pid = 0;
 	}
+}
+
+static void *reader_main(void *arg)
+{
+	struct js_crypto *c = arg;
+	char *line;
+	size_t len;
+	for (;;) {
+		int k = lr_getline(&c->lr, &line, &len);
+		if (k != LR_LINE && k != LR_TOOLONG)
+			break;
+		if (k == LR_TOOLONG)
+			continue;
+		jv a = jsonl_parse_object(line, len);
+		double id = jv_is_valid(a) ? jl_num(a, "id", -1) : -1;
+		pthread_mutex_lock(&c->mu);
+		struct pending *p = c->pending;
+		while (p && (double)p->id != id)
+			p = p->next;
+		if (p && !p->done) {
+			p->ans = a;
+			p->done = true;
+			pthread_cond_signal(&p->cv);
+		} else {
+			jv_free(a);
+			log_warn("the crypto process gave an answer nobody asked for");
+		}
+		pthread_mutex_unlock(&c->mu);
+	}
+	pthread_mutex_lock(&c->mu);
+	c->alive = false;
+	for (struct pending *p = c->pending; p; p = p->next)
+		pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
 }
 
 static int remote_start(struct js_crypto *c, char *err, size_t errlen)
@@ -467,6 +528,15 @@ static int remote_start(struct js_crypto *c, char *err, size_t errlen)
 		c->in_fd = from[0];
 	}
 	lr_init(&c->lr, c->in_fd, 64 * 1024);
+	pthread_mutex_lock(&c->mu);
+	c->alive = true;
+	c->gen++;
+	pthread_mutex_unlock(&c->mu);
+	if (pthread_create(&c->reader, NULL, reader_main, c) != 0) {
+		snprintf(err, errlen, "unable to start a thread");
+		return -1;
+	}
+	c->reader_started = true;
 	return 0;
 syserr:
 	snprintf(err, errlen, "unable to start the crypto process: %s", strerror(errno));
@@ -478,7 +548,10 @@ struct js_crypto *js_crypto_remote(const char *cmd, char *err, size_t errlen)
 	struct js_crypto *c = js_crypto_local(NULL, NULL);
 	c->remote = true;
 	c->cmd = strdup(cmd);
-	if (remote_start(c, err, errlen) != 0) {
+	pthread_mutex_lock(&c->wmu);
+	int rc = remote_start(c, err, errlen);
+	pthread_mutex_unlock(&c->wmu);
+	if (rc != 0) {
 		js_crypto_free(c);
 		return NULL;
 	}
@@ -489,47 +562,77 @@ void js_crypto_free(struct js_crypto *c)
 {
 	if (!c)
 		return;
-	if (c->remote)
+	if (c->remote) {
+		pthread_mutex_lock(&c->wmu);
 		remote_close(c);
+		pthread_mutex_unlock(&c->wmu);
+	}
 	free(c->cmd);
 	pthread_rwlock_destroy(&c->lk);
 	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->wmu);
 	free(c);
 }
 
-/* One request, one answer; a dead or confused co-process is restarted once. */
+/* One request, one answer. Requests of many threads are in flight at once; a co-process that
+ * died is started again (once per call). */
 static jv remote_call(struct js_crypto *c, jv req, char *err, size_t errlen)
 {
-	pthread_mutex_lock(&c->mu);
 	jv ans = jv_invalid();
-	for (int attempt = 0; attempt < 2; attempt++) {
-		if (c->in_fd < 0 && remote_start(c, err, errlen) != 0)
-			break;
-		unsigned long id = ++c->next_id;
-		if (jsonl_write_fd(c->out_fd, jv_object_set(jv_copy(req), jv_string("id"), jv_number(id))) != 0) {
+	for (int attempt = 0; attempt < 2 && !jv_is_valid(ans); attempt++) {
+		struct pending p = {.ans = jv_invalid()};
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&p.cv, &ca);
+		pthread_condattr_destroy(&ca);
+		pthread_mutex_lock(&c->wmu);
+		pthread_mutex_lock(&c->mu);
+		bool alive = c->alive;
+		pthread_mutex_unlock(&c->mu);
+		if (!alive) {
+			remote_close(c);
+			if (remote_start(c, err, errlen) != 0) {
+				remote_close(c);
+				pthread_mutex_unlock(&c->wmu);
+				pthread_cond_destroy(&p.cv);
+				break;
+			}
+		}
+		pthread_mutex_lock(&c->mu);
+		p.id = ++c->next_id;
+		p.next = c->pending;
+		c->pending = &p;
+		unsigned gen = c->gen;
+		pthread_mutex_unlock(&c->mu);
+		int wrc = jsonl_write_fd(c->out_fd, jv_object_set(jv_copy(req), jv_string("id"), jv_number(p.id)));
+		pthread_mutex_unlock(&c->wmu);
+
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += 30;
+		pthread_mutex_lock(&c->mu);
+		while (wrc == 0 && !p.done && c->alive && c->gen == gen)
+			if (pthread_cond_timedwait(&p.cv, &c->mu, &until) != 0)
+				break;
+		for (struct pending **pp = &c->pending; *pp; pp = &(*pp)->next)
+			if (*pp == &p) {
+				*pp = p.next;
+				break;
+			}
+		bool still_alive = c->alive;
+		pthread_mutex_unlock(&c->mu);
+		pthread_cond_destroy(&p.cv);
+		if (p.done) {
+			ans = p.ans;
+		} else if (wrc != 0) {
 			snprintf(err, errlen, "unable to write to the crypto process: %s", strerror(errno));
-			remote_close(c);
-			continue;
+		} else {
+			snprintf(err, errlen, "the crypto process %s", still_alive ? "did not answer in time" : "ended");
+			if (still_alive)
+				break; /* alive but slow: do not ask again */
 		}
-		char *line;
-		size_t len;
-		int k = lr_getline(&c->lr, &line, &len);
-		if (k != LR_LINE) {
-			snprintf(err, errlen, "the crypto process %s", k == 0 ? "ended" : "failed");
-			remote_close(c);
-			continue;
-		}
-		jv a = jsonl_parse_object(line, len);
-		if (!jv_is_valid(a) || jl_num(a, "id", -1) != (double)id) {
-			jv_free(a);
-			snprintf(err, errlen, "the crypto process answered out of turn");
-			remote_close(c);
-			continue;
-		}
-		ans = a;
-		break;
 	}
-	pthread_mutex_unlock(&c->mu);
 	jv_free(req);
 	return ans;
 }

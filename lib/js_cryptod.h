@@ -1,7 +1,8 @@
 /* The Join Server's crypto: join-request MIC checks, session-key derivation, join-accept MIC and
  * encryption. Either in this process, over a js_root_key_fn (lib/js_keys.h), or in a crypto
  * co-process that alone holds the root keys (`--crypto CMD`, e.g. `kms-wrap serve`), spoken to
- * in JSON lines over pipes or a Unix socket. js_cryptod_serve (declared in js_keys.h) is the
+ * in JSON lines over pipes or a Unix socket, many requests in flight at once (answers are matched
+ * by "id", in any order). js_cryptod_serve (declared in js_keys.h) is the
  * co-process's side of the same protocol.
  *
  * Requests (one per line, "id" echoed):

@@ -10,6 +10,7 @@
 #include "lorawan_crypto.h"
 
 #include "keywrap.h"
+#include "kms.h"
 
 static const char *const mac_names[] = {"1.0", "1.0.1", "1.0.2", "1.0.3", "1.0.4", "1.1"};
 
@@ -153,8 +154,45 @@ static int parse_str_list(jv obj, const char *key, char ***out, size_t *n, char 
 	return 0;
 }
 
-static int parse_device(jv obj, const struct kek_keyring *ring, struct js_device *dev, char *err,
-                        size_t errlen)
+/* A root key KMS-encrypted as `kms-wrap encrypt -f app_key` leaves it: "app_key_encrypted",
+ * base64, with the record's "kms_context" (if any) as encryption context. */
+static int parse_kms_key(jv obj, const char *field, struct kms *kms, uint8_t out[16], bool *found, char *err,
+                         size_t errlen)
+{
+	const char *b64 = jl_str(obj, field);
+	if (!b64)
+		return 0;
+	if (!kms) {
+		snprintf(err, errlen, "%s: KMS-encrypted, but no KMS keyring is configured", field);
+		return -1;
+	}
+	jv ctx = jl_get(obj, "kms_context");
+	if (!jv_is_valid(ctx)) {
+		jv_free(ctx);
+		ctx = jv_null();
+	}
+	uint8_t *pt = NULL;
+	size_t n = 0;
+	char e[160];
+	int rc = kms_decrypt(kms, NULL, b64, ctx, &pt, &n, e, sizeof e);
+	jv_free(ctx);
+	if (rc != KMS_OK || n != 16) {
+		snprintf(err, errlen, "%s: %s", field, rc != KMS_OK ? e : "does not decrypt to a 16-byte key");
+		if (pt) {
+			lw_wipe(pt, n);
+			free(pt);
+		}
+		return -1;
+	}
+	memcpy(out, pt, 16);
+	lw_wipe(pt, n);
+	free(pt);
+	*found = true;
+	return 0;
+}
+
+static int parse_device(jv obj, const struct kek_keyring *ring, struct kms *kms, struct js_device *dev,
+                        char *err, size_t errlen)
 {
 	memset(dev, 0, sizeof *dev);
 	if (js_hex_uint(jl_str(obj, "dev_eui"), 8, &dev->dev_eui) != 0) {
@@ -173,6 +211,9 @@ static int parse_device(jv obj, const struct kek_keyring *ring, struct js_device
 	bool has_app, has_nwk;
 	if (parse_root_key(obj, "app_key", ring, dev->keys.app_key, &has_app, err, errlen) != 0 ||
 	    parse_root_key(obj, "nwk_key", ring, dev->keys.nwk_key, &has_nwk, err, errlen) != 0)
+		return -1;
+	if ((!has_app && parse_kms_key(obj, "app_key_encrypted", kms, dev->keys.app_key, &has_app, err, errlen) != 0) ||
+	    (!has_nwk && parse_kms_key(obj, "nwk_key_encrypted", kms, dev->keys.nwk_key, &has_nwk, err, errlen) != 0))
 		return -1;
 	if (dev->mac >= LW_MAC_1_1 && has_app != has_nwk) {
 		snprintf(err, errlen, "a LoRaWAN 1.1 device needs both app_key and nwk_key");
@@ -240,6 +281,12 @@ static int cmp_dev(const void *a, const void *b)
 int js_devices_load(struct js_devices *d, const char *path, const struct kek_keyring *ring,
                     char *err, size_t errlen)
 {
+	return js_devices_load_kms(d, path, ring, NULL, err, errlen);
+}
+
+int js_devices_load_kms(struct js_devices *d, const char *path, const struct kek_keyring *ring, struct kms *kms,
+                        char *err, size_t errlen)
+{
 	char *data;
 	size_t len;
 	memset(d, 0, sizeof *d);
@@ -274,7 +321,7 @@ int js_devices_load(struct js_devices *d, const char *path, const struct kek_key
 			d->v = realloc(d->v, cap * sizeof *d->v);
 		}
 		char e[200];
-		if (parse_device(obj, ring, &d->v[d->n], e, sizeof e) != 0) {
+		if (parse_device(obj, ring, kms, &d->v[d->n], e, sizeof e) != 0) {
 			device_free(&d->v[d->n]);
 			jv_free(obj);
 			snprintf(err, errlen, "%s:%lu: %s", path, lineno, e);

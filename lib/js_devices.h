@@ -2,8 +2,9 @@
  *   {"dev_eui":"0004A30B001C0530","join_eui":"70B3D57ED0000000","mac_version":"1.0.3",
  *    "app_key":"…","home_net_id":"000013","net_ids":["000013"],"as_ids":["as.example.net"],
  *    "ns_kek_label":"ns-000013","as_kek_label":"as-1"}
- * Root keys ("app_key", "nwk_key") are hex in clear or a KeyEnvelope {"KEKLabel","AESKey"}
- * wrapped with a KEK of the keyring; a device may have none when a crypto process holds them.
+ * Root keys ("app_key", "nwk_key") are hex in clear, a KeyEnvelope {"KEKLabel","AESKey"}
+ * wrapped with a KEK of the keyring, or KMS-encrypted ("app_key_encrypted"); a device may have
+ * none when a crypto process holds them.
  * Blank lines and lines starting with '#' are skipped. See ljs-join(1). */
 #ifndef JS_DEVICES_H
 #define JS_DEVICES_H
@@ -58,6 +59,11 @@ struct kek_keyring;
  * 0, or -1 with a reason in err. */
 int js_devices_load(struct js_devices *d, const char *path, const struct kek_keyring *ring,
                     char *err, size_t errlen);
+/* The same, with KMS-encrypted root keys ("app_key_encrypted", "nwk_key_encrypted": base64 as
+ * `kms-wrap encrypt` writes them, encryption context "kms_context") decrypted through kms. */
+struct kms;
+int js_devices_load_kms(struct js_devices *d, const char *path, const struct kek_keyring *ring, struct kms *kms,
+                        char *err, size_t errlen);
 void js_devices_free(struct js_devices *d);
 const struct js_device *js_devices_find(const struct js_devices *d, uint64_t dev_eui);
 

@@ -224,6 +224,55 @@ EOF
 	run -100 --separate-stderr sh -c 'ljs-join -D devices.jsonl -S st2 </dev/null'
 }
 
+@test "ljs-join: KMS-encrypted root keys (kms-wrap encrypt) decrypt with the keyring, not without" {
+	kms-wrap genkey -k kms.yml roots 2>/dev/null
+	grep -v '^#' devices.jsonl | head -1 | kms-wrap encrypt -k kms.yml -K roots -f app_key -C dev_eui >enc.jsonl
+	run -0 grep -c app_key_encrypted enc.jsonl
+	run -1 grep -c "$APPKEY" enc.jsonl
+	# the encryption context names the device: keep it with the record
+	jq -c '. + {kms_context: {dev_eui: .dev_eui}}' enc.jsonl >devices.jsonl
+	phy=$(jr $APPKEY 70B3D57ED0000001 0004A30B001C0530 0001)
+	joinreq 1.0 0004A30B001C0530 70B3D57ED0000001 "$phy" >req
+	run -0 --separate-stderr sh -c 'ljs-join -D devices.jsonl -M kms.yml -S st <req'
+	run -0 node "$LORA" ja10 $APPKEY 0001 "$(jq -r .PHYPayload <<<"$output")"
+	[ "$(jq -r .mic <<<"$output")" = true ]
+	run -100 --separate-stderr sh -c 'ljs-join -D devices.jsonl -S st2 </dev/null'
+	[[ "$stderr" == *"no KMS keyring"* ]]
+	# a wrong context does not decrypt
+	jq -c '.kms_context.dev_eui = "0004A30B001C05FF"' enc.jsonl >devices.jsonl
+	run -100 --separate-stderr sh -c 'ljs-join -D devices.jsonl -M kms.yml -S st3 </dev/null'
+}
+
+@test "ljs-join: --crypto: root keys only in kms-wrap serve, which is started again after it dies" {
+	# ljs-join's registry has no keys; the co-process's has them
+	cp devices.jsonl keys.jsonl
+	jq -c 'del(.app_key, .nwk_key)' <(grep -v '^#' keys.jsonl) >devices.jsonl
+	port=$(free_port tcp)
+	start_bg js ljs-join -D devices.jsonl -S st -l 127.0.0.1:$port -c "exec kms-wrap serve -D keys.jsonl" -d 3 3>ready
+	wait_until 5 test -s ready
+	joinreq 1.0 0004A30B001C0530 70B3D57ED0000001 "$(jr $APPKEY 70B3D57ED0000001 0004A30B001C0530 0001)" >req
+	run -0 curl -s --data-binary @req http://127.0.0.1:$port/
+	[ "$(jq -r .Result.ResultCode <<<"$output")" = Success ]
+	run -0 node "$LORA" ja10 $APPKEY 0001 "$(jq -r .PHYPayload <<<"$output")"
+	[ "$(jq -r .mic <<<"$output")" = true ]
+	# a forged MIC is refused by the co-process
+	phy=$(jr $APPKEY 70B3D57ED0000001 0004A30B001C0530 0002)
+	joinreq 1.0 0004A30B001C0530 70B3D57ED0000001 "${phy:0:38}00000000" >req
+	run -0 curl -s --data-binary @req http://127.0.0.1:$port/
+	[ "$(jq -r .Result.ResultCode <<<"$output")" = MICFailed ]
+	# kill the co-process: the next join starts a new one
+	child=$(pgrep -P "$(bg_pid js)" kms-wrap)
+	[ -n "$child" ]
+	kill "$child"
+	joinreq 1.1 0004A30B001C0531 70B3D57ED0000002 "$(jr $NWKKEY 70B3D57ED0000002 0004A30B001C0531 0003)" >req
+	run -0 curl -s --data-binary @req http://127.0.0.1:$port/
+	[ "$(jq -r .Result.ResultCode <<<"$output")" = Success ]
+	run -0 node "$LORA" ja11 $NWKKEY $APPKEY11 70B3D57ED0000002 0004A30B001C0531 0003 "$(jq -r .PHYPayload <<<"$output")"
+	[ "$(jq -r .mic <<<"$output")" = true ]
+	new=$(pgrep -P "$(bg_pid js)" kms-wrap)
+	[ -n "$new" ] && [ "$new" != "$child" ]
+}
+
 @test "ljs-join: HTTP without TLS: 200 for answers, 400 for an unreadable body" {
 	port=$(free_port tcp)
 	start_bg js ljs-join -D devices.jsonl -S st -l 127.0.0.1:$port -d 3 3>ready
