@@ -21,7 +21,7 @@ static int parse_entry(struct senml_state *st, jv e, struct senml_rec *r, uint8_
 				rc = senml_fail(st, "n is not a string");
 			r->has_n = true;
 			r->n = kind == JV_KIND_STRING ? jv_string_value(v) : "";
-			r->nlen = strlen(r->n);
+			r->nlen = kind == JV_KIND_STRING ? (size_t)jv_string_length_bytes(jv_copy(v)) : 0;
 		} else if (strcmp(k, "t") == 0) {
 			if (kind != JV_KIND_NUMBER)
 				rc = senml_fail(st, "t is not a number");
@@ -43,7 +43,7 @@ static int parse_entry(struct senml_state *st, jv e, struct senml_rec *r, uint8_
 			} else if (k[0] == 'o' && kind == JV_KIND_STRING) {
 				r->kind = SENML_OBJLNK;
 				r->s = (const uint8_t *)jv_string_value(v);
-				r->slen = strlen(jv_string_value(v));
+				r->slen = (size_t)jv_string_length_bytes(jv_copy(v));
 			} else {
 				rc = senml_fail(st, "%s has the wrong JSON type", k);
 			}

@@ -28,11 +28,11 @@ static int parse_record(struct senml_state *st, jv rec, struct senml_rec *r, uin
 			} else if (k[0] == 'b') {
 				r->has_bn = true;
 				r->bn = jv_string_value(v); /* lives as long as rec */
-				r->bnlen = strlen(r->bn);
+				r->bnlen = (size_t)jv_string_length_bytes(jv_copy(v));
 			} else {
 				r->has_n = true;
 				r->n = jv_string_value(v);
-				r->nlen = strlen(r->n);
+				r->nlen = (size_t)jv_string_length_bytes(jv_copy(v));
 			}
 		} else if (strcmp(k, "bt") == 0 || strcmp(k, "t") == 0) {
 			if (!num)
@@ -68,7 +68,7 @@ static int parse_record(struct senml_state *st, jv rec, struct senml_rec *r, uin
 			} else if (k[1] == 'l' && str) {
 				r->kind = SENML_OBJLNK;
 				r->s = (const uint8_t *)jv_string_value(v);
-				r->slen = strlen(jv_string_value(v));
+				r->slen = (size_t)jv_string_length_bytes(jv_copy(v));
 			} else {
 				rc = senml_fail(st, "%s has the wrong JSON type", k);
 			}

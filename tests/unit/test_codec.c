@@ -546,6 +546,7 @@ static void test_senml_json(void)
 	DEC_ERR(LWM2M_CT_SENML_JSON, "/", "[{\"bn\":\"/\",\"x_\":1,\"n\":\"3/0/9\",\"v\":1}]", strlen("[{\"bn\":\"/\",\"x_\":1,\"n\":\"3/0/9\",\"v\":1}]"), "x_");
 	DEC_EQ(LWM2M_CT_SENML_JSON, "/", "[{\"other\":1,\"n\":\"/3/0/9\",\"v\":1}]", strlen("[{\"other\":1,\"n\":\"/3/0/9\",\"v\":1}]"), "{\"/3/0/9\":1}");
 	DEC_EQ(LWM2M_CT_SENML_JSON, "/3/0", "[]", strlen("[]"), "{}");
+	DEC_ERR(LWM2M_CT_SENML_JSON, "/", "[{\"n\":\"/3/0/9\\u0000x\",\"v\":1}]", 29, "bad name");
 	/* malformed JSON is refused before libjq sees it, naming the byte */
 	DEC_ERR(LWM2M_CT_SENML_JSON, "/", "[{\"n\":\"/3/0/0\" \"vs\":\"a\"}]", 30, "expected ',' or '}' at byte 15");
 	DEC_ERR(LWM2M_CT_SENML_JSON, "/", "[\"a\" \"b\"]", 9, "expected ',' or ']' at byte 5");
