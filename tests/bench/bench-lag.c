@@ -22,6 +22,13 @@
 #define HIST_BUCKETS 320
 
 static uint64_t hist[HIST_BUCKETS];
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
 
 static uint64_t real_us(void)
 {
@@ -77,6 +84,10 @@ int main(int argc, char **argv)
 		}
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* SIGTERM ends the measurement early, with its figures */
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
 	char pat[64];
 	int pl = snprintf(pat, sizeof pat, "\"%s\":", key);
 	if (pl <= 0 || (size_t)pl >= sizeof pat)
@@ -88,7 +99,7 @@ int main(int argc, char **argv)
 	uint64_t end = t0 + (uint64_t)(bound * 1e6);
 	double sum_ms = 0, max_ms = 0;
 	int done = 0;
-	while (!done) {
+	while (!done && !stop_flag) {
 		char *line;
 		size_t len;
 		int r = lr_next(&lr, &line, &len);
