@@ -31,7 +31,7 @@ if join_start plain --tls none; then
 	bench-http -a "127.0.0.1:$JPORT" -D "$jdir/devices.jsonl" -c 32 -t 8 -S 1 >"$jdir/plain.json" 2>"$work/bench-http-plain.err"
 	c1=$(cpu_tree "$(pid_of join-plain)")
 	j="$jdir/plain.json"
-	cs=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", b - a }')
+	cs=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }')
 	fig "$jname" "$(jget "$j" .ok_per_s)" "JoinAns/s" ">= 10000/s" \
 		"32 connections: $(jget "$j" .ok) Success of $(jget "$j" .requests), $(jget "$j" .io_errors) I/O errors; ljs-join used $cs CPU s: $(per_cpu "$(jget "$j" .ok)" "$cs") per CPU second"
 	fig "ljs-join JoinReq latency (HTTP keep-alive)" "p50 $(jget "$j" .p50_ms) / p99 $(jget "$j" .p99_ms)" "ms" "p99 < 5 ms" ""
@@ -67,7 +67,7 @@ if command -v certtool >/dev/null; then
 			-C "$jdir/client.pem" -K "$jdir/client.key" -S 1 >"$jdir/mtls.json" 2>"$work/bench-http-mtls.err"
 		c1=$(cpu_tree "$(pid_of join-mtls)")
 		j="$jdir/mtls.json"
-		cs=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", b - a }')
+		cs=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }')
 		fig "$jname" "$(jget "$j" .handshakes_per_s)" "handshakes/s" ">= 1000/s" \
 			"ECDSA P-256, 8 clients, one JoinReq each: $(jget "$j" .ok) Success of $(jget "$j" .requests), handshake p50 $(jget "$j" .handshake_p50_ms) ms / p99 $(jget "$j" .handshake_p99_ms) ms; ljs-join used $cs CPU s: $(per_cpu "$(jget "$j" .handshakes)" "$cs") handshakes per CPU second"
 		tail_err bench-http-mtls
@@ -113,7 +113,7 @@ PY
 		bench-http -a "127.0.0.1:$JPORT" -D "$jdir/devices-se-keys.jsonl" -c 32 -t 8 -S 1 >"$jdir/crypto.json" 2>"$work/bench-http-crypto.err"
 		c1=$(cpu_tree "$(pid_of join-crypto)")
 		j="$jdir/crypto.json"
-		cs=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", b - a }')
+		cs=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }')
 		fig "$jname" "$(jget "$j" .ok_per_s)" "JoinAns/s" ">= 10000/s" \
 			"secure-element devices, 32 connections: $(jget "$j" .ok) Success of $(jget "$j" .requests), p50 $(jget "$j" .p50_ms) ms / p99 $(jget "$j" .p99_ms) ms; ljs-join + kms-wrap serve used $cs CPU s: $(per_cpu "$(jget "$j" .ok)" "$cs") per CPU second"
 		tail_err bench-http-crypto
