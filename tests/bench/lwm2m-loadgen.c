@@ -805,8 +805,10 @@ static void run_job(int ready_w)
 		}
 		if (phase == PH_NOTIFY) {
 			double target = rate_per_job_n * (double)(now - notify_started) / 1e6;
-			unsigned long scanned = 0;
+			unsigned long scanned = 0, burst = 0;
+			/* a bounded burst per pass, so timers, answers and the duration are looked at */
 			while ((double)st.notify_sent + (double)st.notify_busy < target && scanned < ndevs &&
+			       burst++ < 4096 &&
 			       (!count_per_job || st.notify_sent < count_per_job)) {
 				struct dev *d = &devs[cursor];
 				uint32_t idx = (uint32_t)cursor;
@@ -862,6 +864,9 @@ static void run_job(int ready_w)
 		int wait_ms = 100;
 		if (phase == PH_NOTIFY || (phase == PH_REG && rate_per_job_reg > 0))
 			wait_ms = 1;
+		if (phase == PH_NOTIFY && (double)st.notify_sent + (double)st.notify_busy <
+		                              rate_per_job_n * (double)(mono_us() - notify_started) / 1e6)
+			wait_ms = 0; /* behind the rate: no sleeping */
 		if (nheap) {
 			int64_t dt = (int64_t)(heap[0].at - now) / 1000;
 			if (dt < wait_ms)
