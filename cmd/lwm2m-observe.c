@@ -124,8 +124,10 @@ int main(int argc, char **argv)
 	struct observe_config cfg;
 	if (observe_config_default(&cfg) < 0)
 		die(EXIT_TEMPORARY, "out of memory");
-	if (load_config(&cfg, config, paths, npaths) < 0)
+	if (load_config(&cfg, config, paths, npaths) < 0) {
+		observe_config_free(&cfg);
 		return EXIT_USAGE;
+	}
 
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigemptyset(&sa.sa_mask);

@@ -10,9 +10,9 @@ start_listen() {
 	SOCK=$BATS_TEST_TMPDIR/ctl
 	STATE=$BATS_TEST_TMPDIR/state
 	if [ -p "${EVENTS:-}" ]; then
-		start_bg listen sh -c "exec lwm2m-listen -l 127.0.0.1:$PORT -C '$SOCK' -S '$STATE' -t 0.3 -r 1 -w 3 -s 0 $* >'$EVENTS'"
+		start_bg listen sh -c "exec lwm2m-listen -l 127.0.0.1:$PORT -C '$SOCK' -S '$STATE' -t 0.3 -r 1 -s 0 $* >'$EVENTS'"
 	else
-		start_bg listen lwm2m-listen -l "127.0.0.1:$PORT" -C "$SOCK" -S "$STATE" -t 0.3 -r 1 -w 3 -s 0 "$@"
+		start_bg listen lwm2m-listen -l "127.0.0.1:$PORT" -C "$SOCK" -S "$STATE" -t 0.3 -r 1 -s 0 "$@"
 	fi
 	wait_until 5 test -S "$SOCK"
 }

@@ -14,6 +14,7 @@
 //   deregister            De-register
 //   sleep | wake          queue mode: stop answering / resume (wake sends an Update)
 //   silent on|off         never answer server requests (from now on) / answer again
+//   readonly PATH         refuse writes to resource PATH with 4.05 (a device stricter than the model)
 //   quit                  exit at once, without de-registering (power loss)
 // Events: one JSON object per line on stdout ({"event":"registered","location":"/rd/.."}, ...).
 'use strict';
@@ -505,6 +506,7 @@ let agent = null;
 
 const observers = []; // {key, ids, path, res, ct, token, peer}
 const attributes = new Map(); // path string -> {pmin, pmax, ...}
+const readOnly = new Set(); // resources this device refuses to write although the model allows it
 
 function reply(res, code, payload, ct) {
 	// an Observe request gets an ObserveWriteStream, which sends statusCode, not code
@@ -732,7 +734,7 @@ function handleWrite(req, res, p, method) {
 		const rec = model.get(`${it.obj}/${it.inst}`);
 		if (it.unknown || !(it.res in rec)) return fail('4.04', `no resource ${path}`);
 		const d = def(it.obj, it.res);
-		if (it.notWritable || !d.ops.includes('W')) return fail('4.05', `${path} is not writable`);
+		if (it.notWritable || !d.ops.includes('W') || readOnly.has(path)) return fail('4.05', `${path} is not writable`);
 		if (!d.multiple && it.riid !== undefined) return fail('4.00', `${path} is single-instance`);
 	}
 	const changed = [];
@@ -827,8 +829,14 @@ function handleDelete(req, res, p) {
 }
 
 server.on('request', (req, res) => {
-	const p = parsePath(req.url);
 	res.on('error', (e) => log(`response error: ${e.message}`));
+	if (req._packet.code === '0.00') {
+		// An empty message is no request (node-coap hands over a Reset it has no record of):
+		// a CoAP ping (empty CON) gets a Reset, anything else is ignored.
+		if (req._packet.confirmable) res.reset();
+		return;
+	}
+	const p = parsePath(req.url);
 	if (p === null) {
 		emit({ event: 'bad-request', url: req.url });
 		return reply(res, '4.00');
@@ -996,6 +1004,9 @@ function command(line) {
 		emit({ event: 'wake' });
 		for (const o of [...observers]) notifyOne(o, false);
 		return sendUpdate(false);
+	case 'readonly':
+		readOnly.add(rest[0]);
+		return emit({ event: 'readonly', path: rest[0] });
 	case 'silent':
 		silent = rest[0] !== 'off';
 		return emit({ event: 'silent', on: silent });
