@@ -9,10 +9,13 @@ setup() {
 	SRV=$(free_port)
 	start_bg dev node "$PEERS/lwm2m-device.js" --server "127.0.0.1:$SRV" --ep devtest \
 		--port "$PORT" --lwm2m 1.1 --commands "$BATS_TEST_TMPDIR/dev.cmd"
-	wait_until 10 grep -q '"event":"started"' "$BATS_TEST_TMPDIR/dev.out"
+	wait_until 30 grep -q '"event":"started"' "$BATS_TEST_TMPDIR/dev.out"
 	C="timeout 10 coap-client-gnutls -B 3"
 }
-teardown() { stop_all; }
+teardown() {
+	[ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs
+	stop_all
+}
 
 @test "device: reads in SenML JSON by default (1.1), text and TLV on request" {
 	run $C -m get "coap://127.0.0.1:$PORT/3/0/9"
