@@ -161,3 +161,25 @@ EOF
 	wait "$pid" || rc=$?
 	[ "$rc" -eq 0 ]
 }
+
+@test "shadow-watch: the cloud-to-device loop settles: one delta, reported catches up, no echo" {
+	# a stand-in for lwm2m-write: report every delta back as the device's new state
+	cat >"$BATS_TEST_TMPDIR/device.sh" <<'SH'
+while IFS= read -r line; do
+	printf '%s\n' "$line" | jq -c '{thing, state: {reported: .state}}'
+done
+SH
+	# shadow-watch | device | shadow-put, one process per stage so that teardown stops each
+	mkfifo "$BATS_TEST_TMPDIR/deltas" "$BATS_TEST_TMPDIR/reports"
+	start_bg put sh -c 'exec shadow-put <"$0"' "$BATS_TEST_TMPDIR/reports"
+	start_bg device sh -c 'exec sh "$0" <"$1" >"$2"' "$BATS_TEST_TMPDIR/device.sh" \
+	  "$BATS_TEST_TMPDIR/deltas" "$BATS_TEST_TMPDIR/reports"
+	start_bg watch sh -c 'exec shadow-watch >"$0"' "$BATS_TEST_TMPDIR/deltas"
+	put '{"thing":"lamp","state":{"desired":{"3311":{"0":{"5850":true,"5851":80}}}}}'
+	wait_until 10 sh -c "jq -e '.version==2' '$S/lamp.json'"
+	run jq -c '[.state.desired==.state.reported, .version]' "$S/lamp.json"
+	assert_output '[true,2]'
+	# the report published no delta of its own: nothing for the loop to echo
+	run wc -l <"$S/.journal/deltas"
+	assert_output 1
+}
