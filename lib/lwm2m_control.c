@@ -261,8 +261,9 @@ void lwm2m_control_reply(struct lwm2m_request *rq, const struct lwm2m_reply *rep
 	struct lwm2m_control *c = ud;
 	if (rq->client == UINT64_MAX)
 		return;
-	const char *op = jl_str(rq->cmd, "op");
-	jv r = response_base(rq->cmd, rep->notify ? "notify" : NULL);
+	jv cmd = lwm2m_request_cmd(rq);
+	const char *op = jl_str(cmd, "op");
+	jv r = response_base(cmd, rep->notify ? "notify" : NULL);
 	if (rep->code) {
 		r = jv_object_set(r, jv_string("code"), jv_string_fmt("%d.%02d", rep->code / 100, rep->code % 100));
 		if (rep->ct >= 0)
@@ -276,7 +277,7 @@ void lwm2m_control_reply(struct lwm2m_request *rq, const struct lwm2m_reply *rep
 			r = jv_object_set(r, jv_string("links"), jv_string_sized((const char *)rep->data, (int)rep->len));
 		} else if (rep->len) {
 			struct lwm2m_path base = {0};
-			const char *ps = jl_str(rq->cmd, "path");
+			const char *ps = jl_str(cmd, "path");
 			if (ps)
 				lwm2m_path_parse(ps, &base);
 			/* no Content-Format: text/plain says the spec */
@@ -308,6 +309,7 @@ void lwm2m_control_reply(struct lwm2m_request *rq, const struct lwm2m_reply *rep
 		if (rep->error)
 			r = jv_object_set(r, jv_string("error"), jv_string(rep->error));
 	}
+	jv_free(cmd);
 	send_line(c, rq->client, r);
 }
 

@@ -164,6 +164,20 @@ void lwm2m_request_free(struct lwm2m_request *rq)
 	free(rq);
 }
 
+jv lwm2m_request_cmd(const struct lwm2m_request *rq)
+{
+	if (jv_get_kind(rq->cmd) == JV_KIND_STRING)
+		return jv_parse(jv_string_value(rq->cmd));
+	return jv_copy(rq->cmd);
+}
+
+/* Long-lived requests keep the command as text: a small jq object costs hundreds of bytes. */
+static void compact_cmd(struct lwm2m_request *rq)
+{
+	if (jv_get_kind(rq->cmd) == JV_KIND_OBJECT)
+		rq->cmd = jv_dump_string(rq->cmd, 0);
+}
+
 static void link_rq(struct lwm2m_server *s, struct lwm2m_request *rq, struct lwm2m_reg *g)
 {
 	rq->all_prev = NULL;
@@ -197,7 +211,7 @@ static void unlink_reg(struct lwm2m_request *rq)
 /* Report and, when final, forget the request. */
 static void reply(struct lwm2m_server *s, struct lwm2m_request *rq, struct lwm2m_reply *rep)
 {
-	if (rep->notify)
+	if (rep->notify && rq->client != UINT64_MAX)
 		s->st.notifications_out++;
 	s->cb.reply(rq, rep, s->cb.ud);
 	if (!rep->final)
@@ -248,8 +262,12 @@ static void release_payload(coap_session_t *session, void *p)
 static void send_rq(struct lwm2m_server *s, struct lwm2m_reg *g, struct lwm2m_request *rq)
 {
 	coap_session_t *cs = g->session;
-	coap_pdu_t *pdu = coap_pdu_init(COAP_MESSAGE_CON, (coap_pdu_code_t)rq->method, coap_new_message_id(cs),
-	                                coap_session_max_pdu_size(cs));
+	/* a request without payload gets a small buffer: libcoap keeps a copy of it for every
+	 * observation (the skeleton PDU of its lg_crcv) */
+	size_t maxpdu = coap_session_max_pdu_size(cs);
+	if (!rq->payload && maxpdu > 128)
+		maxpdu = 128;
+	coap_pdu_t *pdu = coap_pdu_init(COAP_MESSAGE_CON, (coap_pdu_code_t)rq->method, coap_new_message_id(cs), maxpdu);
 	coap_optlist_t *opts = NULL;
 	uint8_t tok[8], buf[8];
 	char seg[8];
@@ -364,8 +382,9 @@ int lwm2m_server_cancel_observe(struct lwm2m_server *s, const char *ep, const ch
 		if (rq->observe != 0 || rq->client != client || (rq->state != RQ_OBSERVING && rq->state != RQ_HELD &&
 		                                                 rq->state != RQ_INFLIGHT))
 			continue;
-		const char *p = jl_str(rq->cmd, "path");
-		jv paths = jl_get(rq->cmd, "paths");
+		jv cmdo = lwm2m_request_cmd(rq);
+		const char *p = jl_str(cmdo, "path");
+		jv paths = jl_get(cmdo, "paths");
 		int match = p && strcmp(p, path) == 0;
 		if (!match && jv_get_kind(paths) == JV_KIND_ARRAY) {
 			jv d = jv_dump_string(jv_copy(paths), 0);
@@ -373,6 +392,7 @@ int lwm2m_server_cancel_observe(struct lwm2m_server *s, const char *ep, const ch
 			jv_free(d);
 		}
 		jv_free(paths);
+		jv_free(cmdo);
 		if (match)
 			break;
 	}
@@ -533,6 +553,7 @@ static coap_response_t on_response(coap_session_t *cs, const coap_pdu_t *sent, c
 		s->ninflight--;
 		if (rq->observe == 0 && has_obs && rep.code / 100 == 2) {
 			rq->state = RQ_OBSERVING;
+			compact_cmd(rq);
 			s->nobs++;
 			if (rq->reg)
 				rq->reg->nobs++;

@@ -39,7 +39,8 @@ struct lwm2m_request {
 	size_t len;
 	/* who asked */
 	uint64_t client;           /* control connection (0: stdin) */
-	jv cmd;                    /* the command, echoed in every reply (id, op, ep, path...) */
+	jv cmd;                    /* the command, echoed in every reply (id, op, ep, path...); an
+	                              observation keeps it as its JSON text (far smaller in jq) */
 	double timeout;            /* per-request timeout (0: the server's) */
 	/* server state */
 	enum lwm2m_rq_state state;
@@ -101,6 +102,8 @@ void lwm2m_server_sync(struct lwm2m_server *s);
 /* A new request for the control side to fill (cmd taken). */
 struct lwm2m_request *lwm2m_request_new(jv cmd, uint64_t client);
 void lwm2m_request_free(struct lwm2m_request *rq);
+/* The command as an object (a new reference), whichever way it is kept. */
+jv lwm2m_request_cmd(const struct lwm2m_request *rq);
 /* Send rq to the device registered as ep now, or hold it while the device sleeps. Every outcome
  * is reported through the reply callback (maybe before this returns). */
 void lwm2m_server_submit(struct lwm2m_server *s, const char *ep, struct lwm2m_request *rq);
