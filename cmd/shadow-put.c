@@ -31,6 +31,16 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
+/* ppoll(2) puts the blocked mask back when descriptors are ready, so a SIGTERM that arrives
+ * while input keeps flowing would stay pending for ever: look for it too. */
+static int stop_requested(void)
+{
+	sigset_t p;
+	if (!stop && sigpending(&p) == 0 && (sigismember(&p, SIGTERM) == 1 || sigismember(&p, SIGINT) == 1))
+		stop = 1;
+	return stop;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: shadow-put [-hqvV] [-b lines] [-s dir]\n"
@@ -49,6 +59,8 @@ static int wait_input(const sigset_t *unblocked, int timeout_zero)
 	struct timespec zero = {0, 0};
 	for (;;) {
 		int n = ppoll(&p, 1, timeout_zero ? &zero : NULL, unblocked);
+		if (n >= 0 && stop_requested())
+			return -1;
 		if (n > 0)
 			return 0;
 		if (n == 0)
@@ -180,7 +192,7 @@ int main(int argc, char **argv)
 			batch[i].result = jv_invalid();
 			shadow_req_free(&batch[i]);
 		}
-		if (stop)
+		if (stop_requested())
 			done = 1;
 	}
 	free(batch);

@@ -27,6 +27,16 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
+/* ppoll(2) puts the blocked mask back when descriptors are ready, so a SIGTERM that arrives
+ * while input keeps flowing would stay pending for ever: look for it too. */
+static int stop_requested(void)
+{
+	sigset_t p;
+	if (!stop && sigpending(&p) == 0 && (sigismember(&p, SIGTERM) == 1 || sigismember(&p, SIGINT) == 1))
+		stop = 1;
+	return stop;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: shadow-watch [-hinqvV] [-d fd] [-s dir] [-t pattern]... [pattern ...]\n"
@@ -139,7 +149,7 @@ int main(int argc, char **argv)
 		close(ready_fd);
 	}
 	int rc = 0;
-	while (!stop) {
+	while (!stop_requested()) {
 		struct pollfd p = {.fd = be->ops->watch_fd(be), .events = POLLIN};
 		int n = ppoll(&p, 1, NULL, &unblocked);
 		if (n < 0) {

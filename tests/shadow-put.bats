@@ -267,3 +267,19 @@ PY
 	run jq -c .version "$BATS_TEST_TMPDIR/out"
 	assert_output 1
 }
+
+@test "shadow-put: SIGTERM is honoured while input keeps flowing" {
+	mkfifo "$BATS_TEST_TMPDIR/in"
+	start_bg yes sh -c 'exec yes "{\"thing\":\"busy\",\"state\":{\"reported\":{\"a\":1}}}" >"$0"' "$BATS_TEST_TMPDIR/in"
+	shadow-put <"$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out" &
+	pid=$!
+	wait_until 20 sh -c "[ \$(wc -l <'$BATS_TEST_TMPDIR/out') -gt 100 ]"
+	kill -TERM $pid
+	wait_until 20 sh -c "! kill -0 $pid" || kill -9 $pid
+	rc=0
+	wait $pid || rc=$?
+	[ "$rc" -eq 0 ]
+	# every result printed is in the document: the last one is its version
+	run jq -s -c 'map(.version)|max' "$BATS_TEST_TMPDIR/out"
+	assert_output "$(jq .version "$S/busy.json")"
+}
