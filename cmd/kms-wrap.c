@@ -268,12 +268,14 @@ int main(int argc, char **argv)
 	struct kms kms = {0};
 	if (cmd == SERVE && !devices)
 		die(EXIT_USAGE, "serve: -D/--devices is required");
-	if (cmd == ENCRYPT || cmd == DECRYPT || (cmd == SERVE && parts)) {
+	if (cmd == ENCRYPT || cmd == DECRYPT || cmd == SERVE) {
 		if (aws) {
 			if (kms_aws_open(&kms, endpoint, region, err, sizeof err) < 0)
 				die(EXIT_USAGE, "%s", err);
 		} else if (kms_local_load(&kms.local, keyring, err, sizeof err) < 0) {
-			die(EXIT_USAGE, "%s", err);
+			/* serve needs a KMS only for a parts table or encrypted registry keys */
+			if (cmd != SERVE || parts || access(keyring, F_OK) == 0)
+				die(EXIT_USAGE, "%s", err);
 		}
 	}
 	if (cmd == ENCRYPT && !key_id)

@@ -58,7 +58,7 @@ static int load(const struct kms_serve_opts *o, struct keys *k)
 	memset(k, 0, sizeof *k);
 	if (o->keks && kek_keyring_load(&k->keks, o->keks, err, sizeof err) < 0)
 		goto fail;
-	if (js_devices_load(&k->reg, o->devices, o->keks ? &k->keks : NULL, err, sizeof err) < 0)
+	if (js_devices_load_kms(&k->reg, o->devices, o->keks ? &k->keks : NULL, o->kms, err, sizeof err) < 0)
 		goto fail;
 	if (se_devices_load(&k->se, o->devices, &rejected, err, sizeof err) < 0)
 		goto fail;
