@@ -1,6 +1,7 @@
 /* lwm2m-listen: the LwM2M server endpoint. Registrations in, events out, commands to devices. */
 #include "log.h"
 #include "lwm2m_control.h"
+#include "lwm2m_security.h"
 #include "lwm2m_server.h"
 
 #include <coap3/coap.h>
@@ -27,9 +28,14 @@ static void on_signal(int sig)
 
 static const char usage_text[] =
     "Usage: lwm2m-listen [-hVvq] [-l ADDR:PORT] [-C PATH] [-S DIR] [-a SECONDS] [-Q N] [-T SECONDS]\n"
-    "                    [-t SECONDS] [-r N] [-w SECONDS] [-s SECONDS] [-d FD]\n"
+    "                    [-t SECONDS] [-r N] [-w SECONDS] [-s SECONDS] [-D ADDR[:PORT]] [-k FILE]\n"
+    "                    [-H N] [-I N] [-d FD]\n"
     "The LwM2M server endpoint: registrations in, events out, commands to devices.\n"
-    "  -l, --listen ADDR:PORT      UDP address to listen on (default 127.0.0.1:5683)\n"
+    "  -l, --listen ADDR:PORT      UDP address to listen on (default 127.0.0.1:5683; \"\" for none)\n"
+    "  -D, --dtls ADDR[:PORT]      also serve coaps (DTLS) there (port 5684 if not given)\n"
+    "  -k, --credentials FILE      DTLS credentials per endpoint (JSON lines or YAML); SIGHUP rereads\n"
+    "  -H, --max-handshakes N      DTLS handshakes in progress at once (default 100)\n"
+    "  -I, --max-idle-sessions N   sessions of unregistered peers kept (default 1000)\n"
     "  -C, --control PATH          control socket (Unix stream) for commands\n"
     "  -S, --state DIR             where registrations are kept (default ./var/lwm2m; \"\" for none)\n"
     "  -a, --awake-time SECONDS    queue mode: awake this long after a message (default 93)\n"
@@ -61,6 +67,15 @@ static double num_arg(const char *opt, const char *s, double min, double max)
 	return v;
 }
 
+/* "ADDR" or "[v6]" gets CoAPS's port 5684 */
+static void dtls_arg(const char *a, char *buf, size_t size)
+{
+	const char *rb = strrchr(a, ']'), *colon = strrchr(a, ':');
+	int has_port = rb ? rb[1] == ':' : colon != NULL;
+	if (snprintf(buf, size, has_port ? "%s" : "%s:5684", a) >= (int)size)
+		die(EXIT_USAGE, "DTLS address too long: %s", a);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -74,6 +89,10 @@ int main(int argc, char **argv)
 	    {"max-retransmit", required_argument, NULL, 'r'},
 	    {"request-timeout", required_argument, NULL, 'w'},
 	    {"sync-interval", required_argument, NULL, 's'},
+	    {"dtls", required_argument, NULL, 'D'},
+	    {"credentials", required_argument, NULL, 'k'},
+	    {"max-handshakes", required_argument, NULL, 'H'},
+	    {"max-idle-sessions", required_argument, NULL, 'I'},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
@@ -91,12 +110,15 @@ int main(int argc, char **argv)
 	    .queue_ttl = 300,
 	    .sync_interval = 1,
 	    .coap_log_level = LOG_WARNING,
+	    .max_handshakes = 100,
+	    .max_idle_sessions = 1000,
 	};
-	const char *control = NULL;
+	const char *control = NULL, *creds = NULL;
+	char dtls[300];
 	int ready_fd = -1, verbose = 0, c;
 
 	log_init(argv[0]);
-	while ((c = getopt_long(argc, argv, "l:C:S:a:Q:T:t:r:w:s:d:vqhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:C:S:a:Q:T:t:r:w:s:D:k:H:I:d:vqhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l': o.listen = optarg; break;
 		case 'C': control = optarg; break;
@@ -108,6 +130,10 @@ int main(int argc, char **argv)
 		case 'r': o.max_retransmit = (int)num_arg("-r", optarg, 0, 20); break;
 		case 'w': o.req_timeout = num_arg("-w", optarg, 0.1, 1e6); break;
 		case 's': o.sync_interval = num_arg("-s", optarg, 0, 3600); break;
+		case 'D': dtls_arg(optarg, dtls, sizeof dtls); o.dtls_listen = dtls; break;
+		case 'k': creds = optarg; break;
+		case 'H': o.max_handshakes = (unsigned)num_arg("-H", optarg, 1, 1e6); break;
+		case 'I': o.max_idle_sessions = (unsigned)num_arg("-I", optarg, 1, 1e7); break;
 		case 'd': ready_fd = (int)num_arg("-d", optarg, 0, 1 << 20); break;
 		case 'v': log_more(); verbose++; break;
 		case 'q': log_less(); break;
@@ -120,6 +146,15 @@ int main(int argc, char **argv)
 	argv += optind;
 	if (argc > 0)
 		usage(EXIT_USAGE);
+	if (!*o.listen && !o.dtls_listen)
+		die(EXIT_USAGE, "nothing to listen on: give -l or -D");
+	if (creds && !o.dtls_listen)
+		die(EXIT_USAGE, "-k needs -D");
+	char err[512];
+	if (creds && !(o.security = lwm2m_security_load(creds, err, sizeof err)))
+		die(EXIT_USAGE, "%s", err);
+	if (o.dtls_listen && !creds)
+		log_warn("-D without -k: every DTLS handshake will be refused");
 	if (verbose >= 2)
 		o.coap_log_level = verbose >= 3 ? LOG_DEBUG : LOG_INFO;
 
@@ -138,10 +173,14 @@ int main(int argc, char **argv)
 	struct lwm2m_server *srv = lwm2m_server_new(&o, &cb, &bad_usage);
 	if (!srv) {
 		lwm2m_control_free(ctl);
+		lwm2m_security_free(o.security);
 		return bad_usage ? EXIT_USAGE : EXIT_TEMPORARY;
 	}
 	lwm2m_control_set_server(ctl, srv);
-	log_info("listening on udp %s%s%s", o.listen, control ? ", control socket " : "", control ? control : "");
+	log_info("listening on udp %s%s%s%s%s", *o.listen ? o.listen : "(none)", o.dtls_listen ? ", dtls " : "",
+	         o.dtls_listen ? o.dtls_listen : "", control ? ", control socket " : "", control ? control : "");
+	if (creds)
+		log_info("%zu DTLS credentials from %s", o.security->n, creds);
 	if (ready_fd >= 0) {
 		if (write(ready_fd, "\n", 1) != 1)
 			log_warn("unable to signal readiness on fd %d: %s", ready_fd, strerror(errno));
@@ -153,7 +192,17 @@ int main(int argc, char **argv)
 	while (!quit) {
 		if (hup) {
 			hup = 0;
-			log_info("SIGHUP: nothing to reload; registrations saved");
+			if (creds) {
+				struct lwm2m_security *sec = lwm2m_security_load(creds, err, sizeof err);
+				if (sec) {
+					log_info("SIGHUP: %zu DTLS credentials from %s", sec->n, creds);
+					lwm2m_security_free(lwm2m_server_set_security(srv, sec));
+				} else {
+					log_error("SIGHUP: %s; keeping the credentials in use", err);
+				}
+			} else {
+				log_info("SIGHUP: nothing to reload; registrations saved");
+			}
 			lwm2m_server_sync(srv);
 		}
 		size_t n = 1 + lwm2m_control_npoll(ctl);
@@ -181,7 +230,9 @@ int main(int argc, char **argv)
 	}
 	log_info("stopping");
 	lwm2m_server_sync(srv);
+	struct lwm2m_security *sec = lwm2m_server_set_security(srv, NULL);
 	lwm2m_server_free(srv);
+	lwm2m_security_free(sec);
 	lwm2m_control_free(ctl);
 	free(fds);
 	stdout_flush_or_die();

@@ -1,4 +1,5 @@
 #include "lwm2m_server.h"
+#include "lwm2m_security.h"
 
 #include "corelink.h"
 #include "fsutil.h"
@@ -883,6 +884,16 @@ static void hnd_register(coap_resource_t *res, coap_session_t *cs, const coap_pd
 		diag(resp, 400, "missing endpoint name (ep)");
 		return;
 	}
+	int sec;
+	char ident[256];
+	if (lwm2m_security_check(s->o.security, cs, p.ep, &sec, ident, sizeof ident, &why) < 0) {
+		s->st.rejected_registrations++;
+		log_warn("register of %s from %s%s%s refused: %s", p.ep, coap_session_str(cs), *ident ? " as " : "",
+		         ident, why);
+		lwm2m_links_free(&l);
+		diag(resp, 403, why);
+		return;
+	}
 	struct lwm2m_reg *old = lwm2m_reg_by_ep(&s->reg, p.ep);
 	struct lwm2m_reg *g = lwm2m_reg_new(&s->reg, p.ep, 0);
 	if (!g) {
@@ -897,6 +908,8 @@ static void hnd_register(coap_resource_t *res, coap_session_t *cs, const coap_pd
 	g->queue = p.has_q || strchr(g->binding, 'Q') != NULL;
 	g->sms = p.has_sms ? strdup(p.sms) : NULL;
 	g->registered = g->updated = now;
+	g->sec = (uint8_t)sec;
+	g->identity = *ident ? strdup(ident) : NULL;
 	set_links(g, &l);
 	jv extra = jv_null();
 	if (old) {
@@ -920,6 +933,24 @@ static void hnd_register(coap_resource_t *res, coap_session_t *cs, const coap_pd
 	emit(s, "register", g, extra);
 	if (g->q)
 		flush_held(s, g);
+}
+
+/* Leshan's check: only the identity an endpoint is bound to may update or de-register it. */
+static int update_refused(struct lwm2m_server *s, struct lwm2m_reg *g, coap_session_t *cs, coap_pdu_t *resp,
+                          const char *what)
+{
+	int sec;
+	char ident[256];
+	const char *why = NULL;
+	if (lwm2m_security_check(s->o.security, cs, g->ep, &sec, ident, sizeof ident, &why) == 0 &&
+	    sec == g->sec && (!g->identity || strcmp(g->identity, ident) == 0))
+		return 0;
+	if (!why)
+		why = "not the security the endpoint registered with";
+	log_warn("%s of %s from %s%s%s refused: %s", what, g->ep, coap_session_str(cs), *ident ? " as " : "", ident,
+	         why);
+	diag(resp, 403, why);
+	return 1;
 }
 
 /* /rd/<id> (Update, De-register) and /dp (Send) */
@@ -986,6 +1017,8 @@ static void hnd_other(coap_resource_t *res, coap_session_t *cs, const coap_pdu_t
 		diag(resp, 404, "no such registration");
 		return;
 	}
+	if (update_refused(s, g, cs, resp, method == COAP_REQUEST_CODE_DELETE ? "de-register" : "update"))
+		return;
 	if (method == COAP_REQUEST_CODE_DELETE) {
 		s->st.deregisters++;
 		set_code(resp, 202);
@@ -1102,12 +1135,64 @@ static int resolve_listen(const char *spec, coap_address_t *addr)
 	return 0;
 }
 
+/* PSK: the identity names the key; an unknown one fails the handshake. */
+static const coap_bin_const_t *psk_for(coap_bin_const_t *id, coap_session_t *cs, void *arg)
+{
+	(void)arg;
+	const struct lwm2m_cred *c = lwm2m_security_by_identity(srv->o.security, id->s, id->length);
+	if (!c) {
+		log_warn("DTLS handshake from %s refused: unknown PSK identity \"%.*s\"", coap_session_str(cs),
+		         (int)(id->length > 200 ? 200 : id->length), (const char *)id->s);
+		return NULL;
+	}
+	log_debug("DTLS handshake from %s with PSK identity %s (endpoint %s)", coap_session_str(cs), c->identity, c->ep);
+	return &c->bin;
+}
+
+static int dtls_setup(struct lwm2m_server *s)
+{
+	coap_address_t addr;
+	if (resolve_listen(s->o.dtls_listen, &addr) < 0) {
+		log_error("bad DTLS listen address %s (want ADDR:PORT)", s->o.dtls_listen);
+		errno = EINVAL;
+		return -1;
+	}
+	if (!coap_dtls_is_supported()) {
+		log_error("this libcoap has no DTLS");
+		errno = ENOTSUP;
+		return -1;
+	}
+	coap_dtls_spsk_t psk = {.version = COAP_DTLS_SPSK_SETUP_VERSION, .validate_id_call_back = psk_for};
+	if (!coap_context_set_psk2(s->ctx, &psk)) {
+		log_error("unable to set up DTLS PSK");
+		errno = EIO;
+		return -1;
+	}
+	if (s->o.max_handshakes)
+		coap_context_set_max_handshake_sessions(s->ctx, s->o.max_handshakes);
+	if (s->o.max_idle_sessions)
+		coap_context_set_max_idle_sessions(s->ctx, s->o.max_idle_sessions);
+	if (!coap_new_endpoint(s->ctx, &addr, COAP_PROTO_DTLS)) {
+		log_error("unable to listen on dtls %s: %s", s->o.dtls_listen, strerror(errno));
+		errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+struct lwm2m_security *lwm2m_server_set_security(struct lwm2m_server *s, struct lwm2m_security *sec)
+{
+	struct lwm2m_security *old = s->o.security;
+	s->o.security = sec;
+	return old;
+}
+
 struct lwm2m_server *lwm2m_server_new(const struct lwm2m_server_opts *o, const struct lwm2m_server_cb *cb,
                                       int *usage)
 {
 	coap_address_t addr;
 	*usage = 0;
-	if (resolve_listen(o->listen, &addr) < 0) {
+	if (*o->listen && resolve_listen(o->listen, &addr) < 0) {
 		log_error("bad listen address %s (want ADDR:PORT)", o->listen);
 		*usage = 1;
 		return NULL;
@@ -1130,8 +1215,14 @@ struct lwm2m_server *lwm2m_server_new(const struct lwm2m_server_opts *o, const s
 		return NULL;
 	}
 	coap_context_set_block_mode(s->ctx, COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY);
-	s->ep = coap_new_endpoint(s->ctx, &addr, COAP_PROTO_UDP);
-	if (!s->ep) {
+	if (o->dtls_listen && dtls_setup(s) < 0) {
+		*usage = errno == EINVAL;
+		coap_free_context(s->ctx);
+		free(s);
+		return NULL;
+	}
+	s->ep = *o->listen ? coap_new_endpoint(s->ctx, &addr, COAP_PROTO_UDP) : NULL;
+	if (*o->listen && !s->ep) {
 		log_error("unable to listen on udp %s: %s", o->listen, strerror(errno));
 		coap_free_context(s->ctx);
 		free(s);

@@ -21,6 +21,10 @@ struct lwm2m_server_opts {
 	double queue_ttl;        /* seconds a request may be held */
 	double sync_interval;    /* at most this long between a change and its save */
 	int coap_log_level;      /* libcoap log level */
+	const char *dtls_listen; /* "ADDR:PORT" for coaps, NULL for none */
+	struct lwm2m_security *security; /* credentials (NULL: none; every endpoint NoSec) */
+	unsigned max_handshakes; /* DTLS handshakes in progress at once (0: libcoap's default) */
+	unsigned max_idle_sessions; /* sessions of unregistered peers kept (0: libcoap's default) */
 };
 
 enum lwm2m_rq_state { RQ_NEW, RQ_HELD, RQ_INFLIGHT, RQ_OBSERVING, RQ_CANCELLING, RQ_DONE };
@@ -96,6 +100,8 @@ void lwm2m_server_io(struct lwm2m_server *s);
 /* Expiry, queue-mode sleep, held-request TTLs, request deadlines, saving. Call about once a
  * second; returns milliseconds until it wants to run again. */
 int lwm2m_server_tick(struct lwm2m_server *s);
+/* New credentials (SIGHUP): registrations and sessions stay; returns the old ones to free. */
+struct lwm2m_security *lwm2m_server_set_security(struct lwm2m_server *s, struct lwm2m_security *sec);
 /* Save now if anything changed (at exit). */
 void lwm2m_server_sync(struct lwm2m_server *s);
 
