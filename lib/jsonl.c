@@ -1,5 +1,7 @@
 #include "jsonl.h"
 
+#include "json_check.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <string.h>
@@ -11,6 +13,11 @@ jv jsonl_parse_object(const char *line, size_t len)
 		len--;
 	if (len == 0)
 		return jv_invalid_with_msg(jv_string("empty line"));
+	/* jq 1.6 leaks on some malformed input (["a" "b"]): only well-formed JSON reaches it; 256 is
+	 * jq's own nesting limit */
+	char why[96];
+	if (json_check((const uint8_t *)line, len, 256, why, sizeof why) < 0)
+		return jv_invalid_with_msg(jv_string_fmt("malformed JSON: %s", why));
 	jv v = jv_parse_sized(line, (int)len);
 	if (!jv_is_valid(v)) {
 		jv msg = jv_invalid_get_msg(v);

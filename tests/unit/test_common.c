@@ -63,6 +63,20 @@ static void test_json(void)
 	jv msg = jv_invalid_get_msg(v);
 	CHECK(strcmp(jv_string_value(msg), "not a JSON object") == 0);
 	jv_free(msg);
+	/* the strict pre-check refuses what jq 1.6 would leak on, naming the byte */
+	v = jsonl_parse_object("[\"a\" \"b\"]", 9);
+	msg = jv_invalid_get_msg(v);
+	CHECK(jv_get_kind(msg) == JV_KIND_STRING &&
+	      strcmp(jv_string_value(msg), "malformed JSON: expected ',' or ']' at byte 5") == 0);
+	jv_free(msg);
+	v = jsonl_parse_object("{\"a\":1} {}", 10);
+	msg = jv_invalid_get_msg(v);
+	CHECK(jv_get_kind(msg) == JV_KIND_STRING &&
+	      strncmp(jv_string_value(msg), "malformed JSON: extra data", 26) == 0);
+	jv_free(msg);
+	v = jsonl_parse_object("{\"a\":[1,2]}\r", 12);
+	CHECK(jv_is_valid(jv_copy(v)));
+	jv_free(v);
 }
 
 int main(void)
