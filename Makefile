@@ -95,3 +95,44 @@ bench: deps
 .PHONY: bench
 .PHONY: all deps test check check-asan lint-man run install clean
 .SECONDARY:
+
+# libFuzzer targets (tests/fuzz/*.c) against the lib sources built with clang, ASan and UBSan in
+# build-fuzz/; `make fuzz` runs each for FUZZ_SECONDS from its seeds in tests/fuzz/corpus/<target>
+# (new inputs go to build-fuzz/corpus/<target>, crashes to build-fuzz/crash-<target>-*).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_FLAGS   = -std=gnu11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Ilib \
+  $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_SRC     = $(wildcard tests/fuzz/*.c)
+FUZZ_TARGETS = $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_LIB_OBJ = $(LIB_SRC:lib/%.c=$(FUZZ_BUILD)/lib/%.o)
+
+$(FUZZ_BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h) | $(FUZZ_BUILD)/lib
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+$(FUZZ_BUILD)/libcommon.a: $(FUZZ_LIB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+$(FUZZ_TARGETS): $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_BUILD)/libcommon.a $(wildcard lib/*.h)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Werror -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libcommon.a $(LDLIBS)
+$(FUZZ_BUILD)/lib:
+	mkdir -p $@
+
+fuzz-build: $(FUZZ_TARGETS)
+
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@for t in $(notdir $(FUZZ_TARGETS)); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t || exit 1; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
+	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    $(FUZZ_BUILD)/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_BUILD)/crash-$$t- \
+	    $(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t || exit 1; \
+	done
+
+clean: clean-fuzz
+clean-fuzz:
+	rm -rf $(FUZZ_BUILD)
+
+.PHONY: fuzz fuzz-build clean-fuzz
