@@ -15,6 +15,7 @@
 
 #define RETRY_MIN_MS 100
 #define RETRY_MAX_MS 2000
+#define OUT_MAX (64u << 20) /* commands queued for a control socket that is not reading */
 
 struct ctlclient {
 	char *path;
@@ -25,6 +26,10 @@ struct ctlclient {
 	int backoff;
 	int last_errno; /* of the last failed attempt, so a failure is logged once */
 	int ever;       /* connected at least once */
+	/* Commands not yet taken by the socket. Writes never block: lwm2m-listen may itself be
+	 * blocked writing events to our standard input, which we must keep reading. */
+	char *out;
+	size_t outlen, outcap;
 };
 
 static long long now_ms(void)
@@ -55,6 +60,7 @@ static void drop(struct ctlclient *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
+	c->outlen = 0;
 	c->retry_at = now_ms() + RETRY_MIN_MS;
 	c->backoff = RETRY_MIN_MS;
 }
@@ -66,6 +72,7 @@ void ctl_free(struct ctlclient *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	lr_free(&c->lr);
+	free(c->out);
 	free(c->path);
 	free(c);
 }
@@ -114,6 +121,28 @@ fail:
 	return -1;
 }
 
+/* Send what is queued, without blocking. 0, or -1 when the connection failed (dropped). */
+static int flush_out(struct ctlclient *c)
+{
+	size_t done = 0;
+	while (done < c->outlen) {
+		ssize_t n = send(c->fd, c->out + done, c->outlen - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			log_warn("lost the connection to lwm2m-listen at %s: %s", c->path, strerror(errno));
+			drop(c);
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	memmove(c->out, c->out + done, c->outlen - done);
+	c->outlen -= done;
+	return 0;
+}
+
 double ctl_send(struct ctlclient *c, jv cmd)
 {
 	if (c->fd < 0) {
@@ -125,30 +154,34 @@ double ctl_send(struct ctlclient *c, jv cmd)
 	jv s = jv_dump_string(cmd, 0);
 	s = jv_string_append_str(s, "\n");
 	const char *p = jv_string_value(s);
-	size_t left = (size_t)jv_string_length_bytes(jv_copy(s));
-	log_debug("-> %.*s", (int)(left - 1), p);
-	while (left > 0) {
-		/* MSG_NOSIGNAL: a vanished lwm2m-listen is a reconnect, not a SIGPIPE */
-		ssize_t n = send(c->fd, p, left, MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			log_warn("lost the connection to lwm2m-listen at %s: %s", c->path, strerror(errno));
-			drop(c);
-			jv_free(s);
-			return 0;
-		}
-		p += n;
-		left -= (size_t)n;
+	size_t len = (size_t)jv_string_length_bytes(jv_copy(s));
+	log_debug("-> %.*s", (int)(len - 1), p);
+	if (c->outlen + len > OUT_MAX) {
+		log_warn("lwm2m-listen at %s takes no commands (%u MiB queued): reconnecting", c->path, OUT_MAX >> 20);
+		drop(c);
+		jv_free(s);
+		return 0;
 	}
+	if (c->outlen + len > c->outcap) {
+		size_t ncap = c->outcap ? c->outcap : 4096;
+		while (ncap < c->outlen + len)
+			ncap *= 2;
+		char *n = realloc(c->out, ncap);
+		if (!n)
+			die(EXIT_TEMPORARY, "out of memory");
+		c->out = n;
+		c->outcap = ncap;
+	}
+	memcpy(c->out + c->outlen, p, len);
+	c->outlen += len;
 	jv_free(s);
-	return id;
+	return flush_out(c) < 0 ? 0 : id;
 }
 
 int ctl_poll_setup(struct ctlclient *c, struct pollfd *p)
 {
 	p->fd = c->fd;
-	p->events = POLLIN;
+	p->events = POLLIN | (c->outlen ? POLLOUT : 0);
 	p->revents = 0;
 	if (c->fd >= 0)
 		return -1;
@@ -163,7 +196,11 @@ int ctl_poll_done(struct ctlclient *c, const struct pollfd *p)
 			return 0;
 		return ctl_connect(c) == 1 ? 1 : 0;
 	}
-	if (p->fd != c->fd || !(p->revents & (POLLIN | POLLHUP | POLLERR)))
+	if (p->fd != c->fd)
+		return 0;
+	if ((p->revents & POLLOUT) && c->outlen && flush_out(c) < 0)
+		return -1;
+	if (!(p->revents & (POLLIN | POLLHUP | POLLERR)))
 		return 0;
 	ssize_t n = lr_fill(&c->lr);
 	if (n > 0)

@@ -142,3 +142,15 @@ YML
 		grep -q -- "Fl -${opt#--}" "$TOP/man/lwm2m-observe.1" || grep -q -- "${opt#--}" "$TOP/man/lwm2m-observe.1" || { echo "man page lacks $opt"; false; }
 	done
 }
+
+@test "lwm2m-observe: a registration burst through the plain pipe does not deadlock" {
+	# lwm2m-listen blocks writing events while lwm2m-observe sends observe commands back: the
+	# commands are queued, never written blocking, so both keep going
+	start_pair -q /3303/0/5700
+	# 3000 devices: enough to fill both the pipe and the socket (the old blocking writes hung
+	# after about 1900 observations)
+	run -0 "$UNIT/lwm2m-loadgen" -s "127.0.0.1:$PORT" -n 3000 -E 1 --settle-max 90 -T 150 -q
+	echo "$output" | jq -e '.registered > 2500 and .observations == .registered'
+	# values flow (lwm2m-listen may drop answers to a connection that reads too slowly)
+	wait_until 30 test "$(count obs.out '.state.reported["3303"]["0"]["5700"]')" -gt 2000
+}
