@@ -118,6 +118,17 @@ registered() {
 	wait_until 5 jq -e 'select(.event == "deregister")' "$OUT"
 }
 
+@test "lwm2m-dtls: a read goes to the device over its DTLS session" {
+	start_listen
+	# coap-client repeats its Register once a second on one session (-G) and answers what it
+	# does not serve with 4.04: that answer can only come back through the session's keys
+	start_bg device timeout 30 coap-client-gnutls -B 10 -G 8 -m post -u dev1-id -k secret-one -e '</3/0>' \
+		"coaps://127.0.0.1:$DPORT/rd?ep=dev1"
+	wait_until 10 registered dev1
+	run -0 ctl '{"id":1,"op":"read","ep":"dev1","path":"/3/0/0"}'
+	assert_output --partial '"code":"4.04"'
+}
+
 @test "lwm2m-dtls: SIGHUP rereads the credentials: a new device gets in, the registered one stays" {
 	start_listen
 	run dtls_register gnutls dev1-id secret-one dev1
