@@ -147,7 +147,7 @@ static void kv_free(struct kv *kv, size_t n)
 	free(kv);
 }
 
-static char *canonical_query(const struct aws_param *params, size_t n)
+char *aws_sigv4_query(const struct aws_param *params, size_t n)
 {
 	struct kv *kv = calloc(n ? n : 1, sizeof *kv);
 	if (!kv)
@@ -291,7 +291,7 @@ int aws_sigv4_sign(const struct aws_sigv4_req *r, const struct aws_creds *c, con
 
 	if (sha256_hex(r->body ? r->body : "", r->body ? r->body_len : 0, out->payload_hash) < 0)
 		goto fail;
-	out->query = canonical_query(r->params, r->nparams);
+	out->query = aws_sigv4_query(r->params, r->nparams);
 	norm = normalize_path(r->path);
 	if (!out->query || !norm)
 		goto fail;

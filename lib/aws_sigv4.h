@@ -48,6 +48,10 @@ int aws_sigv4_sign(const struct aws_sigv4_req *r, const struct aws_creds *c, con
 		   time_t when, struct aws_sigv4_result *out);
 void aws_sigv4_result_free(struct aws_sigv4_result *out);
 
+/* The canonical query string of params (encoded, sorted by key then value), which is also
+ * what to send after '?'. malloc'd ("" for none), NULL on ENOMEM. */
+char *aws_sigv4_query(const struct aws_param *params, size_t n);
+
 /* Percent-encode s for one URI path segment or query component: every byte but A-Z a-z 0-9
  * - _ . ~ becomes %XX (upper-case hex). Also '/' unless keep_slash. malloc'd, NULL on ENOMEM. */
 char *aws_uri_encode(const char *s, size_t len, int keep_slash);
