@@ -15,6 +15,7 @@
 #include "linereader.h"
 #include "log.h"
 #include "shadow_backend.h"
+#include "shadow_aws.h"
 #include "shadow_local.h"
 
 #ifndef VERSION
@@ -44,8 +45,16 @@ static int stop_requested(void)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: shadow-put [-hqvV] [-b lines] [-s dir]\n"
+	           "       shadow-put -a [-hqTvV] [-b lines] [-e endpoint] [-R region] [-c cert -k key]\n"
+	           "                  [-A cafile] [-r retries] [-B seconds] [-I url]\n"
 	           "  -s, --store DIR    local shadow store (default $SHADOW_STORE, else ./var/shadows)\n"
 	           "  -b, --batch LINES  most update lines committed together (default 4096)\n"
+	           );
+	shadow_aws_usage(f, 21, 0);
+	fprintf(f, "  -r, --retries N    AWS: retries on 429, 5xx and lost connections (default: no limit)\n"
+	           "  -T, --create-thing AWS: create each thing first (IoT CreateThing)\n"
+	           "  -I, --iot-endpoint URL  AWS: IoT control endpoint for --create-thing\n"
+	           "                     (default https://iot.REGION.amazonaws.com)\n"
 	           "  -v, --verbose      log more\n"
 	           "  -q, --quiet        log less\n"
 	           "  -h, --help         print this help\n"
@@ -78,13 +87,18 @@ int main(int argc, char **argv)
 		{"store", required_argument, 0, 's'}, {"batch", required_argument, 0, 'b'},
 		{"verbose", no_argument, 0, 'v'},     {"quiet", no_argument, 0, 'q'},
 		{"help", no_argument, 0, 'h'},        {"version", no_argument, 0, 'V'},
+		SHADOW_AWS_LONGOPTS, {"create-thing", no_argument, 0, 'T'},
+		{"iot-endpoint", required_argument, 0, 'I'}, {"retries", required_argument, 0, 'r'},
 		{0, 0, 0, 0},
 	};
 	const char *store = NULL;
 	long max_batch = 4096;
-	int c;
+	int c, batch_given = 0;
+	struct shadow_aws_opts aws;
 	log_init(argv[0]);
-	while ((c = getopt_long(argc, argv, "s:b:vqhV", opts, NULL)) != -1) {
+	shadow_aws_opts_init(&aws);
+	aws.stop = &stop;
+	while ((c = getopt_long(argc, argv, "s:b:vqhVTI:r:" SHADOW_AWS_SHORTOPTS, opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			store = optarg;
@@ -92,6 +106,7 @@ int main(int argc, char **argv)
 		case 'b': {
 			char *end;
 			max_batch = strtol(optarg, &end, 10);
+			batch_given = 1;
 			if (*end || max_batch < 1 || max_batch > 65536)
 				die(EXIT_USAGE, "bad batch size: %s (1 to 65536)", optarg);
 			break;
@@ -108,11 +123,30 @@ int main(int argc, char **argv)
 		case 'V':
 			printf("shadow-put (lwm2m-gw) %s\n", VERSION);
 			return 0;
+		case 'T':
+			aws.create_thing = 1;
+			break;
+		case 'I':
+			aws.control_endpoint = optarg;
+			break;
+		case 'r': {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (*end || n < -1 || n > 1000000)
+				die(EXIT_USAGE, "bad retry count: %s (-1 for no limit)", optarg);
+			aws.retries = (int)n;
+			break;
+		}
 		default:
+			if (shadow_aws_option(&aws, c, optarg) == 0)
+				break;
 			usage(stderr);
 			return EXIT_USAGE;
 		}
 	}
+	/* AWS answers one update at a time: print each result as soon as it is known */
+	if (aws.enabled && !batch_given)
+		max_batch = 1;
 	if (optind != argc) {
 		usage(stderr);
 		return EXIT_USAGE;
@@ -129,9 +163,14 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 
 	const char *dir = shadow_store_dir(store);
-	struct shadow_backend *be = shadow_local_open(dir);
-	if (!be)
+	struct shadow_backend *be;
+	if (aws.enabled) {
+		char err[512];
+		if (!(be = shadow_aws_open(&aws, err, sizeof err)))
+			die(EXIT_USAGE, "AWS IoT: %s", err);
+	} else if (!(be = shadow_local_open(dir))) {
 		die_sys(EXIT_TEMPORARY, "unable to open the shadow store %s", dir);
+	}
 
 	struct linereader lr;
 	lr_init(&lr, STDIN_FILENO, LINE_MAX_BYTES);
@@ -192,12 +231,15 @@ int main(int argc, char **argv)
 			batch[i].result = jv_invalid();
 			shadow_req_free(&batch[i]);
 		}
+		if (aws.enabled && shadow_aws_auth_failed(be))
+			die(EXIT_USAGE, "AWS IoT refused the credentials; see the rejected line above");
 		if (stop_requested())
 			done = 1;
 	}
 	free(batch);
 	lr_free(&lr);
 	be->ops->close(be);
+	shadow_aws_opts_free(&aws);
 	stdout_flush_or_die();
 	return failed ? EXIT_TEMPORARY : rejected ? EXIT_NEGATIVE : 0;
 }

@@ -13,7 +13,9 @@
 #include "jsonl.h"
 #include "log.h"
 #include "shadow_backend.h"
+#include "shadow_aws.h"
 #include "shadow_local.h"
+#include "linereader.h"
 
 #ifndef VERSION
 #define VERSION "0.1"
@@ -40,11 +42,17 @@ static int stop_requested(void)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: shadow-watch [-hinqvV] [-d fd] [-s dir] [-t pattern]... [pattern ...]\n"
+	           "       shadow-watch -a [-hqvV] [-E] [-d fd] [-e endpoint] -c cert -k key [-A cafile]\n"
+	           "                    [-B seconds] [-N shadow]... [-t thing]... [thing ...]\n"
 	           "  -s, --store DIR      local shadow store (default $SHADOW_STORE, else ./var/shadows)\n"
 	           "  -t, --thing PATTERN  watch the things whose names match PATTERN (glob; repeatable)\n"
 	           "  -i, --initial        first print the current delta of every shadow (the default)\n"
 	           "  -n, --no-initial     print only deltas published from now on\n"
 	           "  -d, --ready FD       write a newline to FD once watching\n"
+	           );
+	shadow_aws_usage(f, 23, 1);
+	fprintf(f, "  -N, --shadow NAME    AWS: watch the named shadow NAME too (repeatable)\n"
+	           "  -E, --events         AWS: watch the things lwm2m-listen's events on stdin name\n"
 	           "  -v, --verbose        log more\n"
 	           "  -q, --quiet          log less\n"
 	           "  -h, --help           print this help\n"
@@ -77,14 +85,20 @@ int main(int argc, char **argv)
 		{"initial", no_argument, 0, 'i'},     {"no-initial", no_argument, 0, 'n'},
 		{"ready", required_argument, 0, 'd'}, {"verbose", no_argument, 0, 'v'},
 		{"quiet", no_argument, 0, 'q'},       {"help", no_argument, 0, 'h'},
-		{"version", no_argument, 0, 'V'},     {0, 0, 0, 0},
+		{"version", no_argument, 0, 'V'},     SHADOW_AWS_LONGOPTS,
+		{"shadow", required_argument, 0, 'N'}, {"events", no_argument, 0, 'E'},
+		{0, 0, 0, 0},
 	};
 	const char *store = NULL;
-	int initial = 1, ready_fd = -1, c;
+	int initial = 1, ready_fd = -1, events = 0, c;
+	struct shadow_aws_opts aws;
+	char *names[argc + 1];
 	char *patterns[argc + 1];
 	struct shadow_select sel = {patterns, 0};
 	log_init(argv[0]);
-	while ((c = getopt_long(argc, argv, "s:t:ind:vqhV", opts, NULL)) != -1) {
+	shadow_aws_opts_init(&aws);
+	aws.shadows = names;
+	while ((c = getopt_long(argc, argv, "s:t:ind:vqhVN:E" SHADOW_AWS_SHORTOPTS, opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			store = optarg;
@@ -118,7 +132,15 @@ int main(int argc, char **argv)
 		case 'V':
 			printf("shadow-watch (lwm2m-gw) %s\n", VERSION);
 			return 0;
+		case 'N':
+			aws.shadows[aws.nshadows++] = optarg;
+			break;
+		case 'E':
+			events = 1;
+			break;
 		default:
+			if (shadow_aws_option(&aws, c, optarg) == 0)
+				break;
 			usage(stderr);
 			return EXIT_USAGE;
 		}
@@ -137,9 +159,20 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 
 	const char *dir = shadow_store_dir(store);
-	struct shadow_backend *be = shadow_local_open(dir);
-	if (!be)
+	struct shadow_backend *be;
+	if (aws.enabled) {
+		char err[512];
+		if (sel.n == 0 && !events)
+			die(EXIT_USAGE, "AWS IoT: name the things to watch, or give --events");
+		aws.watch = 1;
+		if (!(be = shadow_aws_open(&aws, err, sizeof err)))
+			die(EXIT_USAGE, "AWS IoT: %s", err);
+		dir = "AWS IoT";
+	} else if (events || aws.nshadows) {
+		die(EXIT_USAGE, "--events and --shadow go with --aws");
+	} else if (!(be = shadow_local_open(dir))) {
 		die_sys(EXIT_TEMPORARY, "unable to open the shadow store %s", dir);
+	}
 	struct ctx ctx = {jv_object()};
 	if (be->ops->watch_start(be, &sel, initial, emit, &ctx) < 0)
 		die_sys(EXIT_TEMPORARY, "unable to watch the shadow store %s", dir);
@@ -149,9 +182,28 @@ int main(int argc, char **argv)
 		close(ready_fd);
 	}
 	int rc = 0;
+	struct linereader lr;
+	lr_init(&lr, STDIN_FILENO, LR_DEFAULT_MAX);
 	while (!stop_requested()) {
-		struct pollfd p = {.fd = be->ops->watch_fd(be), .events = POLLIN};
-		int n = ppoll(&p, 1, NULL, &unblocked);
+		struct pollfd p[2] = {{.fd = be->ops->watch_fd(be), .events = POLLIN},
+		                      {.fd = events ? STDIN_FILENO : -1, .events = POLLIN}};
+		int n = ppoll(p, 2, NULL, &unblocked);
+		if (n > 0 && p[1].revents) {
+			/* registration events: AWS subscriptions follow the devices that are here */
+			if (lr_fill(&lr) <= 0)
+				events = 0; /* end of input (or an error): keep watching what we have */
+			char *line;
+			size_t len;
+			int k;
+			while ((k = lr_next(&lr, &line, &len)) != LR_NEED_MORE) {
+				if (k == LR_LINE)
+					shadow_aws_event(be, line, len, lr.lineno);
+				else
+					log_warn("event line %lu: too long", lr.lineno);
+			}
+			if (!p[0].revents)
+				continue;
+		}
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -166,6 +218,8 @@ int main(int argc, char **argv)
 		}
 	}
 	be->ops->close(be);
+	lr_free(&lr);
+	shadow_aws_opts_free(&aws);
 	jv_free(ctx.seen);
 	stdout_flush_or_die();
 	return rc;
