@@ -39,7 +39,7 @@ start_broker() {
 }
 
 start_responder() {
-	start_bg responder "$PEERS/aws_shadow_get.sh" "$DOCS" "${CONN[@]}" -i shadow-service
+	start_bg responder python3 "$PEERS/aws_shadow_get.py" "$DOCS" "${CONN[@]}"
 	wait_until 10 grep -q 'shadow-service . \$aws/things/+/shadow/name/+/get' "$BATS_TEST_TMPDIR/broker.err"
 }
 
