@@ -24,7 +24,7 @@ start_capture() {
 	rm -f "$BATS_TEST_TMPDIR/cap.ready"
 	start_bg capture python3 "$PEERS/aws_capture.py" --port "$PORT" --log "$LOG" --plan "$PLAN" \
 		--ready "$BATS_TEST_TMPDIR/cap.ready" "$@"
-	wait_until 10 test -e "$BATS_TEST_TMPDIR/cap.ready"
+	wait_until 30 test -e "$BATS_TEST_TMPDIR/cap.ready"
 }
 
 # requests FILTER: the logged requests through jq -c.
@@ -200,7 +200,7 @@ requests() { jq -c "$1" "$LOG"; }
 	echo put >>"$BATS_TEST_TMPDIR/bg.list"
 	exec 7>"$BATS_TEST_TMPDIR/in"
 	echo '{"thing":"dev-j","state":{"reported":{"a":1}}}' >&7
-	wait_until 10 grep -q dev-j "$LOG"
+	wait_until 30 grep -q dev-j "$LOG"
 	kill -TERM "$(bg_pid put)"
 	wait_until 10 sh -c "! kill -0 $(bg_pid put)"
 	exec 7>&-
@@ -213,7 +213,7 @@ requests() { jq -c "$1" "$LOG"; }
 	python3 -c 'import boto3' 2>/dev/null || skip "boto3 is not installed in python3"
 	MPORT=$(free_port tcp)
 	start_bg moto moto_server -p "$MPORT"
-	wait_until 20 python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$MPORT/moto-api/')"
+	wait_until 60 python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$MPORT/moto-api/')"
 	# moto, like a strict account, has no shadow for a thing that does not exist
 	run -1 --separate-stderr shadow-put --aws -e "http://127.0.0.1:$MPORT" -r 0 <<-EOF
 	{"thing":"$IMEI","state":{"reported":{"a":1}}}

@@ -23,7 +23,8 @@ setup() {
 	keyfile $P/server.key
 	require_certificate true
 	use_identity_as_username true
-	persistence false
+	persistence true
+	persistence_location $BATS_TEST_TMPDIR/
 	user root
 	log_dest stderr
 	log_type all
@@ -35,12 +36,15 @@ teardown() { stop_all; }
 
 start_broker() {
 	start_bg broker mosquitto -c "$BATS_TEST_TMPDIR/mosquitto.conf"
-	wait_until 10 grep -q "running" "$BATS_TEST_TMPDIR/broker.err"
+	wait_until 30 grep -q "running" "$BATS_TEST_TMPDIR/broker.err"
 }
 
 start_responder() {
-	start_bg responder python3 "$PEERS/aws_shadow_get.py" "$DOCS" "${CONN[@]}"
-	wait_until 10 grep -q 'shadow-service . \$aws/things/+/shadow/name/+/get' "$BATS_TEST_TMPDIR/broker.err"
+	# the responder needs only the standard library: the system's python starts fastest
+	local py=/usr/bin/python3
+	[ -x "$py" ] || py=python3
+	start_bg responder "$py" "$PEERS/aws_shadow_get.py" "$DOCS" "${CONN[@]}"
+	wait_until 30 grep -q 'shadow-service . \$aws/things/+/shadow/name/+/get' "$BATS_TEST_TMPDIR/broker.err"
 }
 
 # publish THING[/name/SHADOW] JSON: what AWS IoT publishes on .../update/delta.
@@ -63,10 +67,10 @@ printed() { grep -qF -- "$1" "$BATS_TEST_TMPDIR/watch.out"; }
 	{"state":{"desired":{"3311":{"0":{"5850":true}}},"reported":{"3311":{"0":{"5850":false}}},"delta":{"3311":{"0":{"5850":true}}}},"metadata":{"desired":{"3311":{"0":{"5850":{"timestamp":1763850000}}}}},"version":5,"timestamp":1763850001}
 	EOF
 	watch_aws -N temp "$IMEI" dev2
-	wait_until 10 subscribed "$IMEI" ""
-	wait_until 10 subscribed "$IMEI" /name/temp
-	wait_until 10 subscribed dev2 ""
-	wait_until 10 printed '"version":5'
+	wait_until 30 subscribed "$IMEI" ""
+	wait_until 30 subscribed "$IMEI" /name/temp
+	wait_until 30 subscribed dev2 ""
+	wait_until 30 printed '"version":5'
 	run -0 head -n 1 "$BATS_TEST_TMPDIR/watch.out"
 	assert_output --partial "{\"thing\":\"$IMEI\",\"version\":5,"
 	assert_output --partial '"state":{"3311":{"0":{"5850":true}}}'
@@ -74,7 +78,7 @@ printed() { grep -qF -- "$1" "$BATS_TEST_TMPDIR/watch.out"; }
 	publish_delta "$IMEI" '{"version":6,"timestamp":1763850006,"state":{"3311":{"0":{"5850":true}}},"metadata":{}}'
 	publish_delta "$IMEI/name/temp" '{"version":2,"timestamp":1763850008,"state":{"3303":{"0":{"5701":"Cel"}}},"metadata":{}}'
 	publish_delta dev2 '{"version":1,"timestamp":1763850009,"state":{"a":1},"metadata":{}}'
-	wait_until 10 printed '"thing":"dev2"'
+	wait_until 30 printed '"thing":"dev2"'
 	run -0 cat "$BATS_TEST_TMPDIR/watch.out"
 	assert_line --index 1 "{\"thing\":\"$IMEI\",\"version\":7,\"timestamp\":1763850007,\"state\":{\"3311\":{\"0\":{\"5850\":false}}},\"metadata\":{\"3311\":{\"0\":{\"5850\":{\"timestamp\":1763850007}}}}}"
 	assert_line --index 2 "{\"thing\":\"$IMEI\",\"shadow\":\"temp\",\"version\":2,\"timestamp\":1763850008,\"state\":{\"3303\":{\"0\":{\"5701\":\"Cel\"}}},\"metadata\":{}}"
@@ -84,7 +88,7 @@ printed() { grep -qF -- "$1" "$BATS_TEST_TMPDIR/watch.out"; }
 	publish_delta dev9 '{"version":1,"state":{"a":1}}'
 	publish_delta dev2 'not json'
 	publish_delta dev2 '{"version":3,"timestamp":1,"state":{"b":2},"metadata":{}}'
-	wait_until 10 printed '"state":{"b":2}'
+	wait_until 30 printed '"state":{"b":2}'
 	run -0 cat "$BATS_TEST_TMPDIR/watch.out"
 	[ "${#lines[@]}" -eq 5 ]
 	refute_output --partial dev9
@@ -102,22 +106,22 @@ printed() { grep -qF -- "$1" "$BATS_TEST_TMPDIR/watch.out"; }
 	echo "{\"event\":\"register\",\"ep\":\"$IMEI\",\"reg\":\"4a1f0c\",\"lt\":86400,\"lwm2m\":\"1.1\",\"b\":\"U\",\"objects\":[\"/3/0\"],\"time\":1}" >&7
 	echo '{"event":"register","ep":"dev5","reg":"77","lt":60,"time":2}' >&7
 	echo 'this is not JSON' >&7
-	wait_until 10 subscribed "$IMEI" ""
-	wait_until 10 subscribed dev5 ""
+	wait_until 30 subscribed "$IMEI" ""
+	wait_until 30 subscribed dev5 ""
 	grep -q "event line 3" "$BATS_TEST_TMPDIR/watch.err"
 	publish_delta "$IMEI" '{"version":3,"timestamp":3,"state":{"x":1},"metadata":{}}'
-	wait_until 10 printed '"version":3'
+	wait_until 30 printed '"version":3'
 	echo "{\"event\":\"deregister\",\"ep\":\"$IMEI\",\"reg\":\"4a1f0c\",\"time\":4}" >&7
 	echo '{"event":"expire","ep":"dev5","reg":"77","time":5}' >&7
-	wait_until 10 grep -q "no longer watching dev5" "$BATS_TEST_TMPDIR/watch.err"
-	wait_until 10 grep -q "Received UNSUBSCRIBE from shadow-watch" "$BATS_TEST_TMPDIR/broker.err"
+	wait_until 30 grep -q "no longer watching dev5" "$BATS_TEST_TMPDIR/watch.err"
+	wait_until 30 grep -q "Received UNSUBSCRIBE from shadow-watch" "$BATS_TEST_TMPDIR/broker.err"
 	publish_delta "$IMEI" '{"version":4,"timestamp":4,"state":{"x":2},"metadata":{}}'
 	publish_delta dev5 '{"version":1,"timestamp":4,"state":{"y":2},"metadata":{}}'
 	# a device that registers again is watched again, and the deltas in between were not printed
 	echo '{"event":"register","ep":"dev6","reg":"78","lt":60,"time":6}' >&7
-	wait_until 10 subscribed dev6 ""
+	wait_until 30 subscribed dev6 ""
 	publish_delta dev6 '{"version":1,"timestamp":7,"state":{"z":3},"metadata":{}}'
-	wait_until 10 printed '"thing":"dev6"'
+	wait_until 30 printed '"thing":"dev6"'
 	run -0 cat "$BATS_TEST_TMPDIR/watch.out"
 	[ "${#lines[@]}" -eq 2 ]
 	refute_output --partial '"version":4'
@@ -129,22 +133,22 @@ printed() { grep -qF -- "$1" "$BATS_TEST_TMPDIR/watch.out"; }
 	start_broker
 	start_responder
 	watch_aws dev1
-	wait_until 10 subscribed dev1 ""
+	wait_until 30 subscribed dev1 ""
 	publish_delta dev1 '{"version":2,"timestamp":2,"state":{"led":true},"metadata":{}}'
-	wait_until 10 printed '"version":2'
+	wait_until 30 printed '"version":2'
 	stop_bg broker
-	wait_until 20 grep -q "lost the connection" "$BATS_TEST_TMPDIR/watch.err"
+	wait_until 40 grep -q "lost the connection" "$BATS_TEST_TMPDIR/watch.err"
 	# meanwhile the desired state changed twice in the cloud
 	cat >"$DOCS/dev1.json" <<-EOF
 	{"state":{"desired":{"led":false,"mode":"eco"},"reported":{"led":true}},"metadata":{},"version":4,"timestamp":4}
 	EOF
 	mv "$BATS_TEST_TMPDIR/broker.err" "$BATS_TEST_TMPDIR/broker.err.1"
 	start_broker
-	wait_until 30 subscribed dev1 "" 2
-	wait_until 20 printed '"version":4'
+	wait_until 60 subscribed dev1 "" 2
+	wait_until 40 printed '"version":4'
 	publish_delta dev1 '{"version":3,"timestamp":3,"state":{"led":false},"metadata":{}}'
 	publish_delta dev1 '{"version":5,"timestamp":5,"state":{"mode":"boost"},"metadata":{}}'
-	wait_until 10 printed '"version":5'
+	wait_until 30 printed '"version":5'
 	run -0 jq -c '[.version, .state]' "$BATS_TEST_TMPDIR/watch.out"
 	assert_output - <<-EOF
 	[2,{"led":true}]
@@ -157,10 +161,10 @@ printed() { grep -qF -- "$1" "$BATS_TEST_TMPDIR/watch.out"; }
 @test "shadow-watch --aws: a certificate the broker does not trust is refused; shadow-watch keeps trying and ends on SIGTERM" {
 	start_broker
 	start_bg watch shadow-watch --aws -e "localhost:$MPORT" -c "$P/other.pem" -k "$P/other.key" -A "$P/ca.pem" -B 1 dev1
-	wait_until 20 grep -q "OpenSSL Error\|Client .* disconnected\|protocol error\|certificate" "$BATS_TEST_TMPDIR/broker.err"
+	wait_until 40 grep -q "OpenSSL Error\|Client .* disconnected\|protocol error\|certificate" "$BATS_TEST_TMPDIR/broker.err"
 	kill -0 "$(bg_pid watch)"
 	kill -TERM "$(bg_pid watch)"
-	wait_until 10 sh -c "! kill -0 $(bg_pid watch)"
+	wait_until 30 sh -c "! kill -0 $(bg_pid watch)"
 	run -0 cat "$BATS_TEST_TMPDIR/watch.out"
 	assert_output ""
 }

@@ -2,7 +2,9 @@
 """The /get side of the AWS IoT Device Shadow service on a test MQTT broker: a request on
 $aws/things/<thing>/shadow[/name/<shadow>]/get is answered on .../get/accepted with the
 document in DOCS/<thing>.json (DOCS/<thing>.<shadow>.json), or on .../get/rejected with AWS's
-404 when there is none. It subscribes as client "shadow-service". MQTT through mosquitto_sub and mosquitto_pub, which end with us.
+404 when there is none. It subscribes as client "shadow-service"
+with a persistent session, so that a broker with persistence keeps the requests made while it
+reconnects after a restart. MQTT through mosquitto_sub and mosquitto_pub, which end with us.
 
   aws_shadow_get.py DOCS <mosquitto_sub/pub connection options...>
 """
@@ -19,7 +21,7 @@ def die_with_parent():
 
 def main():
     docs, conn = sys.argv[1], sys.argv[2:]
-    sub = subprocess.Popen(["mosquitto_sub", *conn, "-i", "shadow-service", "-v", "-t", "$aws/things/+/shadow/get",
+    sub = subprocess.Popen(["mosquitto_sub", *conn, "-i", "shadow-service", "-c", "-q", "1", "-v", "-t", "$aws/things/+/shadow/get",
                             "-t", "$aws/things/+/shadow/name/+/get"],
                            stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent)
     signal.signal(signal.SIGTERM, lambda *_: (sub.terminate(), sys.exit(0)))
