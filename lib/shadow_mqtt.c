@@ -16,7 +16,7 @@
 #include "log.h"
 #include "shadow_doc.h"
 
-#define QUEUE_MAX 4096 /* messages waiting for the main thread; beyond, the oldest are dropped */
+#define QUEUE_MAX 4096 /* messages waiting for the main thread; beyond, fetch again (see on_message) */
 #define MSG_MAX (64u << 10)
 
 enum msg_kind { MSG_DELTA, MSG_GET_ACCEPTED, MSG_GET_REJECTED };
@@ -46,6 +46,8 @@ struct shadow_mqtt {
 	struct msg *head, *tail;
 	size_t queued;
 	unsigned long dropped;
+	char **refetch; /* topic prefixes whose messages were dropped: /get them again */
+	size_t nrefetch, refetch_cap;
 	/* main thread only */
 	jv seen; /* versions already printed, see shadow_seen_newer */
 };
@@ -252,15 +254,29 @@ static void on_message(struct mosquitto *mosq, void *arg, const struct mosquitto
 	q->len = (size_t)msg->payloadlen;
 	pthread_mutex_lock(&m->lock);
 	if (m->queued >= QUEUE_MAX) {
-		/* the main thread is stuck (stdout blocked); the /get on the next reconnect or
-		 * the next delta brings the state back, so the oldest message goes */
-		struct msg *old = m->head;
-		m->head = old->next;
-		if (!m->head)
-			m->tail = NULL;
-		m->queued--;
+		/* the main thread is stuck (stdout blocked): rather than hold more, drop this
+		 * message and fetch the shadow again once the queue has drained, which brings
+		 * whatever it said (and anything newer) back */
+		char *pre = prefix(q->thing, q->shadow);
+		int known = 0;
+		for (size_t i = 0; pre && i < m->nrefetch; i++)
+			known |= strcmp(m->refetch[i], pre) == 0;
+		if (pre && !known && m->nrefetch == m->refetch_cap) {
+			size_t cap = m->refetch_cap ? 2 * m->refetch_cap : 16;
+			char **r = realloc(m->refetch, cap * sizeof *r);
+			if (r) {
+				m->refetch = r;
+				m->refetch_cap = cap;
+			}
+		}
+		if (pre && !known && m->nrefetch < m->refetch_cap)
+			m->refetch[m->nrefetch++] = pre;
+		else
+			free(pre);
 		m->dropped++;
-		msg_free(old);
+		pthread_mutex_unlock(&m->lock);
+		msg_free(q);
+		return;
 	}
 	if (m->tail)
 		m->tail->next = q;
@@ -479,7 +495,7 @@ int shadow_mqtt_drain(struct shadow_mqtt *m, shadow_delta_fn emit, void *arg)
 	m->dropped = 0;
 	pthread_mutex_unlock(&m->lock);
 	if (dropped)
-		log_warn("%lu message(s) dropped while output was blocked", dropped);
+		log_warn("%lu message(s) dropped while output was blocked; fetching those shadows again", dropped);
 	while (list) {
 		struct msg *next = list->next;
 		pthread_mutex_lock(&m->lock);
@@ -490,6 +506,16 @@ int shadow_mqtt_drain(struct shadow_mqtt *m, shadow_delta_fn emit, void *arg)
 		msg_free(list);
 		list = next;
 	}
+	pthread_mutex_lock(&m->lock);
+	for (size_t i = 0; i < m->nrefetch; i++) {
+		char *get = NULL;
+		if (m->connected && asprintf(&get, "%s/get", m->refetch[i]) >= 0)
+			mosquitto_publish(m->mosq, NULL, get, 0, "", 1, false);
+		free(get);
+		free(m->refetch[i]);
+	}
+	m->nrefetch = 0;
+	pthread_mutex_unlock(&m->lock);
 	return 0;
 }
 
@@ -516,6 +542,9 @@ void shadow_mqtt_free(struct shadow_mqtt *m)
 	free(m->things);
 	for (size_t k = 0; k < sizeof m->subs / sizeof m->subs[0]; k++)
 		free(m->subs[k].topic);
+	for (size_t i = 0; i < m->nrefetch; i++)
+		free(m->refetch[i]);
+	free(m->refetch);
 	free(m->host);
 	if (m->pipe[0] >= 0)
 		close(m->pipe[0]);

@@ -179,3 +179,26 @@ printed() { grep -qF -- "$1" "$BATS_TEST_TMPDIR/watch.out"; }
 	run -100 --separate-stderr shadow-watch -c x -k y --events
 	[[ "$stderr" == *"go with --aws"* ]]
 }
+
+@test "shadow-watch --aws: with its output blocked, overflowing messages are fetched again later, not lost" {
+	start_broker
+	start_responder
+	mkfifo "$BATS_TEST_TMPDIR/out"
+	exec 8<>"$BATS_TEST_TMPDIR/out" # a reader that reads nothing yet: shadow-watch's output blocks
+	shadow-watch --aws -e "localhost:$MPORT" -c "$P/client.pem" -k "$P/client.key" -A "$P/ca.pem" -v dev1 \
+		>"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/watch.err" &
+	echo $! >"$BATS_TEST_TMPDIR/watch.pid"
+	echo watch >>"$BATS_TEST_TMPDIR/bg.list"
+	wait_until 30 subscribed dev1 ""
+	# far more deltas than the pipe and the queue hold; the service's document is at the last
+	echo '{"state":{"desired":{"n":6000},"reported":{"n":0}},"metadata":{},"version":6000,"timestamp":6000}' >"$DOCS/dev1.json"
+	seq 1 6000 | sed 's/.*/{"version":&,"timestamp":&,"state":{"n":&},"metadata":{}}/' |
+		mosquitto_pub "${CONN[@]}" -q 1 -t '$aws/things/dev1/shadow/update/delta' -l
+	timeout 60 sh -c 'while read -r l; do echo "$l"; case $l in *\"version\":6000,*) exit 0;; esac; done' \
+		<&8 >"$BATS_TEST_TMPDIR/watch.out"
+	exec 8>&-
+	grep -q "dropped while output was blocked; fetching those shadows again" "$BATS_TEST_TMPDIR/watch.err"
+	# versions only go up, and the last state arrived
+	run -0 jq -s '[.[].version] | (. == (sort | unique)) and (last == 6000)' "$BATS_TEST_TMPDIR/watch.out"
+	assert_output true
+}
