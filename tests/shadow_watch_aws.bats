@@ -25,6 +25,7 @@ setup() {
 	use_identity_as_username true
 	persistence true
 	persistence_location $BATS_TEST_TMPDIR/
+	max_queued_messages 0
 	user root
 	log_dest stderr
 	log_type all
@@ -194,7 +195,9 @@ printed() { grep -qF -- "$1" "$BATS_TEST_TMPDIR/watch.out"; }
 	echo '{"state":{"desired":{"n":6000},"reported":{"n":0}},"metadata":{},"version":6000,"timestamp":6000}' >"$DOCS/dev1.json"
 	seq 1 6000 | sed 's/.*/{"version":&,"timestamp":&,"state":{"n":&},"metadata":{}}/' |
 		mosquitto_pub "${CONN[@]}" -q 1 -t '$aws/things/dev1/shadow/update/delta' -l
-	timeout 60 sh -c 'while read -r l; do echo "$l"; case $l in *\"version\":6000,*) exit 0;; esac; done' \
+	# shadow-watch acknowledges a message once its network thread has taken it
+	wait_until 180 sh -c "[ \$(grep -c 'Received PUBACK from shadow-watch' '$BATS_TEST_TMPDIR/broker.err') -ge 6000 ]"
+	timeout 180 sh -c 'while read -r l; do echo "$l"; case $l in *\"version\":6000,*) exit 0;; esac; done' \
 		<&8 >"$BATS_TEST_TMPDIR/watch.out"
 	exec 8>&-
 	grep -q "dropped while output was blocked; fetching those shadows again" "$BATS_TEST_TMPDIR/watch.err"
