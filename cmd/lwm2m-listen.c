@@ -214,7 +214,8 @@ int main(int argc, char **argv)
 			cap = n;
 		}
 		fds[0].fd = lwm2m_server_fd(srv);
-		fds[0].events = POLLIN;
+		int backlogged = lwm2m_control_backlogged(ctl);
+		fds[0].events = backlogged ? 0 : POLLIN;
 		lwm2m_control_poll_setup(ctl, fds + 1);
 		int wait = lwm2m_server_tick(srv);
 		int r = poll(fds, n, wait);
@@ -226,7 +227,7 @@ int main(int argc, char **argv)
 		if (r > 0)
 			lwm2m_control_poll_done(ctl, fds + 1);
 		/* also after commands: it arms libcoap's retransmission timer for what they sent */
-		lwm2m_server_io(srv);
+		lwm2m_server_io(srv, !backlogged);
 	}
 	log_info("stopping");
 	lwm2m_server_sync(srv);

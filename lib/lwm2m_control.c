@@ -21,6 +21,8 @@
 
 #define OUT_MAX (8u << 20) /* per connection: beyond this, lines to a reader that does not read are dropped */
 #define LINE_MAX_CMD (1u << 20)
+/* stdout backlog past which lwm2m-listen stops reading datagrams (devices retransmit) */
+#define STDOUT_HIGH (1u << 20)
 
 struct client {
 	uint64_t id;
@@ -42,7 +44,15 @@ struct lwm2m_control {
 	struct client *clients;
 	size_t nclients;
 	uint64_t next_id;
+	/* Event and stdin-answer lines not yet taken by the reader of stdout. A pipe is written
+	 * without blocking: in `lwm2m-listen | lwm2m-observe -C` the reader also writes to our
+	 * control socket, so blocking on stdout while it blocks on us would deadlock both. */
+	char *sout;
+	size_t soutlen, soutcap;
+	int sout_nonblock;
 };
+
+static void stdout_flush(struct lwm2m_control *c);
 
 static void count_dropped(struct lwm2m_control *c)
 {
@@ -58,6 +68,11 @@ struct lwm2m_control *lwm2m_control_new(const char *path, int read_stdin)
 	c->lfd = -1;
 	c->next_id = 1;
 	c->read_stdin = read_stdin;
+	struct stat so;
+	if (fstat(STDOUT_FILENO, &so) == 0 && (S_ISFIFO(so.st_mode) || S_ISSOCK(so.st_mode))) {
+		int fl = fcntl(STDOUT_FILENO, F_GETFL);
+		c->sout_nonblock = fl >= 0 && fcntl(STDOUT_FILENO, F_SETFL, fl | O_NONBLOCK) == 0;
+	}
 	if (read_stdin)
 		lr_init(&c->in, STDIN_FILENO, LINE_MAX_CMD);
 	if (path) {
@@ -122,6 +137,13 @@ void lwm2m_control_free(struct lwm2m_control *c)
 	}
 	if (c->read_stdin)
 		lr_free(&c->in);
+	if (c->soutlen) {
+		int fl = fcntl(STDOUT_FILENO, F_GETFL);
+		if (fl >= 0)
+			fcntl(STDOUT_FILENO, F_SETFL, fl & ~O_NONBLOCK);
+		stdout_flush(c);
+	}
+	free(c->sout);
 	free(c);
 }
 
@@ -165,12 +187,64 @@ static void client_send(struct lwm2m_control *c, struct client *cl, const char *
 	cl->outlen += n;
 }
 
+/* Write what stdout's reader will take now. Losing stdout (EPIPE) is fatal, as it ends the
+ * pipeline's data. */
+static void stdout_flush(struct lwm2m_control *c)
+{
+	size_t off = 0;
+	while (off < c->soutlen) {
+		ssize_t w = write(STDOUT_FILENO, c->sout + off, c->soutlen - off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			die_sys(EXIT_TEMPORARY, "unable to write to stdout");
+		}
+		off += (size_t)w;
+	}
+	memmove(c->sout, c->sout + off, c->soutlen - off);
+	c->soutlen -= off;
+}
+
+/* Queue one line (v consumed) for stdout and write what can be written. Never dropped: past
+ * STDOUT_HIGH the server stops reading datagrams instead (lwm2m_control_backlogged). */
+static void stdout_line(struct lwm2m_control *c, jv v)
+{
+	if (!c->sout_nonblock) {
+		if (jsonl_write(stdout, v) < 0)
+			die_sys(EXIT_TEMPORARY, "unable to write to stdout");
+		return;
+	}
+	jv s = jv_dump_string(v, 0);
+	s = jv_string_append_str(s, "\n");
+	size_t n = (size_t)jv_string_length_bytes(jv_copy(s));
+	if (c->soutlen + n > c->soutcap) {
+		size_t cap = c->soutcap ? c->soutcap : 65536;
+		while (cap < c->soutlen + n)
+			cap *= 2;
+		char *nb = realloc(c->sout, cap);
+		if (!nb)
+			die(EXIT_TEMPORARY, "out of memory for %zu bytes of stdout backlog", c->soutlen + n);
+		c->sout = nb;
+		c->soutcap = cap;
+	}
+	memcpy(c->sout + c->soutlen, jv_string_value(s), n);
+	c->soutlen += n;
+	jv_free(s);
+	stdout_flush(c);
+}
+
+int lwm2m_control_backlogged(const struct lwm2m_control *c)
+{
+	return c->soutlen > STDOUT_HIGH;
+}
+
 /* Write v (consumed) as one line to client id (0: stdout). */
 static void send_line(struct lwm2m_control *c, uint64_t id, jv v)
 {
 	if (id == 0) {
-		if (jsonl_write(stdout, v) < 0)
-			die_sys(EXIT_TEMPORARY, "unable to write to stdout");
+		stdout_line(c, v);
 		return;
 	}
 	struct client *cl = find_client(c, id);
@@ -199,8 +273,7 @@ void lwm2m_control_event(jv ev, void *ud)
 				client_send(c, cl, jv_string_value(s), n);
 		jv_free(s);
 	}
-	if (jsonl_write(stdout, ev) < 0)
-		die_sys(EXIT_TEMPORARY, "unable to write to stdout");
+	stdout_line(c, ev);
 }
 
 /* ---- responses ---- */
@@ -702,7 +775,7 @@ void lwm2m_control_command(struct lwm2m_control *c, uint64_t client, const char 
 
 size_t lwm2m_control_npoll(const struct lwm2m_control *c)
 {
-	return 1 + (c->lfd >= 0) + c->nclients;
+	return 2 + (c->lfd >= 0) + c->nclients;
 }
 
 void lwm2m_control_poll_setup(struct lwm2m_control *c, struct pollfd *fds)
@@ -710,6 +783,8 @@ void lwm2m_control_poll_setup(struct lwm2m_control *c, struct pollfd *fds)
 	size_t i = 0;
 	fds[i].fd = c->read_stdin && !c->in.eof ? STDIN_FILENO : -1;
 	fds[i++].events = POLLIN;
+	fds[i].fd = c->soutlen ? STDOUT_FILENO : -1;
+	fds[i++].events = POLLOUT;
 	if (c->lfd >= 0) {
 		fds[i].fd = c->lfd;
 		fds[i++].events = POLLIN;
@@ -759,6 +834,9 @@ void lwm2m_control_poll_done(struct lwm2m_control *c, const struct pollfd *fds)
 		}
 		read_lines(c, 0, &c->in);
 	}
+	i++;
+	if (fds[i].fd >= 0 && (fds[i].revents & (POLLOUT | POLLERR | POLLHUP)))
+		stdout_flush(c);
 	i++;
 	if (c->lfd >= 0) {
 		if (fds[i].revents & POLLIN) {

@@ -26,6 +26,8 @@ void lwm2m_control_reply(struct lwm2m_request *rq, const struct lwm2m_reply *rep
 size_t lwm2m_control_npoll(const struct lwm2m_control *c);
 void lwm2m_control_poll_setup(struct lwm2m_control *c, struct pollfd *fds);
 void lwm2m_control_poll_done(struct lwm2m_control *c, const struct pollfd *fds);
+/* 1 while more than a bounded amount of stdout waits for its reader: stop taking datagrams. */
+int lwm2m_control_backlogged(const struct lwm2m_control *c);
 
 /* Handle one command line from client (0: stdin, answered on stdout). Exposed for tests. */
 void lwm2m_control_command(struct lwm2m_control *c, uint64_t client, const char *line, size_t len,

@@ -1296,7 +1296,7 @@ int lwm2m_server_fd(const struct lwm2m_server *s)
 	return coap_context_get_coap_fd(s->ctx);
 }
 
-void lwm2m_server_io(struct lwm2m_server *s)
+void lwm2m_server_io(struct lwm2m_server *s, int read_datagrams)
 {
 	/* coap_io_process(ctx, COAP_IO_NO_WAIT) reads one datagram per call, and each call first
 	 * walks every session (coap_io_prepare_io). With a session per registered device that walk
@@ -1306,7 +1306,7 @@ void lwm2m_server_io(struct lwm2m_server *s)
 	 * the timer itself (coap_wait_ack). */
 	struct epoll_event ev[16];
 	int epfd = coap_context_get_coap_fd(s->ctx), timer = 0;
-	for (int done = 0; done < IO_BATCH;) {
+	for (int done = 0; read_datagrams && done < IO_BATCH;) {
 		int n = epoll_wait(epfd, ev, (int)(sizeof ev / sizeof ev[0]), 0);
 		if (n <= 0)
 			break;

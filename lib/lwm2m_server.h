@@ -96,7 +96,8 @@ void lwm2m_server_free(struct lwm2m_server *s);
 /* The descriptor to poll for CoAP work, and the work itself (COAP_IO_NO_WAIT, repeated while
  * datagrams are waiting, at most a bounded number of times). */
 int lwm2m_server_fd(const struct lwm2m_server *s);
-void lwm2m_server_io(struct lwm2m_server *s);
+/* read_datagrams 0: leave datagrams waiting (backpressure); timers still run. */
+void lwm2m_server_io(struct lwm2m_server *s, int read_datagrams);
 /* Expiry, queue-mode sleep, held-request TTLs, request deadlines, saving. Call about once a
  * second; returns milliseconds until it wants to run again. */
 int lwm2m_server_tick(struct lwm2m_server *s);
