@@ -181,11 +181,7 @@ int main(int argc, char **argv)
 	         o.dtls_listen ? o.dtls_listen : "", control ? ", control socket " : "", control ? control : "");
 	if (creds)
 		log_info("%zu DTLS credentials from %s", o.security->n, creds);
-	if (ready_fd >= 0) {
-		if (write(ready_fd, "\n", 1) != 1)
-			log_warn("unable to signal readiness on fd %d: %s", ready_fd, strerror(errno));
-		close(ready_fd);
-	}
+	ready_notify(&ready_fd);
 
 	struct pollfd *fds = NULL;
 	size_t cap = 0;

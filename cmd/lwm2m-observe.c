@@ -170,12 +170,7 @@ int main(int argc, char **argv)
 			observer_control_line(ob, line);
 		if (k == 1) {
 			observer_connected(ob, subscribe);
-			if (ready_fd >= 0) {
-				if (write(ready_fd, "\n", 1) != 1)
-					log_warn("unable to write to readiness fd %d: %s", ready_fd, strerror(errno));
-				close(ready_fd);
-				ready_fd = -1;
-			}
+			ready_notify(&ready_fd);
 		} else if (k < 0) {
 			observer_disconnected(ob);
 		}
@@ -186,20 +181,10 @@ int main(int argc, char **argv)
 				rc = EXIT_TEMPORARY;
 				break;
 			}
-			char *l;
-			size_t len;
+			jv ev;
 			int t;
-			while ((t = lr_next(&in, &l, &len)) != LR_NEED_MORE) {
-				if (t == LR_TOOLONG) {
-					log_warn("line %lu: too long, skipped", in.lineno);
-					rc = EXIT_NEGATIVE;
-					continue;
-				}
-				jv ev = jsonl_parse_object(l, len);
-				if (!jv_is_valid(ev)) {
-					jv msg = jv_invalid_get_msg(ev);
-					log_warn("line %lu: %s", in.lineno, jv_string_value(msg));
-					jv_free(msg);
+			while ((t = jsonl_next_object(&in, &ev)) != JSONL_NONE) {
+				if (t == JSONL_BAD) {
 					rc = EXIT_NEGATIVE;
 					continue;
 				}

@@ -1,4 +1,6 @@
 #include "jsonl.h"
+#include "linereader.h"
+#include "log.h"
 
 #include "json_check.h"
 
@@ -105,4 +107,26 @@ jv jl_fmt(const char *fmt, ...)
 	vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
 	return jv_string(buf);
+}
+
+int jsonl_next_object(struct linereader *r, jv *out)
+{
+	char *line;
+	size_t len;
+	int k = lr_next(r, &line, &len);
+	if (k == LR_NEED_MORE)
+		return JSONL_NONE;
+	if (k == LR_TOOLONG) {
+		log_warn("line %lu: too long, skipped", r->lineno);
+		return JSONL_BAD;
+	}
+	jv v = jsonl_parse_object(line, len);
+	if (!jv_is_valid(v)) {
+		jv msg = jv_invalid_get_msg(v);
+		log_warn("line %lu: %s", r->lineno, jv_string_value(msg));
+		jv_free(msg);
+		return JSONL_BAD;
+	}
+	*out = v;
+	return JSONL_OBJECT;
 }

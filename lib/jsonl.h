@@ -13,6 +13,13 @@ int jsonl_write(FILE *f, jv v);
 /* The same to a file descriptor (sockets, pipes), writing fully. 0, or -1 with errno. */
 int jsonl_write_fd(int fd, jv v);
 
+struct linereader;
+enum { JSONL_NONE = 0, JSONL_OBJECT = 1, JSONL_BAD = 2 };
+/* Take r's next buffered line as a JSON object: JSONL_OBJECT with *out set; JSONL_BAD for a
+ * line that was too long or malformed (already logged as a warning with its line number);
+ * JSONL_NONE when no complete line is buffered. */
+int jsonl_next_object(struct linereader *r, jv *out);
+
 /* Borrowing getters on an object that stays alive: NULL/def when missing or of another kind. */
 const char *jl_str(jv obj, const char *key);
 double jl_num(jv obj, const char *key, double def);

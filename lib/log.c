@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char *log_prog = "lwm2m-gw";
 int log_level = LOG_LVL_INFO;
@@ -89,4 +90,14 @@ void stdout_flush_or_die(void)
 {
 	if (fflush(stdout) == EOF || ferror(stdout))
 		die_sys(EXIT_TEMPORARY, "unable to write to stdout");
+}
+
+void ready_notify(int *fd)
+{
+	if (*fd < 0)
+		return;
+	if (write(*fd, "\n", 1) != 1)
+		log_warn("unable to signal readiness on fd %d: %s", *fd, strerror(errno));
+	close(*fd);
+	*fd = -1;
 }

@@ -32,6 +32,9 @@ void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 noreturn void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 noreturn void die_sys(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* s6 readiness: write a newline to *fd (if >= 0), close it and set it to -1. */
+void ready_notify(int *fd);
+
 /* Flush stdout and die with 111 if anything written to it was lost. */
 void stdout_flush_or_die(void);
 
