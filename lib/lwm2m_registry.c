@@ -6,9 +6,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static uint64_t hash_str(const char *s)
 {
@@ -29,6 +33,7 @@ static size_t hash_id(uint32_t id)
 void lwm2m_registry_init(struct lwm2m_registry *r)
 {
 	memset(r, 0, sizeof *r);
+	r->jfd = -1;
 }
 
 static int grow(struct lwm2m_registry *r)
@@ -189,7 +194,10 @@ void lwm2m_registry_free(struct lwm2m_registry *r, void (*on_free)(struct lwm2m_
 	}
 	free(r->by_ep);
 	free(r->by_id);
+	if (r->jfd >= 0)
+		close(r->jfd);
 	memset(r, 0, sizeof *r);
+	r->jfd = -1;
 }
 
 void lwm2m_addr_str(const union lwm2m_addr *a, char *buf, size_t size)
@@ -331,7 +339,24 @@ jv lwm2m_reg_json(const struct lwm2m_reg *g)
 	return o;
 }
 
-int lwm2m_registry_save(const struct lwm2m_registry *r, const char *path)
+static int journal_path(const char *path, char buf[PATH_MAX])
+{
+	if (snprintf(buf, PATH_MAX, "%s.journal", path) >= PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+/* A saved line: the registration as the events show it, with the times that decide expiry. */
+static jv saved_json(const struct lwm2m_reg *g)
+{
+	jv o = lwm2m_reg_json(g);
+	o = jv_object_set(o, jv_string("registered"), jv_number(g->registered));
+	return jv_object_set(o, jv_string("updated"), jv_number(g->updated));
+}
+
+int lwm2m_registry_save(struct lwm2m_registry *r, const char *path)
 {
 	size_t cap = 4096 + r->count * 256, len = 0;
 	char *buf = malloc(cap);
@@ -339,10 +364,7 @@ int lwm2m_registry_save(const struct lwm2m_registry *r, const char *path)
 		return -1;
 	size_t b;
 	for (struct lwm2m_reg *g = lwm2m_reg_first(r, &b); g; g = lwm2m_reg_next(r, g, &b)) {
-		jv o = lwm2m_reg_json(g);
-		o = jv_object_set(o, jv_string("registered"), jv_number(g->registered));
-		o = jv_object_set(o, jv_string("updated"), jv_number(g->updated));
-		jv s = jv_dump_string(o, 0);
+		jv s = jv_dump_string(saved_json(g), 0);
 		size_t n = (size_t)jv_string_length_bytes(jv_copy(s));
 		if (len + n + 2 > cap) {
 			size_t ncap = (len + n + 2) * 2;
@@ -364,8 +386,82 @@ int lwm2m_registry_save(const struct lwm2m_registry *r, const char *path)
 	int rc = fs_write_atomic(path, buf, len);
 	int e = errno;
 	free(buf);
+	if (rc < 0) {
+		errno = e;
+		return -1;
+	}
+	/* Everything the journal says is in the file now. Replaying it again (killed before this
+	 * truncation) gives the same registrations: each line sets or removes one endpoint. */
+	char jp[PATH_MAX];
+	if (r->jfd >= 0)
+		return ftruncate(r->jfd, 0);
+	if (journal_path(path, jp) < 0 || (truncate(jp, 0) < 0 && errno != ENOENT))
+		return -1;
+	return 0;
+}
+
+/* Open the journal for appending; a line torn by a kill mid-write is ended first, so that it
+ * spoils only itself and not the next one. */
+static int journal_open(struct lwm2m_registry *r, const char *path)
+{
+	char jp[PATH_MAX];
+	if (journal_path(path, jp) < 0)
+		return -1;
+	int fd = open(jp, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	struct stat st;
+	char last = '\n';
+	if (fstat(fd, &st) < 0 || (st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) != 1) ||
+	    (last != '\n' && write(fd, "\n", 1) != 1)) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	r->jfd = fd;
+	return 0;
+}
+
+int lwm2m_registry_journal(struct lwm2m_registry *r, const char *path, const struct lwm2m_reg *g,
+                           enum lwm2m_journal_op op)
+{
+	if (r->jfd < 0 && journal_open(r, path) < 0)
+		return -1;
+	jv o;
+	if (op == LWM2M_JOURNAL_DEL) {
+		char id[9];
+		lwm2m_reg_id_str(g->id, id);
+		o = jv_object_set(jv_object(), jv_string("op"), jv_string("del"));
+		o = jv_object_set(o, jv_string("ep"), jv_string(g->ep));
+		o = jv_object_set(o, jv_string("reg"), jv_string(id));
+	} else {
+		o = saved_json(g);
+	}
+	jv s = jv_dump_string(o, 0);
+	size_t n = (size_t)jv_string_length_bytes(jv_copy(s));
+	char *line = malloc(n + 1);
+	if (!line) {
+		jv_free(s);
+		errno = ENOMEM;
+		return -1;
+	}
+	memcpy(line, jv_string_value(s), n);
+	line[n] = '\n';
+	jv_free(s);
+	ssize_t w = write(r->jfd, line, n + 1);
+	int e = errno;
+	free(line);
+	if (w == (ssize_t)(n + 1))
+		return 0;
+	if (w >= 0) {
+		/* short write (disk full): end the torn line so the next one stands alone */
+		if (write(r->jfd, "\n", 1) < 0) {
+		}
+		e = ENOSPC;
+	}
 	errno = e;
-	return rc;
+	return -1;
 }
 
 static int version_parse(const char *s)
@@ -436,14 +532,9 @@ static struct lwm2m_reg *from_json(struct lwm2m_registry *r, jv o, unsigned long
 	return g;
 }
 
-long lwm2m_registry_load(struct lwm2m_registry *r, const char *path, double now,
-                         void (*expired)(struct lwm2m_reg *, void *), void *ud)
+/* Apply the lines of a saved file (journal 0) or of its journal (1). */
+static void apply_lines(struct lwm2m_registry *r, char *data, size_t len, const char *path, int journal)
 {
-	char *data;
-	size_t len;
-	if (fs_read_file(path, &data, &len, (size_t)1 << 31) < 0)
-		return -1;
-	long loaded = 0;
 	unsigned long lineno = 0;
 	char *p = data, *end = data + len;
 	while (p < end) {
@@ -457,21 +548,80 @@ long lwm2m_registry_load(struct lwm2m_registry *r, const char *path, double now,
 				log_warn("%s: line %lu: %s", path, lineno,
 				         jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg) : "invalid");
 				jv_free(msg);
-			} else {
-				struct lwm2m_reg *g = from_json(r, o, lineno, path);
-				if (g && g->updated + g->lt <= now) {
-					if (expired)
-						expired(g, ud);
-					lwm2m_reg_free(g);
-				} else if (g) {
-					lwm2m_reg_insert(r, g);
-					loaded++;
-				}
-				jv_free(o);
+				p += n + 1;
+				continue;
 			}
+			const char *op = jl_str(o, "op"), *ep = jl_str(o, "ep"), *id = jl_str(o, "reg");
+			struct lwm2m_reg *old = journal && ep ? lwm2m_reg_by_ep(r, ep) : NULL;
+			if (journal && op && strcmp(op, "del") == 0) {
+				if (old && id && old->id == lwm2m_reg_id_parse(id, strlen(id))) {
+					lwm2m_reg_unlink(r, old);
+					lwm2m_reg_free(old);
+				}
+			} else if (op) {
+				log_warn("%s: line %lu: unknown op, skipped", path, lineno);
+			} else {
+				if (old) { /* a Register or Update after the save */
+					lwm2m_reg_unlink(r, old);
+					lwm2m_reg_free(old);
+				}
+				struct lwm2m_reg *g = from_json(r, o, lineno, path);
+				if (g)
+					lwm2m_reg_insert(r, g);
+			}
+			jv_free(o);
 		}
 		p += n + 1;
 	}
-	free(data);
-	return loaded;
+}
+
+long lwm2m_registry_load(struct lwm2m_registry *r, const char *path, double now,
+                         void (*expired)(struct lwm2m_reg *, void *), void *ud)
+{
+	char *data, jp[PATH_MAX];
+	size_t len;
+	int saved = fs_read_file(path, &data, &len, (size_t)1 << 31) == 0;
+	if (!saved && errno != ENOENT)
+		return -1;
+	if (saved) {
+		apply_lines(r, data, len, path, 0);
+		free(data);
+	}
+	if (journal_path(path, jp) < 0)
+		return -1;
+	if (fs_read_file(jp, &data, &len, (size_t)1 << 31) == 0) {
+		apply_lines(r, data, len, jp, 1);
+		free(data);
+		saved = 1;
+	} else if (errno != ENOENT) {
+		return -1;
+	}
+	if (!saved) {
+		errno = ENOENT;
+		return -1;
+	}
+	/* collected first: unlinking while walking is not allowed */
+	struct lwm2m_reg *g, **gone = NULL;
+	size_t b, ngone = 0, cap = 0;
+	for (g = lwm2m_reg_first(r, &b); g; g = lwm2m_reg_next(r, g, &b)) {
+		if (g->updated + g->lt > now)
+			continue;
+		if (ngone == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			struct lwm2m_reg **ng = realloc(gone, ncap * sizeof *ng);
+			if (!ng)
+				break; /* the tick drops what is left */
+			gone = ng;
+			cap = ncap;
+		}
+		gone[ngone++] = g;
+	}
+	for (size_t i = 0; i < ngone; i++) {
+		lwm2m_reg_unlink(r, gone[i]);
+		if (expired)
+			expired(gone[i], ud);
+		lwm2m_reg_free(gone[i]);
+	}
+	free(gone);
+	return (long)r->count;
 }

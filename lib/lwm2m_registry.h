@@ -50,6 +50,7 @@ struct lwm2m_reg {
 struct lwm2m_registry {
 	struct lwm2m_reg **by_ep, **by_id;
 	size_t nbuckets, count;
+	int jfd; /* the journal beside the saved file, open once written to; -1 before */
 };
 
 void lwm2m_registry_init(struct lwm2m_registry *r);
@@ -88,10 +89,18 @@ jv lwm2m_reg_objects_json(const struct lwm2m_reg *g);
 /* 1 if the registration announced the object instance (or the object) that path starts with. */
 int lwm2m_reg_has_path(const struct lwm2m_reg *g, const uint16_t *id, int len);
 
-/* Persistence: all registrations as JSON lines, replaced atomically. 0, or -1 with errno. */
-int lwm2m_registry_save(const struct lwm2m_registry *r, const char *path);
-/* Load a saved file; registrations whose lifetime ended before now are passed to expired (may be
- * NULL) and dropped. Returns the number loaded, or -1 with errno (ENOENT: nothing saved). */
+/* Persistence: all registrations as JSON lines in path, replaced atomically, after which the
+ * journal (path + ".journal") is emptied. 0, or -1 with errno. */
+int lwm2m_registry_save(struct lwm2m_registry *r, const char *path);
+/* Append one change to the journal before it is acknowledged, so that a kill -9 between two saves
+ * loses nothing a device was told: the registration as it now is (Register, Update), or its
+ * removal (De-register). One write(2) of one line. 0, or -1 with errno. */
+enum lwm2m_journal_op { LWM2M_JOURNAL_SET, LWM2M_JOURNAL_DEL };
+int lwm2m_registry_journal(struct lwm2m_registry *r, const char *path, const struct lwm2m_reg *g,
+                           enum lwm2m_journal_op op);
+/* Load a saved file and replay its journal; registrations whose lifetime ended before now are
+ * passed to expired (may be NULL) and dropped. Returns the number loaded, or -1 with errno
+ * (ENOENT: nothing saved). */
 long lwm2m_registry_load(struct lwm2m_registry *r, const char *path, double now,
                          void (*expired)(struct lwm2m_reg *, void *), void *ud);
 

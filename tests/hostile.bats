@@ -1,0 +1,65 @@
+#!/usr/bin/env bats
+# Hard stops, floods and stalled neighbours: kill -9 at random points, oversized and abusive
+# input, bounded memory (VmHWM from /proc), backpressure through pipes that are not read.
+bats_require_minimum_version 1.5.0
+load test_helper
+
+teardown() {
+	[ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs
+	stop_all
+}
+
+# ctl SOCK LINE...: send each line on one control connection, print as many answer lines.
+ctl() {
+	python3 - "$@" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.settimeout(20)
+for line in sys.argv[2:]:
+    s.sendall(line.encode() + b"\n")
+f = s.makefile()
+for _ in sys.argv[2:]:
+    print(f.readline(), end="")
+PY
+}
+
+@test "lwm2m-listen: kill -9 while devices register; restored registrations are exactly the acknowledged ones" {
+	local port
+	port=$(free_port)
+	# -s 0.5: saves happen between kills too, so a kill lands before, during and after them
+	run -0 python3 "$PEERS/listen_killer.py" "$port" "$BATS_TEST_TMPDIR/state" "$BATS_TEST_TMPDIR/ctl" \
+		"$PEERS/lwm2m-device.js" 5 8 "${KILL_SEED:-$RANDOM}" -s 0.5
+	echo "$output"
+	run -0 jq -e '.ok and .kills >= 2 and .acked_ops == 45' <<<"$output"
+}
+
+@test "lwm2m-listen: a journal line torn by a kill spoils only itself" {
+	local port state=$BATS_TEST_TMPDIR/state sock=$BATS_TEST_TMPDIR/ctl
+	port=$(free_port)
+	mkdir -p "$state"
+	now=$(date +%s)
+	cat >"$state/registrations.jsonl" <<EOF
+{"ep":"a","reg":"0000000a","lt":600,"lwm2m":"1.1","b":"U","queue":false,"objects":["/3/0"],"addr":"127.0.0.1:9","sec":"nosec","registered":$now,"updated":$now}
+{"ep":"b","reg":"0000000b","lt":600,"lwm2m":"1.1","b":"U","queue":false,"objects":["/3/0"],"addr":"127.0.0.1:9","sec":"nosec","registered":$now,"updated":$now}
+EOF
+	# b de-registered, c registered, then a line cut short by the kill
+	printf '%s\n%s\n%s' '{"op":"del","ep":"b","reg":"0000000b"}' \
+		"{\"ep\":\"c\",\"reg\":\"0000000c\",\"lt\":600,\"lwm2m\":\"1.0\",\"b\":\"U\",\"queue\":false,\"objects\":[],\"addr\":\"127.0.0.1:9\",\"sec\":\"nosec\",\"registered\":$now,\"updated\":$now}" \
+		'{"ep":"d","reg":"0000000d","lt":6' >"$state/registrations.jsonl.journal"
+	# -s 3600: no save, only the journal, for the Register below
+	start_bg listen lwm2m-listen -l "127.0.0.1:$port" -C "$sock" -S "$state" -s 3600
+	wait_until 5 test -S "$sock"
+	run -0 ctl "$sock" '{"op":"list"}'
+	run -0 jq -c '[.registrations[] | [.ep, .reg]] | sort' <<<"$output"
+	assert_output '[["a","0000000a"],["c","0000000c"]]'
+	grep -q 'registrations.jsonl.journal: line 3: ' "$BATS_TEST_TMPDIR/listen.err"
+	run -0 coap-client-gnutls -B 5 -m post -e '</3/0>' "coap://127.0.0.1:$port/rd?ep=e&lt=600"
+	kill -9 "$(bg_pid listen)"
+	rm -f "$sock"
+	start_bg listen2 lwm2m-listen -l "127.0.0.1:$port" -C "$sock" -S "$state" -s 3600
+	wait_until 5 test -S "$sock"
+	run -0 ctl "$sock" '{"op":"list"}'
+	run -0 jq -c '[.registrations[].ep] | sort' <<<"$output"
+	assert_output '["a","c","e"]'
+}
