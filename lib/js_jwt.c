@@ -160,9 +160,17 @@ static int fetch(struct js_jwt *j, char *err, size_t errlen)
 		snprintf(err, errlen, "unable to read %s: %m", j->src);
 		return -1;
 	}
-	jv set = jv_parse_sized(b.p ? b.p : "", (int)b.n);
+	/* the issuer's server is as untrusted as any peer: the same checked parse as our input lines */
+	jv set = jsonl_parse_object(b.p ? b.p : "", b.n);
 	free(b.p);
-	jv keys = jv_get_kind(set) == JV_KIND_OBJECT ? jl_get(set, "keys") : jv_invalid();
+	if (!jv_is_valid(set)) {
+		jv msg = jv_invalid_get_msg(set);
+		snprintf(err, errlen, "%s: not a JWKS: %s", j->src,
+		         jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg) : "unreadable");
+		jv_free(msg);
+		return -1;
+	}
+	jv keys = jl_get(set, "keys");
 	jv_free(set);
 	if (jv_get_kind(keys) != JV_KIND_ARRAY) {
 		jv_free(keys);

@@ -63,3 +63,15 @@ EOF
 	run -0 jq -c '[.registrations[].ep] | sort' <<<"$output"
 	assert_output '["a","c","e"]'
 }
+
+@test "ljs-join: a JWKS that is not well-formed JSON is refused by the checked parse, naming the byte" {
+	cd "$BATS_TEST_TMPDIR"
+	: >devices.jsonl
+	# ["a" "b"]-style input is what jq 1.6 leaks on; json_check stops it first
+	echo '{"keys":[{"kty":"EC" "crv":"P-256"}]}' >bad.json
+	run -100 --separate-stderr ljs-join -D devices.jsonl -S st -l "127.0.0.1:$(free_port tcp)" -i iss -a aud -J bad.json </dev/null
+	[[ $stderr == *"bad.json: not a JWKS: malformed JSON: expected ',' or '}' at byte 21"* ]]
+	printf '[{"keys":[]}]\n' >array.json
+	run -100 --separate-stderr ljs-join -D devices.jsonl -S st -l "127.0.0.1:$(free_port tcp)" -i iss -a aud -J array.json </dev/null
+	[[ $stderr == *"array.json: not a JWKS: not a JSON object"* ]]
+}
