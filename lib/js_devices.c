@@ -332,7 +332,8 @@ int js_devices_load_kms(struct js_devices *d, const char *path, const struct kek
 	}
 	lw_wipe(data, len);
 	free(data);
-	qsort(d->v, d->n, sizeof *d->v, cmp_dev);
+	if (d->n > 1) /* an empty registry has no array: qsort(NULL, 0) is undefined */
+		qsort(d->v, d->n, sizeof *d->v, cmp_dev);
 	for (size_t i = 1; i < d->n; i++)
 		if (d->v[i].dev_eui == d->v[i - 1].dev_eui) {
 			snprintf(err, errlen, "%s: DevEUI %016llX appears twice", path,

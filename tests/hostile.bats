@@ -3,14 +3,15 @@
 # input, bounded memory (VmHWM from /proc), backpressure through pipes that are not read.
 bats_require_minimum_version 1.5.0
 load test_helper
+load gw_helper
 
 teardown() {
 	[ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs
 	stop_all
 }
 
-# ctl SOCK LINE...: send each line on one control connection, print as many answer lines.
-ctl() {
+# ctl_at SOCK LINE...: send each line on one control connection, print as many answer lines.
+ctl_at() {
 	python3 - "$@" <<'PY'
 import socket, sys
 s = socket.socket(socket.AF_UNIX)
@@ -50,7 +51,7 @@ EOF
 	# -s 3600: no save, only the journal, for the Register below
 	start_bg listen lwm2m-listen -l "127.0.0.1:$port" -C "$sock" -S "$state" -s 3600
 	wait_until 5 test -S "$sock"
-	run -0 ctl "$sock" '{"op":"list"}'
+	run -0 ctl_at "$sock" '{"op":"list"}'
 	run -0 jq -c '[.registrations[] | [.ep, .reg]] | sort' <<<"$output"
 	assert_output '[["a","0000000a"],["c","0000000c"]]'
 	grep -q 'registrations.jsonl.journal: line 3: ' "$BATS_TEST_TMPDIR/listen.err"
@@ -59,7 +60,7 @@ EOF
 	rm -f "$sock"
 	start_bg listen2 lwm2m-listen -l "127.0.0.1:$port" -C "$sock" -S "$state" -s 3600
 	wait_until 5 test -S "$sock"
-	run -0 ctl "$sock" '{"op":"list"}'
+	run -0 ctl_at "$sock" '{"op":"list"}'
 	run -0 jq -c '[.registrations[].ep] | sort' <<<"$output"
 	assert_output '["a","c","e"]'
 }
@@ -74,4 +75,42 @@ EOF
 	printf '[{"keys":[]}]\n' >array.json
 	run -100 --separate-stderr ljs-join -D devices.jsonl -S st -l "127.0.0.1:$(free_port tcp)" -i iss -a aud -J array.json </dev/null
 	[[ $stderr == *"array.json: not a JWKS: not a JSON object"* ]]
+}
+
+# flood_line NAME CMD...: CMD reads a 100 MB line, then "[1]", on a stdin kept open. It must
+# refuse the first naming line 1, go on to report line 2, and its peak RSS (VmHWM) stay < 64 MB.
+flood_line() {
+	local name=$1 hwm
+	shift
+	mkfifo "$BATS_TEST_TMPDIR/$name.in"
+	start_bg "$name" sh -c 'exec "$@" <"$0"' "$BATS_TEST_TMPDIR/$name.in" "$@"
+	start_bg "$name-feed" python3 -c '
+import sys, time
+with open(sys.argv[1], "wb") as f:
+    f.write(b"{\"x\":\"")
+    chunk = b"a" * (1 << 20)
+    for _ in range(100):
+        f.write(chunk)
+    f.write(b"\"}\n[1]\n")
+    f.flush()
+    time.sleep(300)
+' "$BATS_TEST_TMPDIR/$name.in"
+	wait_until 60 grep -q 'line 2: not a JSON object' "$BATS_TEST_TMPDIR/$name.err"
+	grep -E 'line 1: (too long|longer than)' "$BATS_TEST_TMPDIR/$name.err"
+	kill -0 "$(bg_pid "$name")"
+	hwm=$(awk '$1 == "VmHWM:" {print $2}' "/proc/$(bg_pid "$name")/status")
+	echo "$name: VmHWM $hwm kB"
+	[ "$hwm" -lt $((64 * 1024)) ]
+}
+
+@test "filters: a 100 MB JSON line is refused by number, the next line is read, memory stays bounded" {
+	cd "$BATS_TEST_TMPDIR"
+	flood_line put shadow-put -s store
+	: >devices.jsonl
+	flood_line join ljs-join -D devices.jsonl -S st
+	kms-wrap genkey -k ring.yml parts
+	flood_line kms kms-wrap encrypt -k ring.yml -K parts
+	start_listen
+	flood_line observe lwm2m-observe -C "$SOCK"
+	flood_line write lwm2m-write -C "$SOCK"
 }
