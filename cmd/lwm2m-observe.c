@@ -78,6 +78,7 @@ int main(int argc, char **argv)
 	const char *control = getenv("LWM2M_CONTROL"), *config = NULL, *shadow = NULL;
 	int subscribe = 0, ready_fd = -1, c;
 	log_init(argv[0]);
+	stdout_full_buffer(); /* flushed before every poll */
 	if (!control || !*control)
 		control = "var/lwm2m.sock";
 	while ((c = getopt_long(argc, argv, "C:c:sn:d:vqhV", opts, NULL)) != -1) {

@@ -68,6 +68,7 @@ int main(int argc, char **argv)
 	struct writer_opts wo = {0, 10000, 256};
 	int ready_fd = -1, c;
 	log_init(argv[0]);
+	stdout_full_buffer(); /* flushed before every poll */
 	if (!control || !*control)
 		control = "var/lwm2m.sock";
 	while ((c = getopt_long(argc, argv, "C:t:m:p:o:d:vqhV", opts, NULL)) != -1) {

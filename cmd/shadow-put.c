@@ -96,6 +96,7 @@ int main(int argc, char **argv)
 	int c, batch_given = 0;
 	struct shadow_aws_opts aws;
 	log_init(argv[0]);
+	stdout_full_buffer(); /* flushed once per committed batch */
 	shadow_aws_opts_init(&aws);
 	aws.stop = &stop;
 	while ((c = getopt_long(argc, argv, "s:b:vqhVTI:r:" SHADOW_AWS_SHORTOPTS, opts, NULL)) != -1) {
@@ -226,11 +227,13 @@ int main(int argc, char **argv)
 			const char *res = jl_str(batch[i].result, "result");
 			if (!res || strcmp(res, "accepted") != 0)
 				rejected = 1;
-			if (jsonl_write(stdout, batch[i].result) < 0)
+			if (jsonl_put(stdout, batch[i].result) < 0)
 				die_sys(EXIT_TEMPORARY, "unable to write to stdout");
 			batch[i].result = jv_invalid();
 			shadow_req_free(&batch[i]);
 		}
+		if (fflush(stdout) == EOF)
+			die_sys(EXIT_TEMPORARY, "unable to write to stdout");
 		if (aws.enabled && shadow_aws_auth_failed(be))
 			die(EXIT_USAGE, "AWS IoT refused the credentials; see the rejected line above");
 		if (stop_requested())

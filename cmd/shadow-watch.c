@@ -74,7 +74,7 @@ static void emit(void *arg, jv delta)
 		jv_free(delta);
 		return;
 	}
-	if (jsonl_write(stdout, delta) < 0)
+	if (jsonl_put(stdout, delta) < 0)
 		die_sys(EXIT_TEMPORARY, "unable to write to stdout");
 }
 
@@ -96,6 +96,7 @@ int main(int argc, char **argv)
 	char *patterns[argc + 1];
 	struct shadow_select sel = {patterns, 0};
 	log_init(argv[0]);
+	stdout_full_buffer(); /* flushed before every wait */
 	shadow_aws_opts_init(&aws);
 	aws.shadows = names;
 	while ((c = getopt_long(argc, argv, "s:t:ind:vqhVN:E" SHADOW_AWS_SHORTOPTS, opts, NULL)) != -1) {
@@ -185,6 +186,8 @@ int main(int argc, char **argv)
 	struct linereader lr;
 	lr_init(&lr, STDIN_FILENO, LR_DEFAULT_MAX);
 	while (!stop_requested()) {
+		if (fflush(stdout) == EOF)
+			die_sys(EXIT_TEMPORARY, "unable to write to stdout");
 		struct pollfd p[2] = {{.fd = be->ops->watch_fd(be), .events = POLLIN},
 		                      {.fd = events ? STDIN_FILENO : -1, .events = POLLIN}};
 		int n = ppoll(p, 2, NULL, &unblocked);

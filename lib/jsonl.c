@@ -3,8 +3,10 @@
 #include "log.h"
 
 #include "json_check.h"
+#include "json_out.h"
 
 #include <errno.h>
+#include <stdio_ext.h>
 #include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
@@ -35,12 +37,27 @@ jv jsonl_parse_object(const char *line, size_t len)
 	return v;
 }
 
+int jsonl_put(FILE *f, jv v)
+{
+	/* jq's own dump cost more than everything else a filter does with a line (json_out.h) */
+	static struct jbuf b;
+	b.len = 0;
+	b.failed = 0;
+	int rc = json_out_append(&b, v) < 0 || jbuf_add(&b, "\n", 1) < 0 ? -1 : 0;
+	jv_free(v);
+	if (rc < 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	/* flush before a line that would not fit, so that every write(2) carries whole lines */
+	if (__fpending(f) > 0 && __fpending(f) + b.len > JSONL_BUFSIZE && fflush(f) == EOF)
+		return -1;
+	return fwrite(b.p, 1, b.len, f) != b.len || ferror(f) ? -1 : 0;
+}
+
 int jsonl_write(FILE *f, jv v)
 {
-	jv s = jv_dump_string(v, 0);
-	int rc = fputs(jv_string_value(s), f) == EOF || putc('\n', f) == EOF || fflush(f) == EOF ? -1 : 0;
-	jv_free(s);
-	return rc;
+	return jsonl_put(f, v) < 0 || fflush(f) == EOF ? -1 : 0;
 }
 
 int jsonl_write_fd(int fd, jv v)

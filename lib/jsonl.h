@@ -10,6 +10,11 @@
 jv jsonl_parse_object(const char *line, size_t len);
 /* Write v (consumed) compactly plus a newline to f and flush. 0, or -1 if the write failed. */
 int jsonl_write(FILE *f, jv v);
+/* The same without the flush, for a fully buffered f (a JSONL_BUFSIZE buffer, see
+ * stdout_full_buffer) that its caller flushes before it blocks (waiting for input) or once per
+ * committed batch. f is flushed before a line that would not fit: writes carry whole lines. */
+int jsonl_put(FILE *f, jv v);
+#define JSONL_BUFSIZE (1u << 16)
 /* The same to a file descriptor (sockets, pipes), writing fully. 0, or -1 with errno. */
 int jsonl_write_fd(int fd, jv v);
 

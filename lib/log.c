@@ -1,5 +1,7 @@
 #include "log.h"
 
+#include "jsonl.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +92,11 @@ void stdout_flush_or_die(void)
 {
 	if (fflush(stdout) == EOF || ferror(stdout))
 		die_sys(EXIT_TEMPORARY, "unable to write to stdout");
+}
+
+void stdout_full_buffer(void)
+{
+	setvbuf(stdout, NULL, _IOFBF, JSONL_BUFSIZE);
 }
 
 void ready_notify(int *fd)

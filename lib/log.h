@@ -37,5 +37,8 @@ void ready_notify(int *fd);
 
 /* Flush stdout and die with 111 if anything written to it was lost. */
 void stdout_flush_or_die(void);
+/* Fully buffer stdout (after log_init): for a tool that flushes it itself before it waits for
+ * input and once per committed batch, instead of one write(2) per line. */
+void stdout_full_buffer(void);
 
 #endif

@@ -306,7 +306,7 @@ static void print_values(struct observer *o, const char *ep, jv values)
 	if (o->shadow)
 		up = jv_object_set(up, jv_string("shadow"), jv_string(o->shadow));
 	up = jv_object_set(up, jv_string("state"), jv_object_set(jv_object(), jv_string("reported"), nested));
-	if (jsonl_write(o->out, up) < 0)
+	if (jsonl_put(o->out, up) < 0)
 		die_sys(EXIT_TEMPORARY, "unable to write to stdout");
 	o->updates++;
 }

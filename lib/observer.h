@@ -12,7 +12,8 @@
 struct observer;
 
 /* cfg and ctl stay owned by the caller and must outlive the observer. shadow: a named shadow
- * for the updates (NULL: the classic shadow). */
+ * for the updates (NULL: the classic shadow). Updates go to out without a flush: the caller
+ * flushes it before it waits. */
 struct observer *observer_new(struct ctlclient *ctl, const struct observe_config *cfg, const char *shadow,
                               FILE *out);
 void observer_free(struct observer *o);

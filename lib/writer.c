@@ -102,7 +102,7 @@ static void emit(struct writer *w, jv thing, jv reported)
 		jv_free(sh);
 	up = jv_object_set(up, jv_string("state"), jv_object_set(jv_object(), jv_string("reported"), reported));
 	jv_free(thing);
-	if (jsonl_write(w->out, up) < 0)
+	if (jsonl_put(w->out, up) < 0)
 		die_sys(EXIT_TEMPORARY, "unable to write to stdout");
 }
 

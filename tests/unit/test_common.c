@@ -1,9 +1,12 @@
 /* Unit checks of lib/ basics: line reading with bounds, hex, JSON lines. */
 #include "hex.h"
+#include "json_out.h"
 #include "jsonl.h"
 #include "linereader.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -79,11 +82,66 @@ static void test_json(void)
 	jv_free(v);
 }
 
+/* json_out must print exactly what jq's own dump prints */
+static int same_as_jq(jv v)
+{
+	jv d = jv_dump_string(jv_copy(v), 0);
+	struct jbuf b = {0};
+	int ok = json_out_append(&b, v) == 0 && b.len == strlen(jv_string_value(d)) &&
+	         memcmp(b.p, jv_string_value(d), b.len) == 0 && json_out_len(v) == b.len;
+	if (!ok)
+		fprintf(stderr, "json_out: %.*s, jq: %s\n", (int)b.len, b.p ? b.p : "", jv_string_value(d));
+	free(b.p);
+	jv_free(d);
+	jv_free(v);
+	return ok;
+}
+
+static void test_json_out(void)
+{
+	static const char *const texts[] = {
+	    "{\"thing\":\"dev0\",\"state\":{\"reported\":{\"3303\":{\"0\":{\"5700\":21.5}}}}}",
+	    "[1,-1,0,-0,0.1,1e-5,1.5e-7,1e16,1e17,1.5e20,15000000000,123456789012345678,1e308,-2.5e-308,5e-324]",
+	    "{\"a\":[true,false,null,{},[],\"\"],\"b\":\"caf\u00e9 \\\" \\\\ / \\u0001\\u001f\\u007f\\b\\f\\n\\r\\t\"}",
+	    "{\"\\u2603\":\"\\ud83d\\ude00\",\"k\":{\"x\":1,\"y\":2,\"z\":3,\"w\":4,\"v\":5,\"u\":6,\"t\":7,\"s\":8,\"r\":9}}",
+	};
+	for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+		jv v = jv_parse(texts[i]);
+		CHECK(jv_is_valid(v));
+		CHECK(same_as_jq(v));
+	}
+	char all[128];
+	for (int c = 1; c < 128; c++)
+		all[c - 1] = (char)c;
+	CHECK(same_as_jq(jv_string_sized(all, 127)));
+	int bad = 0;
+	srand(7);
+	for (int i = 0; i < 20000 && bad < 5; i++) {
+		double d;
+		switch (i % 5) {
+		case 0: d = (double)(rand() % 2000001 - 1000000) / 10.0; break;
+		case 1: d = (double)rand() / 1000.0 * (rand() % 2 ? 1 : -1); break;
+		case 2: d = ldexp((double)rand() / RAND_MAX, rand() % 200 - 100); break;
+		case 3: d = (double)(i * 104729LL) * pow(10, rand() % 20); break;
+		default: {
+			unsigned long long u = ((unsigned long long)rand() << 33) ^ ((unsigned long long)rand() << 11) ^ (unsigned long long)rand();
+			memcpy(&d, &u, sizeof d);
+			if (!isfinite(d))
+				d = 1;
+		}
+		}
+		if (!same_as_jq(jv_number(d)))
+			bad++;
+	}
+	CHECK(bad == 0);
+}
+
 int main(void)
 {
 	test_lines();
 	test_hex();
 	test_json();
+	test_json_out();
 	if (failures)
 		fprintf(stderr, "%d check(s) failed\n", failures);
 	return failures ? 1 : 0;

@@ -1,0 +1,29 @@
+/* Compact JSON text of a jv, byte for byte what jv_dump_string(v, 0) of libjq 1.6 gives (keys
+ * in jq's iteration order, jq's number formatting and string escapes), written straight into a
+ * buffer or a FILE. jq's own dump appends to a jv string piece by piece (or calls fwrite(3) once
+ * per character) and runs its bignum dtoa for every number: it cost more than everything else a
+ * filter does with a line. */
+#ifndef JSON_OUT_H
+#define JSON_OUT_H
+
+#include <jv.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/* A growable byte buffer. Zero-initialise; free p when done. */
+struct jbuf {
+	char *p;
+	size_t len, cap;
+	int failed; /* an allocation failed: the content is incomplete */
+};
+
+/* Append v's JSON text (v borrowed) to b. 0, or -1 when memory ran out. */
+int json_out_append(struct jbuf *b, jv v);
+/* Append raw bytes. 0 or -1. */
+int jbuf_add(struct jbuf *b, const char *s, size_t n);
+/* Write v's JSON text (v borrowed) to f, unflushed. 0, or -1 on a write error. */
+int json_out_fput(FILE *f, jv v);
+/* The length of v's JSON text (v borrowed), without building it. */
+size_t json_out_len(jv v);
+
+#endif
