@@ -5,33 +5,32 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "json_out.h"
 #include "jsonl.h"
 #include "log.h"
 #include "shadow_doc.h"
+#include "shadow_wal.h"
 
 #define DOC_MAX (1u << 20)
-#define CHUNK_THINGS 1024 /* things locked at once: bounds open descriptors */
-#define WRITERS 16        /* threads writing documents at once */
 #define PARTIAL_MAX (1u << 20)
 
 struct local {
 	struct shadow_backend base;
 	char *dir;
-	int dirfd, lockfd, jdirfd;
+	int dirfd, jdirfd;
 	size_t jmax;
+	struct shadow_wal *wal;
+	int replay_pending; /* a document of this batch could not be written */
 	/* watching */
 	const struct shadow_select *sel;
 	int inofd, jfd;
@@ -130,11 +129,8 @@ struct group {
 	size_t first, count; /* range in the sorted items */
 	jv doc;
 	int dirty, failed;
-	char *data; /* the new document, while it is being written */
-	size_t len;
-	int err;          /* errno of the failed step */
-	const char *step; /* "write", "sync", "rename" */
-	char name[256], tmp[300];
+	size_t off, len; /* the new document's text in the batch's log lines */
+	char name[256];
 };
 
 static int write_all(int fd, const char *p, size_t len)
@@ -151,69 +147,24 @@ static int write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
-/* Replace one document: temporary file, fdatasync, rename. Plain system calls on plain
- * memory, so that several run at once. */
-static void write_doc(struct local *l, struct group *g)
+/* Replace one document: temporary file, rename. Not synced: the log holds it until the next
+ * checkpoint syncs the file system. 0, or an errno with *step "write" or "rename". */
+static int write_doc(struct local *l, const char *name, const char *data, size_t len, const char **step)
 {
-	int fd = openat(l->dirfd, g->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	g->step = "write";
-	if (fd < 0) {
-		g->err = errno;
-		return;
-	}
-	if (write_all(fd, g->data, g->len) < 0)
-		g->err = errno;
-	else if ((g->step = "sync", fdatasync(fd) < 0))
-		g->err = errno;
-	if (close(fd) < 0 && !g->err) {
-		g->step = "write";
-		g->err = errno;
-	}
-	if (!g->err && (g->step = "rename", renameat(l->dirfd, g->tmp, l->dirfd, g->name) < 0))
-		g->err = errno;
-	if (g->err)
-		unlinkat(l->dirfd, g->tmp, 0);
-}
-
-struct writer {
-	pthread_t t;
-	struct local *l;
-	struct group *gs;
-	size_t n;
-	atomic_size_t *next;
-};
-
-static void *writer_run(void *arg)
-{
-	struct writer *w = arg;
-	for (;;) {
-		size_t i = atomic_fetch_add(w->next, 1);
-		if (i >= w->n)
-			return NULL;
-		if (w->gs[i].data)
-			write_doc(w->l, &w->gs[i]);
-	}
-}
-
-/* Write the nw documents of gs[0..n) that have data. Each fdatasync(2) waits for a file system
- * journal commit; run from several threads they share commits instead of queueing for one
- * each, which is what makes a group of hundreds of documents cost a few commits. */
-static void write_docs(struct local *l, struct group *gs, size_t n, size_t nw)
-{
-	atomic_size_t next = 0;
-	struct writer w[WRITERS];
-	size_t nt = nw < 4 ? 0 : nw / 4 < WRITERS ? nw / 4 : WRITERS;
-	size_t started = 0;
-	for (size_t k = 0; k < nt; k++) {
-		w[k] = (struct writer){.l = l, .gs = gs, .n = n, .next = &next};
-		if (pthread_create(&w[k].t, NULL, writer_run, &w[k]) != 0)
-			break;
-		started++;
-	}
-	struct writer self = {.l = l, .gs = gs, .n = n, .next = &next};
-	writer_run(&self);
-	for (size_t k = 0; k < started; k++)
-		pthread_join(w[k].t, NULL);
+	char tmp[300];
+	snprintf(tmp, sizeof tmp, ".tmp.%s.%ld", name, (long)getpid());
+	*step = "write";
+	int fd = openat(l->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return errno;
+	int err = write_all(fd, data, len) < 0 ? errno : 0;
+	if (close(fd) < 0 && !err)
+		err = errno;
+	if (!err && (*step = "rename", renameat(l->dirfd, tmp, l->dirfd, name) < 0))
+		err = errno;
+	if (err)
+		unlinkat(l->dirfd, tmp, 0);
+	return err;
 }
 
 static void fail_group(struct shadow_req *reqs, const struct item *it, struct group *g)
@@ -221,14 +172,6 @@ static void fail_group(struct shadow_req *reqs, const struct item *it, struct gr
 	g->failed = 1;
 	for (size_t k = 0; k < g->count; k++)
 		shadow_req_reject(&reqs[it[g->first + k].idx], 500, "Internal service failure", time(NULL));
-}
-
-static int reqs_failed(const struct shadow_req *reqs, size_t i)
-{
-	jv code = jl_get(reqs[i].result, "code");
-	int failed = jv_get_kind(code) == JV_KIND_NUMBER && jv_number_value(code) == 500;
-	jv_free(code);
-	return failed;
 }
 
 /* Append the batch's deltas to the journal, rotating it when it has grown past the bound. */
@@ -264,34 +207,115 @@ static int journal_append(struct local *l, const char *data, size_t len)
 	return rc;
 }
 
-static int lock_thing(struct local *l, const char *thing)
+static void journal_publish(struct local *l, const struct jbuf *j)
 {
-	int fd = openat(l->lockfd, thing, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -1;
-	while (flock(fd, LOCK_EX) < 0) {
-		if (errno != EINTR) {
-			int e = errno;
-			close(fd);
-			errno = e;
-			return -1;
-		}
-	}
-	return fd;
+	/* the updates are safe in the log; a watcher started later still finds their deltas */
+	if (j->failed || journal_append(l, j->p, j->len) < 0)
+		log_error("unable to append to %s/.journal/deltas: %s", l->dir, j->failed ? "out of memory" : strerror(errno));
 }
 
-/* Process groups [g0, g1) whose things are locked: apply, write, sync, rename, journal. */
-static int commit_chunk(struct local *l, struct shadow_req *reqs, size_t n, struct item *it,
-                        struct group *gs, size_t g0, size_t g1, time_t now)
+/* The log's lines for a batch (shadow-store(5)):
+ *   d <thing> <shadow, or . for the classic one> <the new document>
+ *   j <a delta line for the journal> */
+static int add_doc_line(struct jbuf *b, const char *thing, const char *shadow, jv doc, size_t *off, size_t *len)
+{
+	jbuf_add(b, "d ", 2);
+	jbuf_add(b, thing, strlen(thing));
+	jbuf_add(b, " ", 1);
+	jbuf_add(b, *shadow ? shadow : ".", *shadow ? strlen(shadow) : 1);
+	jbuf_add(b, " ", 1);
+	*off = b->len;
+	json_out_append(b, doc);
+	jbuf_add(b, "\n", 1);
+	*len = b->len - *off;
+	return b->failed ? -1 : 0;
+}
+
+/* A batch of the log, as shadow_wal_replay_fn: write each document the store lacks (an older
+ * version, or none) and publish the deltas of the versions it lacked. */
+static int replay_batch(void *arg, char *batch, size_t len)
+{
+	struct local *l = arg;
+	jv before = jv_object(); /* "thing/shadow" -> version before this batch, when replaced */
+	struct jbuf j = {0};
+	int changed = 0;
+	for (char *p = batch, *nl; p < batch + len; p = nl + 1) {
+		nl = memchr(p, '\n', (size_t)(batch + len - p));
+		if (!nl)
+			break;
+		*nl = 0;
+		if (p[0] == 'd' && p[1] == ' ') {
+			char *thing = p + 2, *sp = strchr(thing, ' '), *shp, *body;
+			if (!sp || !(body = strchr((shp = sp + 1), ' ')))
+				continue;
+			*sp = 0;
+			*body++ = 0;
+			const char *shadow = strcmp(shp, ".") == 0 ? NULL : shp;
+			char name[256];
+			jv rec = jsonl_parse_object(body, strlen(body));
+			jv cur;
+			double rv = jl_num(rec, "version", -1), cv = -1;
+			jv_free(rec);
+			if (doc_name(name, sizeof name, thing, shadow) < 0)
+				continue;
+			if (shadow_local_read(l->dirfd, thing, shadow, &cur) == 0) {
+				cv = jl_num(cur, "version", -1);
+				jv_free(cur);
+			}
+			if (rv <= cv)
+				continue;
+			const char *step;
+			*nl = '\n';
+			int err = write_doc(l, name, body, (size_t)(nl + 1 - body), &step);
+			*nl = 0;
+			if (err) {
+				log_error("unable to %s %s/%s from the log: %s", step, l->dir, name, strerror(err));
+				continue;
+			}
+			changed++;
+			before = jv_object_set(before, jv_string_fmt("%s/%s", thing, shadow ? shadow : ""), jv_number(cv));
+		} else if (p[0] == 'j' && p[1] == ' ') {
+			jv d = jsonl_parse_object(p + 2, strlen(p + 2));
+			const char *thing = jv_is_valid(d) ? jl_str(d, "thing") : NULL;
+			const char *shadow = jv_is_valid(d) ? jl_str(d, "shadow") : NULL;
+			if (thing) {
+				jv key = jv_string_fmt("%s/%s", thing, shadow ? shadow : "");
+				double cv = jl_num(before, jv_string_value(key), -2);
+				jv_free(key);
+				if (cv > -2 && jl_num(d, "version", -1) > cv) {
+					jbuf_add(&j, p + 2, strlen(p + 2));
+					jbuf_add(&j, "\n", 1);
+				}
+			}
+			jv_free(d);
+		}
+	}
+	jv_free(before);
+	journal_publish(l, &j);
+	free(j.p);
+	if (changed)
+		log_info("%s: %d document%s restored from the log", l->dir, changed, changed == 1 ? "" : "s");
+	return changed;
+}
+
+/* Apply, log (one fdatasync), publish the deltas, write the documents. Under the store lock. */
+static int commit(struct local *l, struct shadow_req *reqs, size_t n, struct item *it, struct group *gs, size_t ng,
+                  time_t now)
 {
 	int rc = 0;
 	/* deltas by input line, so that the journal keeps the input order across things too */
-	jv deltas = jv_array_set(jv_array(), (int)n - 1, jv_null());
-	for (size_t gi = g0; gi < g1; gi++) {
+	jv *deltas = calloc(n ? n : 1, sizeof *deltas);
+	if (!deltas) {
+		for (size_t gi = 0; gi < ng; gi++)
+			fail_group(reqs, it, &gs[gi]);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		deltas[i] = jv_invalid();
+	for (size_t gi = 0; gi < ng; gi++) {
 		struct group *g = &gs[gi];
 		const char *thing = it[g->first].thing;
 		const char *shadow = *it[g->first].shadow ? it[g->first].shadow : NULL;
-		g->data = NULL;
 		g->dirty = g->failed = 0;
 		if (doc_name(g->name, sizeof g->name, thing, shadow) < 0 ||
 		    shadow_local_read(l->dirfd, thing, shadow, &g->doc) < 0) {
@@ -313,67 +337,65 @@ static int commit_chunk(struct local *l, struct shadow_req *reqs, size_t n, stru
 			g->dirty = 1;
 			shadow_req_accept(r, acc);
 			if (jv_is_valid(delta))
-				deltas = jv_array_set(deltas, (int)it[g->first + k].idx,
-				                      jv_dump_string(shadow_tag(delta, thing, shadow, NULL), 0));
+				deltas[it[g->first + k].idx] = shadow_tag(delta, thing, shadow, NULL);
 		}
 	}
-	/* write every changed document beside its old self, make it durable, rename it over */
-	size_t nw = 0;
-	for (size_t gi = g0; gi < g1; gi++) {
+	struct jbuf wal = {0}, jour = {0};
+	size_t lines = 0;
+	for (size_t gi = 0; gi < ng; gi++) {
 		struct group *g = &gs[gi];
-		if (!g->dirty || g->failed)
+		if (g->dirty && !g->failed) {
+			add_doc_line(&wal, it[g->first].thing, it[g->first].shadow, g->doc, &g->off, &g->len);
+			lines++;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!jv_is_valid(deltas[i]))
 			continue;
-		snprintf(g->tmp, sizeof g->tmp, ".tmp.%s.%ld", g->name, (long)getpid());
-		jv s = jv_dump_string(jv_copy(g->doc), 0);
-		s = jv_string_append_str(s, "\n");
-		g->len = strlen(jv_string_value(s));
-		g->data = malloc(g->len);
-		if (!g->data) {
-			fail_group(reqs, it, g);
-			rc = -1;
-		} else {
-			memcpy(g->data, jv_string_value(s), g->len);
-			g->err = 0;
-			g->step = NULL;
-			nw++;
+		if (jv_get_kind(reqs[i].result) == JV_KIND_OBJECT) {
+			size_t at = jour.len;
+			json_out_append(&jour, deltas[i]);
+			jbuf_add(&jour, "\n", 1);
+			jbuf_add(&wal, "j ", 2);
+			jbuf_add(&wal, jour.p + at, jour.len - at);
+			lines++;
 		}
-		jv_free(s);
+		jv_free(deltas[i]);
 	}
-	if (nw > 0)
-		write_docs(l, gs + g0, g1 - g0, nw);
-	for (size_t gi = g0; gi < g1; gi++) {
-		struct group *g = &gs[gi];
-		if (!g->data)
-			continue;
-		free(g->data);
-		g->data = NULL;
-		if (g->err) {
-			log_error("unable to %s %s/%s: %s", g->step, l->dir, g->tmp, strerror(g->err));
-			fail_group(reqs, it, g);
-			rc = -1;
-		}
+	free(deltas);
+	int logged = 0;
+	if (wal.failed || jour.failed) {
+		log_error("unable to log a batch in %s: out of memory", l->dir);
+	} else if (lines > 0 && shadow_wal_append(l->wal, wal.p, wal.len, lines) < 0) {
+		log_error("unable to log a batch in %s/.wal/log: %s", l->dir, strerror(errno));
+	} else {
+		logged = 1;
 	}
-	jv journal = jv_string("");
-	jv_array_foreach(deltas, i, line) {
-		if (jv_get_kind(line) == JV_KIND_STRING && !reqs_failed(reqs, (size_t)i)) {
-			journal = jv_string_append_str(journal, jv_string_value(line));
-			journal = jv_string_append_str(journal, "\n");
-		}
-		jv_free(line);
-	}
-	jv_free(deltas);
-	if (fsync(l->dirfd) < 0) {
-		log_error("unable to sync %s: %s", l->dir, strerror(errno));
-		for (size_t gi = g0; gi < g1; gi++)
+	if (!logged) {
+		for (size_t gi = 0; gi < ng; gi++)
 			if (gs[gi].dirty && !gs[gi].failed)
 				fail_group(reqs, it, &gs[gi]);
 		rc = -1;
-	} else if (journal_append(l, jv_string_value(journal), strlen(jv_string_value(journal))) < 0) {
-		/* the documents are safe; a watcher started later still finds their deltas */
-		log_error("unable to append to %s/.journal/deltas: %s", l->dir, strerror(errno));
+	} else {
+		/* durable now: publish, then bring the documents up to date (a watcher that hears of a
+		 * version before its document is renamed reads the journal, not the document) */
+		journal_publish(l, &jour);
+		for (size_t gi = 0; gi < ng; gi++) {
+			struct group *g = &gs[gi];
+			if (!g->dirty || g->failed)
+				continue;
+			const char *step;
+			int err = write_doc(l, g->name, wal.p + g->off, g->len, &step);
+			if (err) {
+				/* the update stands (it is in the log); the next commit replays the batch */
+				log_error("unable to %s %s/%s: %s", step, l->dir, g->name, strerror(err));
+				l->replay_pending = 1;
+			}
+		}
 	}
-	jv_free(journal);
-	for (size_t gi = g0; gi < g1; gi++) {
+	free(wal.p);
+	free(jour.p);
+	for (size_t gi = 0; gi < ng; gi++) {
 		jv_free(gs[gi].doc);
 		gs[gi].doc = jv_null();
 	}
@@ -385,11 +407,11 @@ static int local_put(struct shadow_backend *b, struct shadow_req *reqs, size_t n
 	struct local *l = (struct local *)b;
 	struct item *it = calloc(n ? n : 1, sizeof *it);
 	struct group *gs = calloc(n ? n : 1, sizeof *gs);
-	int *locks = calloc(CHUNK_THINGS, sizeof *locks);
-	if (!it || !gs || !locks) {
+	if (!it || !gs || shadow_wal_begin(l->wal, replay_batch, l) < 0) {
+		if (it && gs)
+			log_error("unable to lock %s/.wal/lock: %s", l->dir, strerror(errno));
 		free(it);
 		free(gs);
-		free(locks);
 		for (size_t i = 0; i < n; i++)
 			if (!jv_is_valid(reqs[i].result))
 				shadow_req_reject(&reqs[i], 500, "Internal service failure", time(NULL));
@@ -413,43 +435,11 @@ static int local_put(struct shadow_backend *b, struct shadow_req *reqs, size_t n
 		}
 		gs[ng - 1].count++;
 	}
-	time_t now = time(NULL);
-	int rc = 0;
-	/* lock things in name order, so that two processes never wait for each other in a cycle */
-	for (size_t g0 = 0; g0 < ng;) {
-		size_t g1 = g0, nl = 0;
-		int lockfail = 0;
-		while (g1 < ng) {
-			const char *thing = it[gs[g1].first].thing;
-			if (g1 == g0 || strcmp(thing, it[gs[g1 - 1].first].thing) != 0) {
-				if (nl == CHUNK_THINGS)
-					break;
-				locks[nl] = lock_thing(l, thing);
-				if (locks[nl] < 0) {
-					log_error("unable to lock %s/.lock/%s: %s", l->dir, thing, strerror(errno));
-					lockfail = 1;
-					break;
-				}
-				nl++;
-			}
-			g1++;
-		}
-		if (lockfail) {
-			for (size_t gi = g0; gi < ng; gi++)
-				fail_group(reqs, it, &gs[gi]);
-			rc = -1;
-		} else if (commit_chunk(l, reqs, n, it, gs, g0, g1, now) < 0) {
-			rc = -1;
-		}
-		for (size_t k = 0; k < nl; k++)
-			close(locks[k]);
-		if (lockfail)
-			break;
-		g0 = g1;
-	}
+	int rc = commit(l, reqs, n, it, gs, ng, time(NULL));
+	shadow_wal_end(l->wal, !l->replay_pending);
+	l->replay_pending = 0;
 	free(it);
 	free(gs);
-	free(locks);
 	return rc;
 }
 
@@ -655,8 +645,8 @@ static void local_close(struct shadow_backend *b)
 		close(l->inofd);
 	if (l->jfd >= 0)
 		close(l->jfd);
+	shadow_wal_close(l->wal);
 	close(l->dirfd);
-	close(l->lockfd);
 	close(l->jdirfd);
 	free(l->partial);
 	free(l->dir);
@@ -700,7 +690,7 @@ struct shadow_backend *shadow_local_open(const char *dir)
 	if (!l)
 		return NULL;
 	l->base.ops = &local_ops;
-	l->dirfd = l->lockfd = l->jdirfd = l->inofd = l->jfd = -1;
+	l->dirfd = l->jdirfd = l->inofd = l->jfd = -1;
 	l->dir = strdup(dir);
 	if (!l->dir)
 		goto fail;
@@ -712,28 +702,21 @@ struct shadow_backend *shadow_local_open(const char *dir)
 		if (!*end && v > 0)
 			l->jmax = v;
 	}
-	if (snprintf(path, sizeof path, "%s/.lock", dir) >= (int)sizeof path) {
+	if (snprintf(path, sizeof path, "%s/.journal", dir) >= (int)sizeof path) {
 		errno = ENAMETOOLONG;
 		goto fail;
 	}
 	if (fs_mkdir_p(path) < 0)
 		goto fail;
-	snprintf(path, sizeof path, "%s/.journal", dir);
-	if (fs_mkdir_p(path) < 0)
-		goto fail;
 	l->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	l->jdirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	snprintf(path, sizeof path, "%s/.lock", dir);
-	l->lockfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (l->dirfd < 0 || l->jdirfd < 0 || l->lockfd < 0)
+	if (l->dirfd < 0 || l->jdirfd < 0)
 		goto fail;
-	/* one lock and one temporary file per thing of a chunk may be open at once */
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max && rl.rlim_cur < 4096) {
-		rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
 	sweep_tmp(l);
+	/* a process killed after logging a batch left documents behind the log: bring them up to
+	 * date before anyone reads them */
+	if (!(l->wal = shadow_wal_open(l->dirfd, dir)) || shadow_wal_recover(l->wal, replay_batch, l) < 0)
+		goto fail;
 	return &l->base;
 fail:;
 	int e = errno;
@@ -741,8 +724,7 @@ fail:;
 		close(l->dirfd);
 	if (l->jdirfd >= 0)
 		close(l->jdirfd);
-	if (l->lockfd >= 0)
-		close(l->lockfd);
+	shadow_wal_close(l->wal);
 	free(l->dir);
 	free(l);
 	errno = e;

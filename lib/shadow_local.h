@@ -2,13 +2,15 @@
  *
  *   DIR/<thing>.json            the classic shadow of <thing>
  *   DIR/<thing>.<name>.json     its named shadow <name>
- *   DIR/.lock/<thing>           flock(2)ed while a process updates any shadow of <thing>
+ *   DIR/.wal/                   the write-ahead log and the store lock (shadow_wal.h)
  *   DIR/.journal/deltas         every published delta, one line each, appended in order;
  *                               rotated to deltas.1 past SHADOW_JOURNAL_MAX bytes (or
  *                               the environment's SHADOW_JOURNAL_MAX)
  *
- * Documents are replaced whole (temporary file, fsync, rename, directory fsync), so readers
- * see the old or the new document, never a mix. */
+ * A commit logs its documents with one fdatasync, then replaces them whole (temporary file,
+ * rename, unsynced), so readers see the old or the new document, never a mix; a checkpoint
+ * syncs the file system before the log is dropped. Opening the store replays what a killed
+ * process logged but did not apply. */
 #ifndef SHADOW_LOCAL_H
 #define SHADOW_LOCAL_H
 

@@ -283,3 +283,71 @@ PY
 	run jq -s -c 'map(.version)|max' "$BATS_TEST_TMPDIR/out"
 	assert_output "$(jq .version "$S/busy.json")"
 }
+
+@test "shadow-put: killed between the log and the documents, the update is restored once, for every reader" {
+	printf '%s\n' '{"thing":"k","state":{"desired":{"x":1},"reported":{"x":1}}}' '{"thing":"other","state":{"reported":{"n":1}}}' |
+		shadow-put >/dev/null
+	# a watcher that runs through the crash, and a writer that stays up through it
+	mkfifo "$BATS_TEST_TMPDIR/w.ready" "$BATS_TEST_TMPDIR/live.in"
+	start_bg w sh -c 'exec shadow-watch -n -d 3 3>"$0"' "$BATS_TEST_TMPDIR/w.ready"
+	read -r -t 10 _ <"$BATS_TEST_TMPDIR/w.ready"
+	start_bg live sh -c 'exec shadow-put <"$0"' "$BATS_TEST_TMPDIR/live.in"
+	exec 7>"$BATS_TEST_TMPDIR/live.in"
+	echo '{"thing":"other","state":{"reported":{"n":2}}}' >&7
+	wait_until 10 grep -q '"version":2' "$BATS_TEST_TMPDIR/live.out"
+	# the batch is synced to .wal/log, then the process dies before any document is written
+	rc=0
+	echo '{"thing":"k","state":{"desired":{"x":2}}}' | SHADOW_STORE_CRASH_AFTER_LOG=1 shadow-put >"$BATS_TEST_TMPDIR/crash.out" || rc=$?
+	[ "$rc" -eq 137 ]
+	run cat "$BATS_TEST_TMPDIR/crash.out"
+	assert_output "" # never acknowledged
+	run doc k .version
+	assert_output 1
+	grep -q '^d k \. ' "$S/.wal/log"
+	# the writer that stayed up applies the logged batch before its next one: no version twice
+	echo '{"thing":"k","state":{"reported":{"y":1}}}' >&7
+	wait_until 10 grep -q '"thing":"k"' "$BATS_TEST_TMPDIR/live.out"
+	run jq -c 'select(.thing=="k")|.version' "$BATS_TEST_TMPDIR/live.out"
+	assert_output 3
+	run doc k '[.version,.state.desired.x,.state.reported.y]'
+	assert_output '[3,2,1]'
+	# the running watcher saw the restored version's delta, once
+	wait_until 10 grep -q '"version":2' "$BATS_TEST_TMPDIR/w.out"
+	exec 7>&-
+	stop_bg live
+	stop_bg w
+	run jq -c 'select(.thing=="k")|[.version,.state.x]' "$BATS_TEST_TMPDIR/w.out"
+	assert_output '[2,2]'
+}
+
+@test "shadow-put: a crash before the documents is repaired by the next process to open the store" {
+	echo '{"thing":"r","state":{"reported":{"a":1}}}' | shadow-put >/dev/null
+	for i in 2 3; do
+		echo "{\"thing\":\"r\",\"state\":{\"desired\":{\"a\":$i}}}" |
+			SHADOW_STORE_CRASH_AFTER_LOG=1 shadow-put >/dev/null || true
+	done
+	# the second crash already replayed the first one on opening the store
+	run doc r '[.version,.state.desired.a]'
+	assert_output '[2,2]'
+	# so does a watcher (it prints the pending delta, version 3)
+	mkfifo "$BATS_TEST_TMPDIR/ready"
+	start_bg w sh -c 'exec shadow-watch -d 3 3>"$0"' "$BATS_TEST_TMPDIR/ready"
+	read -r -t 10 _ <"$BATS_TEST_TMPDIR/ready"
+	run doc r '[.version,.state.desired.a]'
+	assert_output '[3,3]'
+	wait_until 10 grep -q '"version":3' "$BATS_TEST_TMPDIR/w.out"
+	# the log was emptied once its batches were in durable documents
+	[ ! -s "$S/.wal/log" ]
+}
+
+@test "shadow-put: checkpoints set the log aside, sync, and start a new one; nothing is lost" {
+	export SHADOW_WAL_MAX=2000
+	for i in $(seq 1 300); do
+		echo "{\"thing\":\"c$((i % 7))\",\"state\":{\"reported\":{\"n\":$i}}}"
+	done | shadow-put -b 5 >"$BATS_TEST_TMPDIR/out"
+	[ "$(grep -c accepted "$BATS_TEST_TMPDIR/out")" -eq 300 ]
+	[ "$(stat -c %s "$S/.wal/log")" -le 4000 ]
+	[ ! -e "$S/.wal/log.old" ]
+	run sh -c "cat '$S'/c*.json | jq -s -c 'map(.state.reported.n)|sort'"
+	assert_output '[294,295,296,297,298,299,300]'
+}

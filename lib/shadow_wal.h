@@ -1,0 +1,42 @@
+/* The local store's write-ahead log (shadow-store(5)): one fdatasync per committed batch
+ * instead of one per document.
+ *
+ *   DIR/.wal/lock      flock(2)ed by the process committing a batch (the store lock); holds
+ *                      the log's generation and the size up to which it has been applied
+ *   DIR/.wal/log       batches appended and synced before they are acknowledged
+ *   DIR/.wal/log.old   the previous log, while a checkpoint makes the documents durable
+ *   DIR/.wal/ckpt      flock(2)ed while a checkpoint runs
+ *
+ * A batch is framed so that a torn tail is recognised: a newline, then its lines, then
+ * "e <lines>\n" counting them. What the lines mean is the caller's business. */
+#ifndef SHADOW_WAL_H
+#define SHADOW_WAL_H
+
+#include <stddef.h>
+
+struct shadow_wal;
+
+/* Called for each complete batch found in the log (its lines, each ending in a newline,
+ * without the end line), to apply what the documents lack. Returns how many documents it
+ * changed. */
+typedef int (*shadow_wal_replay_fn)(void *arg, char *batch, size_t len);
+
+/* Open the log of the store at dirfd (path dir, for messages). NULL with errno. */
+struct shadow_wal *shadow_wal_open(int dirfd, const char *dir);
+/* At start: take the store lock, replay every complete batch of log.old and log, and when
+ * that changed documents, make them durable (syncfs) and empty the log. 0 or -1 (errno). */
+int shadow_wal_recover(struct shadow_wal *w, shadow_wal_replay_fn fn, void *arg);
+/* Take the store lock for a commit; a batch that a killed process logged but did not apply
+ * is replayed first. 0 or -1 (errno). */
+int shadow_wal_begin(struct shadow_wal *w, shadow_wal_replay_fn fn, void *arg);
+/* Append one batch (its lines; the framing is added) and make it durable. On failure the log
+ * is cut back, so the batch is never replayed. 0 or -1 (errno). */
+int shadow_wal_append(struct shadow_wal *w, const char *lines, size_t len, size_t nlines);
+/* The batch is applied (documents renamed; with applied 0, not all of them: the next
+ * commit replays it): record it, start a checkpoint when the log is old or large enough,
+ * release the store lock. */
+void shadow_wal_end(struct shadow_wal *w, int applied);
+/* Wait for a running checkpoint and free. */
+void shadow_wal_close(struct shadow_wal *w);
+
+#endif
