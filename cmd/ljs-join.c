@@ -50,7 +50,7 @@ static const char usage_text[] =
 	"  -J, --jwks FILE|URL     the issuer's keys (JWKS), a file or an https URL fetched and cached\n"
 	"  -I, --identity-server   answer HomeNSReq only\n"
 	"  -L, --lifetime SECONDS  Lifetime in JoinAns (default 0: none)\n"
-	"  -T, --threads N         worker limit for HTTP connections (default 256)\n"
+	"  -T, --threads N         HTTP worker threads (default: one per CPU)\n"
 	"  -d FD                   write a newline to FD once ready\n"
 	"  -v, --verbose           more logging; -q, --quiet: less\n"
 	"  -h, --help              this help; -V, --version: the version\n";
@@ -168,7 +168,7 @@ static int stdin_loop(int ready_fd)
 
 int main(int argc, char **argv)
 {
-	struct js_http_opts h = {.tls = JS_TLS_NONE, .threads = 256};
+	struct js_http_opts h = {.tls = JS_TLS_NONE};
 	const char *state_dir = getenv("LJS_STATE"), *keks_path = NULL, *crypto_cmd = NULL, *kms_path = NULL;
 	int ready_fd = -1, c;
 	char *end;

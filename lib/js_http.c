@@ -22,6 +22,7 @@
 #include "log.h"
 
 #define MAX_BODY (64 * 1024)
+#define CONNECTION_LIMIT 4096
 
 /* ---- the client-CA map ---- */
 
@@ -185,6 +186,11 @@ struct gen {
 	struct js_ca_map *cas;
 	time_t retired;
 	struct gen *next;
+	/* MHD_stop_daemon must not find a suspended connection: it waits for held == 0 */
+	pthread_mutex_t mu;
+	pthread_cond_t idle;
+	unsigned held; /* requests that may be (or are) suspended, awaiting their commit */
+	bool stopping;
 };
 
 struct js_http {
@@ -199,6 +205,13 @@ struct body {
 	char *buf;
 	size_t len;
 	bool too_big;
+	/* a JoinReq waiting for its record to be on disk, the connection suspended meanwhile */
+	struct gen *g;
+	struct MHD_Connection *c;
+	jv msg; /* kept untouched until the answer: it shares values with it */
+	struct js_pending *pend;
+	pthread_mutex_t mu; /* ready, suspended: the handler against the state writer's wake */
+	bool ready, suspended;
 };
 
 /* Per TLS connection: the sender last authorized, so keep-alive requests skip re-verifying. */
@@ -300,6 +313,48 @@ static enum MHD_Result respond(struct MHD_Connection *c, unsigned code, const ch
 	return rc;
 }
 
+static bool gen_hold(struct gen *g)
+{
+	pthread_mutex_lock(&g->mu);
+	bool ok = !g->stopping;
+	if (ok)
+		g->held++;
+	pthread_mutex_unlock(&g->mu);
+	return ok;
+}
+
+static void gen_release(struct gen *g)
+{
+	pthread_mutex_lock(&g->mu);
+	if (--g->held == 0 && g->stopping)
+		pthread_cond_broadcast(&g->idle);
+	pthread_mutex_unlock(&g->mu);
+}
+
+/* A state writer thread: the join's record is on disk (or failed); resume its connection. */
+static void on_stored(void *arg)
+{
+	struct body *b = arg;
+	struct gen *g = b->g;
+	pthread_mutex_lock(&b->mu);
+	b->ready = true;
+	bool resume = b->suspended;
+	if (resume)
+		MHD_resume_connection(b->c);
+	pthread_mutex_unlock(&b->mu);
+	if (resume)
+		gen_release(g); /* b may be gone from here on */
+}
+
+static enum MHD_Result answer(struct MHD_Connection *c, jv ans)
+{
+	jv txt = jv_dump_string(ans, 0);
+	const char *s = jv_string_value(txt);
+	enum MHD_Result rc = respond(c, MHD_HTTP_OK, "application/json", s, strlen(s));
+	jv_free(txt);
+	return rc;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
@@ -311,8 +366,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		b = calloc(1, sizeof *b);
 		if (!b)
 			return MHD_NO;
+		pthread_mutex_init(&b->mu, NULL);
+		b->msg = jv_invalid();
 		*con_cls = b;
 		return MHD_YES;
+	}
+	if (b->pend) { /* resumed: the record is on disk, or could not be stored */
+		pthread_mutex_lock(&b->mu); /* on_stored is done with b once it lets go */
+		pthread_mutex_unlock(&b->mu);
+		jv ans = js_server_finish(b->pend);
+		b->pend = NULL;
+		jv_free(b->msg);
+		b->msg = jv_invalid();
+		return answer(c, ans);
 	}
 	if (*upload_size) {
 		if (!b->too_big) {
@@ -353,13 +419,38 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (g->h->jwt && auth && strncasecmp(auth, "Bearer ", 7) == 0)
 		a.jwt = js_jwt_verify(g->h->jwt, auth + 7, a.jwt_err, sizeof a.jwt_err) == 0 ? 1 : -1;
 	struct js_peer peer = {.authorize = authorize, .ctx = &a};
-	jv ans = js_server_handle(g->h->srv, msg, &peer);
-	jv_free(msg);
-	jv txt = jv_dump_string(ans, 0);
-	const char *s = jv_string_value(txt);
-	enum MHD_Result rc = respond(c, MHD_HTTP_OK, "application/json", s, strlen(s));
-	jv_free(txt);
-	return rc;
+	if (!gen_hold(g)) { /* this server is being stopped: wait here, never suspended */
+		jv ans = js_server_handle(g->h->srv, msg, &peer);
+		jv_free(msg);
+		return answer(c, ans);
+	}
+	b->g = g;
+	b->c = c;
+	struct js_pending *pend;
+	jv ans = js_server_handle_async(g->h->srv, msg, &peer, on_stored, b, &pend);
+	if (!pend) {
+		gen_release(g);
+		jv_free(msg);
+		return answer(c, ans);
+	}
+	/* the state writer wakes this connection once the join is stored */
+	b->msg = msg;
+	b->pend = pend;
+	pthread_mutex_lock(&b->mu);
+	bool ready = b->ready;
+	if (!ready) {
+		MHD_suspend_connection(c);
+		b->suspended = true;
+	}
+	pthread_mutex_unlock(&b->mu);
+	if (!ready)
+		return MHD_YES;
+	gen_release(g);
+	ans = js_server_finish(b->pend);
+	b->pend = NULL;
+	jv_free(b->msg);
+	b->msg = jv_invalid();
+	return answer(c, ans);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode t)
@@ -369,6 +460,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 	(void)t;
 	struct body *b = *con_cls;
 	if (b) {
+		if (b->pend) /* closed while its answer was on its way (the daemon stopping) */
+			jv_free(js_server_finish(b->pend));
+		jv_free(b->msg);
+		pthread_mutex_destroy(&b->mu);
 		free(b->buf);
 		free(b);
 		*con_cls = NULL;
@@ -388,10 +483,21 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 	}
 }
 
+/* No request may be suspended from now on; wait until none is. */
+static void gen_drain(struct gen *g)
+{
+	pthread_mutex_lock(&g->mu);
+	g->stopping = true;
+	while (g->held)
+		pthread_cond_wait(&g->idle, &g->mu);
+	pthread_mutex_unlock(&g->mu);
+}
+
 static void gen_free(struct gen *g)
 {
 	if (!g)
 		return;
+	gen_drain(g);
 	if (g->d) {
 		MHD_socket fd = MHD_quiesce_daemon(g->d);
 		MHD_stop_daemon(g->d);
@@ -404,6 +510,8 @@ static void gen_free(struct gen *g)
 	free(g->key);
 	free(g->trust);
 	js_ca_map_free(g->cas);
+	pthread_mutex_destroy(&g->mu);
+	pthread_cond_destroy(&g->idle);
 	free(g);
 }
 
@@ -411,13 +519,17 @@ static struct gen *gen_start(struct js_http *h, char *err, size_t errlen)
 {
 	struct gen *g = calloc(1, sizeof *g);
 	size_t len;
+	pthread_mutex_init(&g->mu, NULL);
+	pthread_cond_init(&g->idle, NULL);
 	g->h = h;
 	g->fd = dup(h->lfd);
 	if (g->fd < 0) {
 		snprintf(err, errlen, "unable to dup the listening socket: %s", strerror(errno));
 		goto fail;
 	}
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ITC;
+	/* a few event threads (epoll) instead of one per connection; a JoinReq waiting for its commit
+	 * is suspended, not a blocked thread */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
 	if (h->o.tls != JS_TLS_NONE) {
 		flags |= MHD_USE_TLS;
 		if (fs_read_file(h->o.cert, &g->cert, &len, 1 << 20) != 0) {
@@ -438,7 +550,10 @@ static struct gen *gen_start(struct js_http *h, char *err, size_t errlen)
 	struct MHD_OptionItem opts[14];
 	int n = 0;
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, g->fd, NULL};
-	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, h->o.threads, NULL};
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned threads = h->o.threads ? h->o.threads : ncpu > 0 ? (unsigned)ncpu : 1;
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, threads, NULL};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, CONNECTION_LIMIT, NULL};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, NULL};
@@ -569,6 +684,7 @@ void js_http_tick(struct js_http *h)
 		const union MHD_DaemonInfo *di = MHD_get_daemon_info(g->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
 		if ((di && di->num_connections == 0) || time(NULL) - g->retired > 30) {
 			*pp = g->next;
+			gen_drain(g);
 			MHD_stop_daemon(g->d);
 			g->d = NULL;
 			gen_free(g);

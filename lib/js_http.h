@@ -18,7 +18,7 @@ struct js_http_opts {
 	const char *cert, *key;  /* PEM files */
 	const char *client_cas;  /* YAML map, mutual mode */
 	const char *jwt_issuer, *jwt_audience, *jwks; /* Packet Broker tokens */
-	unsigned threads;        /* connection limit (one thread each) */
+	unsigned threads;        /* HTTP event threads; 0: one per CPU */
 };
 
 struct js_http;

@@ -111,7 +111,40 @@ static int authorize(const struct js_peer *peer, const char *sender, char *err, 
 	return peer->authorize(peer->ctx, sender, err, errlen);
 }
 
-static jv join_req(struct js_server *s, jv req, const struct js_peer *peer, const char *pv)
+struct js_pending {
+	struct js_server *s;
+	jv ok, fail; /* the answer once the join is stored, and if it cannot be */
+	int rc;
+	js_wake_fn wake;
+	void *arg;
+};
+
+static void count_answer(struct js_server *s, jv ans)
+{
+	if (js_answer_ok(ans))
+		__atomic_add_fetch(&s->answered, 1, __ATOMIC_RELAXED);
+	else
+		__atomic_add_fetch(&s->rejected, 1, __ATOMIC_RELAXED);
+}
+
+static void join_stored(void *arg, int rc)
+{
+	struct js_pending *p = arg;
+	p->rc = rc;
+	p->wake(p->arg);
+}
+
+jv js_server_finish(struct js_pending *p)
+{
+	jv ans = p->rc == 0 ? p->ok : p->fail;
+	jv_free(p->rc == 0 ? p->fail : p->ok);
+	count_answer(p->s, ans);
+	free(p);
+	return ans;
+}
+
+static jv join_req(struct js_server *s, jv req, const struct js_peer *peer, const char *pv, js_wake_fn wake,
+                   void *arg, struct js_pending **pending)
 {
 	jv ans = bi_answer(req, NULL);
 	char err[256];
@@ -255,15 +288,11 @@ static jv join_req(struct js_server *s, jv req, const struct js_peer *peer, cons
 	if (gnutls_rnd(GNUTLS_RND_NONCE, sid, sizeof sid) != 0)
 		die(EXIT_TEMPORARY, "unable to get random bytes");
 	jv env_txt = jv_dump_string(jv_copy(e_app), 0);
-	rc = js_state_commit(s->state, dev_eui, jr.dev_nonce, in.join_nonce, sid, jv_string_value(env_txt));
-	jv_free(env_txt);
-	if (rc != 0) {
-		for (int i = 0; i < n_net; i++)
-			jv_free(e_net[i]);
-		jv_free(e_app);
-		ans = answer_error(ans, BI_OTHER, pv, "unable to store the join");
-		goto out;
-	}
+	struct js_pending *p = malloc(sizeof *p);
+	if (!p)
+		die(EXIT_TEMPORARY, "out of memory");
+	*p = (struct js_pending){.s = s, .wake = wake, .arg = arg,
+	                         .fail = answer_error(jv_copy(ans), BI_OTHER, pv, "unable to store the join")};
 	ans = jv_object_set(ans, jv_string("PHYPayload"), bi_hex_jv(accept, alen));
 	ans = bi_result(ans, BI_SUCCESS, pv, NULL);
 	ans = jv_object_set(ans, jv_string("Lifetime"), jv_number(s->lifetime));
@@ -273,6 +302,12 @@ static jv join_req(struct js_server *s, jv req, const struct js_peer *peer, cons
 	ans = jv_object_set(ans, jv_string("SessionKeyID"), bi_hex_jv(sid, 16));
 	log_debug("JoinReq %016llX DevNonce %04X: JoinNonce %06X", (unsigned long long)dev_eui, jr.dev_nonce,
 	          in.join_nonce);
+	p->ok = ans;
+	ans = jv_invalid();
+	*pending = p;
+	js_state_commit_async(s->state, dev_eui, jr.dev_nonce, in.join_nonce, sid, jv_string_value(env_txt),
+	                      join_stored, p);
+	jv_free(env_txt);
 out:
 	free(ns_kek);
 	free(as_kek);
@@ -343,11 +378,13 @@ static jv app_skey_req(struct js_server *s, jv req, const struct js_peer *peer, 
 	return jv_object_set(ans, jv_string("SessionKeyID"), bi_hex_jv(sid, 16));
 }
 
-jv js_server_handle(struct js_server *s, jv msg, const struct js_peer *peer)
+jv js_server_handle_async(struct js_server *s, jv msg, const struct js_peer *peer, js_wake_fn wake, void *arg,
+                          struct js_pending **pending)
 {
 	const char *pv = jl_str(msg, "ProtocolVersion");
 	const char *type = jl_str(msg, "MessageType");
 	jv ans;
+	*pending = NULL;
 	if (!pv || (strcmp(pv, "1.0") != 0 && strcmp(pv, "1.1") != 0))
 		ans = answer_error(bi_answer(msg, "ErrorNotif"), BI_MALFORMED, pv,
 		                   "ProtocolVersion: missing or not 1.0 or 1.1");
@@ -358,15 +395,45 @@ jv js_server_handle(struct js_server *s, jv msg, const struct js_peer *peer)
 	else if (s->identity_server)
 		ans = answer_error(bi_answer(msg, "ErrorNotif"), BI_OTHER, pv, "this server answers HomeNSReq only");
 	else if (strcmp(type, "JoinReq") == 0)
-		ans = join_req(s, msg, peer, pv);
+		ans = join_req(s, msg, peer, pv, wake, arg, pending);
 	else if (strcmp(type, "AppSKeyReq") == 0)
 		ans = app_skey_req(s, msg, peer, pv);
 	else
 		ans = answer_error(bi_answer(msg, "ErrorNotif"), BI_MALFORMED, pv, "MessageType \"%s\" is not served here",
 		                   type);
-	if (js_answer_ok(ans))
-		__atomic_add_fetch(&s->answered, 1, __ATOMIC_RELAXED);
-	else
-		__atomic_add_fetch(&s->rejected, 1, __ATOMIC_RELAXED);
+	if (!*pending)
+		count_answer(s, ans);
+	return ans;
+}
+
+struct sync_wait {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool woken;
+};
+
+static void sync_wake(void *arg)
+{
+	struct sync_wait *w = arg;
+	pthread_mutex_lock(&w->mu);
+	w->woken = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+jv js_server_handle(struct js_server *s, jv msg, const struct js_peer *peer)
+{
+	struct sync_wait w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	struct js_pending *p;
+	jv ans = js_server_handle_async(s, msg, peer, sync_wake, &w, &p);
+	if (p) {
+		pthread_mutex_lock(&w.mu);
+		while (!w.woken)
+			pthread_cond_wait(&w.cv, &w.mu);
+		pthread_mutex_unlock(&w.mu);
+		ans = js_server_finish(p);
+	}
+	pthread_mutex_destroy(&w.mu);
+	pthread_cond_destroy(&w.cv);
 	return ans;
 }

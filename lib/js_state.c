@@ -26,11 +26,16 @@ enum {
 #define COMMITTERS 4 /* batches being written at once */
 #define INFLIGHT 16  /* batches taken and not yet known durable in order */
 
-#define NDCOND 64 /* condition variables for waiters, by batch id; more than INFLIGHT */
-
 struct inflight {
 	bool busy, done;
-	uint64_t lo, hi, bid;
+	uint64_t lo, hi;
+};
+
+/* a caller waiting for its record (number seq) to be durable */
+struct waiter {
+	uint64_t seq;
+	js_state_done_fn done;
+	void *arg;
 };
 
 struct session {
@@ -62,14 +67,16 @@ struct js_state {
 	pthread_mutex_t omu;  /* log_off */
 	off_t log_off;
 
-	/* group commit: pending records, batches in flight, all batches up to done_upto durable */
+	/* group commit: pending records, batches in flight, all records up to done_upto durable;
+	 * records from fail_from on are lost (a write failed) */
 	pthread_mutex_t cmu;
-	pthread_cond_t work, dcond[NDCOND]; /* waiters of batch b wait on dcond[b % NDCOND] */
-	uint64_t batch_next;                 /* id of the batch now accumulating in pend */
+	pthread_cond_t work;
 	char *pend;
 	size_t pend_len, pend_cap;
-	uint64_t pend_seq, taken_seq, done_upto;
+	uint64_t pend_seq, taken_seq, done_upto, fail_from;
 	struct inflight inflight[INFLIGHT];
+	struct waiter *wq; /* ring of waiters in record order */
+	size_t wq_head, wq_len, wq_cap;
 	bool broken, stop;
 	pthread_t threads[COMMITTERS];
 	int n_threads;
@@ -394,41 +401,73 @@ static int pwrite_all(int fd, const char *p, size_t len, off_t off)
 	return 0;
 }
 
-/* Mark the batch [lo, hi] durable (or failed) and advance done_upto over finished batches. */
+/* Mark the batch [lo, hi] durable (or failed) and advance done_upto over finished batches. A
+ * failed batch is never passed over: it and every record after it are lost. */
 static void batch_done(struct js_state *st, uint64_t lo, uint64_t hi, bool ok)
 {
-	if (!ok)
-		st->broken = true; /* after a failed write the log's content is unknown */
 	for (int i = 0; i < INFLIGHT; i++)
 		if (st->inflight[i].lo == lo && st->inflight[i].busy) {
-			st->inflight[i].done = true;
-			st->inflight[i].hi = hi;
+			if (ok) {
+				st->inflight[i].done = true;
+				st->inflight[i].hi = hi;
+			} else {
+				st->inflight[i].busy = false;
+			}
 		}
+	if (!ok) {
+		st->broken = true; /* after a failed write the log's content is unknown */
+		if (lo < st->fail_from)
+			st->fail_from = lo;
+	}
 	for (bool moved = true; moved;) {
 		moved = false;
 		for (int i = 0; i < INFLIGHT; i++)
 			if (st->inflight[i].busy && st->inflight[i].done && st->inflight[i].lo == st->done_upto + 1) {
 				st->done_upto = st->inflight[i].hi;
-				pthread_cond_broadcast(&st->dcond[st->inflight[i].bid % NDCOND]);
 				st->inflight[i].busy = st->inflight[i].done = false;
 				moved = true;
 			}
 	}
-	if (st->broken)
-		for (int i = 0; i < NDCOND; i++)
-			pthread_cond_broadcast(&st->dcond[i]);
 	pthread_cond_broadcast(&st->work); /* a slot may be free again */
+}
+
+/* Take the waiters whose fate is known, in record order, into *out (grown as needed); the
+ * caller calls them without cmu held. The number taken. */
+static size_t waiters_decided(struct js_state *st, struct waiter **out, size_t *cap)
+{
+	size_t n = 0;
+	while (st->wq_len) {
+		struct waiter *w = &st->wq[st->wq_head];
+		if (w->seq > st->done_upto && w->seq < st->fail_from)
+			break;
+		if (n == *cap) {
+			*cap = *cap ? *cap * 2 : 256;
+			*out = realloc(*out, *cap * sizeof **out);
+			if (!*out)
+				die(EXIT_TEMPORARY, "out of memory");
+		}
+		(*out)[n++] = *w;
+		st->wq_head = (st->wq_head + 1) % st->wq_cap;
+		st->wq_len--;
+	}
+	return n;
 }
 
 static void *committer(void *arg)
 {
 	struct js_state *st = arg;
 	char *batch = NULL;
-	size_t batch_cap = 0;
+	size_t batch_cap = 0, wcap = 0;
+	struct waiter *ws = NULL;
 	pthread_mutex_lock(&st->cmu);
 	for (;;) {
 		int slot = -1;
 		for (;;) {
+			if (st->broken && st->pend_len) {
+				/* lost anyway: their waiters are failed (fail_from) */
+				st->taken_seq = st->pend_seq;
+				st->pend_len = 0;
+			}
 			for (int i = 0; i < INFLIGHT && slot < 0; i++)
 				if (!st->inflight[i].busy)
 					slot = i;
@@ -450,7 +489,7 @@ static void *committer(void *arg)
 		st->pend = tmp;
 		st->pend_cap = tcap;
 		st->pend_len = 0;
-		st->inflight[slot] = (struct inflight){.busy = true, .lo = lo, .hi = hi, .bid = st->batch_next++};
+		st->inflight[slot] = (struct inflight){.busy = true, .lo = lo, .hi = hi};
 		pthread_mutex_unlock(&st->cmu);
 
 		/* pad to whole blocks so batches never share a page (writes to one page serialize) */
@@ -501,9 +540,18 @@ static void *committer(void *arg)
 
 		pthread_mutex_lock(&st->cmu);
 		batch_done(st, lo, hi, ok);
+		uint64_t upto = st->done_upto;
+		size_t nw = waiters_decided(st, &ws, &wcap);
+		if (nw) {
+			pthread_mutex_unlock(&st->cmu);
+			for (size_t i = 0; i < nw; i++)
+				ws[i].done(ws[i].arg, ws[i].seq <= upto ? 0 : -1);
+			pthread_mutex_lock(&st->cmu);
+		}
 	}
 	pthread_mutex_unlock(&st->cmu);
 	free(batch);
+	free(ws);
 	return NULL;
 }
 
@@ -515,9 +563,7 @@ int js_state_open(struct js_state **out, const char *dir, char *err, size_t errl
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_mutex_init(&st->cmu, NULL);
 	pthread_cond_init(&st->work, NULL);
-	for (int i = 0; i < NDCOND; i++)
-		pthread_cond_init(&st->dcond[i], NULL);
-	st->batch_next = 1;
+	st->fail_from = UINT64_MAX;
 	pthread_rwlock_init(&st->wl, NULL);
 	pthread_mutex_init(&st->omu, NULL);
 	st->log_fd = st->lock_fd = -1;
@@ -580,6 +626,14 @@ void js_state_close(struct js_state *st)
 	pthread_mutex_unlock(&st->cmu);
 	for (int i = 0; i < st->n_threads; i++)
 		pthread_join(st->threads[i], NULL);
+	/* nobody left to write them (no writer started, or a failed write stopped the queue) */
+	while (st->wq_len) {
+		struct waiter w = st->wq[st->wq_head];
+		st->wq_head = (st->wq_head + 1) % st->wq_cap;
+		st->wq_len--;
+		w.done(w.arg, w.seq <= st->done_upto ? 0 : -1);
+	}
+	free(st->wq);
 	if (st->log_fd >= 0)
 		close(st->log_fd);
 	if (st->lock_fd >= 0)
@@ -595,8 +649,6 @@ void js_state_close(struct js_state *st)
 	pthread_mutex_destroy(&st->mu);
 	pthread_mutex_destroy(&st->cmu);
 	pthread_cond_destroy(&st->work);
-	for (int i = 0; i < NDCOND; i++)
-		pthread_cond_destroy(&st->dcond[i]);
 	pthread_rwlock_destroy(&st->wl);
 	pthread_mutex_destroy(&st->omu);
 	free(st);
@@ -622,8 +674,8 @@ int js_state_reserve(struct js_state *st, uint64_t dev_eui, uint16_t dev_nonce, 
 	return rc;
 }
 
-int js_state_commit(struct js_state *st, uint64_t dev_eui, uint16_t dev_nonce, uint32_t join_nonce,
-                    const uint8_t sid[16], const char *env)
+void js_state_commit_async(struct js_state *st, uint64_t dev_eui, uint16_t dev_nonce, uint32_t join_nonce,
+                           const uint8_t sid[16], const char *env, js_state_done_fn done, void *arg)
 {
 	char h[33];
 	if (sid && env) {
@@ -632,13 +684,16 @@ int js_state_commit(struct js_state *st, uint64_t dev_eui, uint16_t dev_nonce, u
 		pthread_mutex_unlock(&st->mu);
 		hex_encode(sid, 16, h);
 	}
-	if (st->log_fd < 0)
-		return 0;
+	if (st->log_fd < 0) {
+		done(arg, 0);
+		return;
+	}
 
 	pthread_mutex_lock(&st->cmu);
 	if (st->broken) {
 		pthread_mutex_unlock(&st->cmu);
-		return -1;
+		done(arg, -1);
+		return;
 	}
 	/* the generation is stamped by the committer at write time */
 	emit(&st->pend, &st->pend_len, &st->pend_cap, "{\"g\":\"00000000\",\"d\":\"%016llX\",\"dn\":%u,\"jn\":%u",
@@ -646,14 +701,52 @@ int js_state_commit(struct js_state *st, uint64_t dev_eui, uint16_t dev_nonce, u
 	if (sid && env)
 		emit(&st->pend, &st->pend_len, &st->pend_cap, ",\"s\":\"%s\",\"k\":%s", h, env);
 	emit(&st->pend, &st->pend_len, &st->pend_cap, "}\n");
-	uint64_t my = ++st->pend_seq;
+	if (st->wq_len == st->wq_cap) {
+		size_t ncap = st->wq_cap ? st->wq_cap * 2 : 1024;
+		struct waiter *nq = malloc(ncap * sizeof *nq);
+		if (!nq)
+			die(EXIT_TEMPORARY, "out of memory");
+		for (size_t i = 0; i < st->wq_len; i++)
+			nq[i] = st->wq[(st->wq_head + i) % st->wq_cap];
+		free(st->wq);
+		st->wq = nq;
+		st->wq_cap = ncap;
+		st->wq_head = 0;
+	}
+	st->wq[(st->wq_head + st->wq_len++) % st->wq_cap] = (struct waiter){.seq = ++st->pend_seq, .done = done, .arg = arg};
 	pthread_cond_signal(&st->work);
-	pthread_cond_t *cv = &st->dcond[st->batch_next % NDCOND];
-	while (st->done_upto < my && !st->broken)
-		pthread_cond_wait(cv, &st->cmu);
-	int rc = st->done_upto >= my ? 0 : -1;
 	pthread_mutex_unlock(&st->cmu);
-	return rc;
+}
+
+struct sync_wait {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	int rc;
+};
+
+static void sync_done(void *arg, int rc)
+{
+	struct sync_wait *w = arg;
+	pthread_mutex_lock(&w->mu);
+	w->rc = rc;
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+int js_state_commit(struct js_state *st, uint64_t dev_eui, uint16_t dev_nonce, uint32_t join_nonce,
+                    const uint8_t sid[16], const char *env)
+{
+	struct sync_wait w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	js_state_commit_async(st, dev_eui, dev_nonce, join_nonce, sid, env, sync_done, &w);
+	pthread_mutex_lock(&w.mu);
+	while (!w.done)
+		pthread_cond_wait(&w.cv, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	pthread_mutex_destroy(&w.mu);
+	pthread_cond_destroy(&w.cv);
+	return w.rc;
 }
 
 char *js_state_session(struct js_state *st, uint64_t dev_eui, const uint8_t sid[16])

@@ -35,6 +35,12 @@ int js_state_reserve(struct js_state *st, uint64_t dev_eui, uint16_t dev_nonce, 
  * not be answered. */
 int js_state_commit(struct js_state *st, uint64_t dev_eui, uint16_t dev_nonce, uint32_t join_nonce,
                     const uint8_t sid[16], const char *env);
+/* The same without waiting: done(arg, 0 or -1) is called once the record is on disk (or could not
+ * be stored), from a state writer thread; from this call when there is no log or it is broken.
+ * Callers waiting on one write are called in the order of their records. */
+typedef void (*js_state_done_fn)(void *arg, int rc);
+void js_state_commit_async(struct js_state *st, uint64_t dev_eui, uint16_t dev_nonce, uint32_t join_nonce,
+                           const uint8_t sid[16], const char *env, js_state_done_fn done, void *arg);
 /* The AppSKey KeyEnvelope (JSON text, malloc'ed) of a session of the device, or NULL. */
 char *js_state_session(struct js_state *st, uint64_t dev_eui, const uint8_t sid[16]);
 /* Last JoinNonce handed out to the device (-1 when none). */
