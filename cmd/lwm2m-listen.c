@@ -29,11 +29,14 @@ static void on_signal(int sig)
 static const char usage_text[] =
     "Usage: lwm2m-listen [-hVvq] [-l ADDR:PORT] [-C PATH] [-S DIR] [-a SECONDS] [-Q N] [-T SECONDS]\n"
     "                    [-t SECONDS] [-r N] [-w SECONDS] [-s SECONDS] [-D ADDR[:PORT]] [-k FILE]\n"
-    "                    [-H N] [-I N] [-d FD]\n"
+    "                    [-c FILE] [-j FILE] [-A FILE] [-H N] [-I N] [-d FD]\n"
     "The LwM2M server endpoint: registrations in, events out, commands to devices.\n"
     "  -l, --listen ADDR:PORT      UDP address to listen on (default 127.0.0.1:5683; \"\" for none)\n"
     "  -D, --dtls ADDR[:PORT]      also serve coaps (DTLS) there (port 5684 if not given)\n"
     "  -k, --credentials FILE      DTLS credentials per endpoint (JSON lines or YAML); SIGHUP rereads\n"
+    "  -c, --cert FILE             our X.509 certificate (PEM, with its chain) for -j's key\n"
+    "  -j, --key FILE              our private key (PEM); without -c we present its raw public key\n"
+    "  -A, --ca FILE               trust anchors (PEM): device certificates must chain to one\n"
     "  -H, --max-handshakes N      DTLS handshakes in progress at once (default 100)\n"
     "  -I, --max-idle-sessions N   sessions of unregistered peers kept (default 1000)\n"
     "  -C, --control PATH          control socket (Unix stream) for commands\n"
@@ -91,6 +94,9 @@ int main(int argc, char **argv)
 	    {"sync-interval", required_argument, NULL, 's'},
 	    {"dtls", required_argument, NULL, 'D'},
 	    {"credentials", required_argument, NULL, 'k'},
+	    {"cert", required_argument, NULL, 'c'},
+	    {"key", required_argument, NULL, 'j'},
+	    {"ca", required_argument, NULL, 'A'},
 	    {"max-handshakes", required_argument, NULL, 'H'},
 	    {"max-idle-sessions", required_argument, NULL, 'I'},
 	    {"verbose", no_argument, NULL, 'v'},
@@ -118,7 +124,7 @@ int main(int argc, char **argv)
 	int ready_fd = -1, verbose = 0, c;
 
 	log_init(argv[0]);
-	while ((c = getopt_long(argc, argv, "l:C:S:a:Q:T:t:r:w:s:D:k:H:I:d:vqhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:C:S:a:Q:T:t:r:w:s:D:k:c:j:A:H:I:d:vqhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l': o.listen = optarg; break;
 		case 'C': control = optarg; break;
@@ -132,6 +138,9 @@ int main(int argc, char **argv)
 		case 's': o.sync_interval = num_arg("-s", optarg, 0, 3600); break;
 		case 'D': dtls_arg(optarg, dtls, sizeof dtls); o.dtls_listen = dtls; break;
 		case 'k': creds = optarg; break;
+		case 'c': o.dtls_cert = optarg; break;
+		case 'j': o.dtls_key = optarg; break;
+		case 'A': o.dtls_ca = optarg; break;
 		case 'H': o.max_handshakes = (unsigned)num_arg("-H", optarg, 1, 1e6); break;
 		case 'I': o.max_idle_sessions = (unsigned)num_arg("-I", optarg, 1, 1e7); break;
 		case 'd': ready_fd = (int)num_arg("-d", optarg, 0, 1 << 20); break;
@@ -150,11 +159,17 @@ int main(int argc, char **argv)
 		die(EXIT_USAGE, "nothing to listen on: give -l or -D");
 	if (creds && !o.dtls_listen)
 		die(EXIT_USAGE, "-k needs -D");
+	if ((o.dtls_cert || o.dtls_key || o.dtls_ca) && !o.dtls_listen)
+		die(EXIT_USAGE, "-c, -j and -A need -D");
+	if ((o.dtls_cert || o.dtls_ca) && !o.dtls_key)
+		die(EXIT_USAGE, "-c and -A need our private key (-j)");
 	char err[512];
 	if (creds && !(o.security = lwm2m_security_load(creds, err, sizeof err)))
 		die(EXIT_USAGE, "%s", err);
-	if (o.dtls_listen && !creds)
-		log_warn("-D without -k: every DTLS handshake will be refused");
+	if (o.security && lwm2m_security_has_rpk(o.security) && !o.dtls_key)
+		die(EXIT_USAGE, "%s lists raw public keys: give our private key (-j)", creds);
+	if (o.dtls_listen && !creds && !o.dtls_ca)
+		log_warn("-D without -k or -A: every DTLS handshake will be refused");
 	if (verbose >= 2)
 		o.coap_log_level = verbose >= 3 ? LOG_DEBUG : LOG_INFO;
 
@@ -188,6 +203,8 @@ int main(int argc, char **argv)
 	while (!quit) {
 		if (hup) {
 			hup = 0;
+			if (lwm2m_server_dtls_reload(srv, err, sizeof err) < 0)
+				log_error("SIGHUP: %s; keeping our certificate, key and trust anchors", err);
 			if (creds) {
 				struct lwm2m_security *sec = lwm2m_security_load(creds, err, sizeof err);
 				if (sec) {

@@ -1,4 +1,5 @@
 #include "lwm2m_server.h"
+#include "lwm2m_dtls.h"
 #include "lwm2m_security.h"
 
 #include "corelink.h"
@@ -36,6 +37,7 @@ struct lwm2m_server {
 	double last_save, last_tick;
 	coap_tick_t last_prepare;
 	unsigned long nobs, ninflight;
+	struct lwm2m_dtls *dtls;
 };
 
 /* libcoap calls back without a user pointer for some handlers: one server per process. */
@@ -1112,8 +1114,8 @@ static void hnd_other(coap_resource_t *res, coap_session_t *cs, const coap_pdu_t
 /* Every request from a registered device shows it is awake (queue mode). */
 static int on_event(coap_session_t *cs, const coap_event_t ev)
 {
-	(void)cs;
-	(void)ev;
+	if (srv)
+		lwm2m_dtls_event(srv->dtls, cs, ev);
 	return 0;
 }
 
@@ -1158,20 +1160,6 @@ static int resolve_listen(const char *spec, coap_address_t *addr)
 	return 0;
 }
 
-/* PSK: the identity names the key; an unknown one fails the handshake. */
-static const coap_bin_const_t *psk_for(coap_bin_const_t *id, coap_session_t *cs, void *arg)
-{
-	(void)arg;
-	const struct lwm2m_cred *c = lwm2m_security_by_identity(srv->o.security, id->s, id->length);
-	if (!c) {
-		log_warn("DTLS handshake from %s refused: unknown PSK identity \"%.*s\"", coap_session_str(cs),
-		         (int)(id->length > 200 ? 200 : id->length), (const char *)id->s);
-		return NULL;
-	}
-	log_debug("DTLS handshake from %s with PSK identity %s (endpoint %s)", coap_session_str(cs), c->identity, c->ep);
-	return &c->bin;
-}
-
 static int dtls_setup(struct lwm2m_server *s)
 {
 	coap_address_t addr;
@@ -1180,27 +1168,25 @@ static int dtls_setup(struct lwm2m_server *s)
 		errno = EINVAL;
 		return -1;
 	}
-	if (!coap_dtls_is_supported()) {
-		log_error("this libcoap has no DTLS");
-		errno = ENOTSUP;
+	struct lwm2m_dtls_opts d = {s->o.dtls_cert, s->o.dtls_key, s->o.dtls_ca, s->o.max_handshakes,
+	                            s->o.max_idle_sessions};
+	char err[512];
+	if (!(s->dtls = lwm2m_dtls_new(s->ctx, &s->o.security, &d, err, sizeof err))) {
+		log_error("%s", err);
+		errno = EINVAL;
 		return -1;
 	}
-	coap_dtls_spsk_t psk = {.version = COAP_DTLS_SPSK_SETUP_VERSION, .validate_id_call_back = psk_for};
-	if (!coap_context_set_psk2(s->ctx, &psk)) {
-		log_error("unable to set up DTLS PSK");
-		errno = EIO;
-		return -1;
-	}
-	if (s->o.max_handshakes)
-		coap_context_set_max_handshake_sessions(s->ctx, s->o.max_handshakes);
-	if (s->o.max_idle_sessions)
-		coap_context_set_max_idle_sessions(s->ctx, s->o.max_idle_sessions);
 	if (!coap_new_endpoint(s->ctx, &addr, COAP_PROTO_DTLS)) {
 		log_error("unable to listen on dtls %s: %s", s->o.dtls_listen, strerror(errno));
 		errno = EIO;
 		return -1;
 	}
 	return 0;
+}
+
+int lwm2m_server_dtls_reload(struct lwm2m_server *s, char *err, size_t errlen)
+{
+	return s->dtls ? lwm2m_dtls_reload(s->dtls, err, errlen) : 0;
 }
 
 struct lwm2m_security *lwm2m_server_set_security(struct lwm2m_server *s, struct lwm2m_security *sec)
@@ -1241,6 +1227,7 @@ struct lwm2m_server *lwm2m_server_new(const struct lwm2m_server_opts *o, const s
 	if (o->dtls_listen && dtls_setup(s) < 0) {
 		*usage = errno == EINVAL;
 		coap_free_context(s->ctx);
+		lwm2m_dtls_free(s->dtls);
 		free(s);
 		return NULL;
 	}
@@ -1311,6 +1298,7 @@ void lwm2m_server_free(struct lwm2m_server *s)
 		coap_free_context(s->ctx);
 	coap_cleanup();
 	srv = NULL;
+	lwm2m_dtls_free(s->dtls);
 	free(s);
 }
 

@@ -25,6 +25,7 @@ struct lwm2m_server_opts {
 	struct lwm2m_security *security; /* credentials (NULL: none; every endpoint NoSec) */
 	unsigned max_handshakes; /* DTLS handshakes in progress at once (0: libcoap's default) */
 	unsigned max_idle_sessions; /* sessions of unregistered peers kept (0: libcoap's default) */
+	const char *dtls_cert, *dtls_key, *dtls_ca; /* PEM files (lwm2m_dtls.h); NULL: PSK only */
 };
 
 enum lwm2m_rq_state { RQ_NEW, RQ_HELD, RQ_INFLIGHT, RQ_OBSERVING, RQ_CANCELLING, RQ_DONE };
@@ -103,6 +104,8 @@ void lwm2m_server_io(struct lwm2m_server *s, int read_datagrams);
 int lwm2m_server_tick(struct lwm2m_server *s);
 /* New credentials (SIGHUP): registrations and sessions stay; returns the old ones to free. */
 struct lwm2m_security *lwm2m_server_set_security(struct lwm2m_server *s, struct lwm2m_security *sec);
+/* Reread our certificate, key and trust anchors (SIGHUP); -1 with err: the old ones stay. */
+int lwm2m_server_dtls_reload(struct lwm2m_server *s, char *err, size_t errlen);
 /* Save now if anything changed (at exit). */
 void lwm2m_server_sync(struct lwm2m_server *s);
 

@@ -175,3 +175,200 @@ Y
 	run -100 --separate-stderr lwm2m-listen -l "" -S ""
 	[[ $stderr == *"nothing to listen on"* ]]
 }
+
+# ---- certificates (X.509) and raw public keys, made here with certtool ----
+
+# mkca NAME: a self-signed CA in $BATS_TEST_TMPDIR/NAME.{key,pem}
+mkca() {
+	local d=$BATS_TEST_TMPDIR
+	certtool --generate-privkey --key-type ecdsa --no-text --outfile "$d/$1.key" 2>/dev/null
+	printf 'cn = "%s"\nca\ncert_signing_key\nexpiration_days = 30\n' "test CA $1" >"$d/$1.tmpl"
+	certtool --generate-self-signed --load-privkey "$d/$1.key" --template "$d/$1.tmpl" \
+		--outfile "$d/$1.pem" >/dev/null 2>&1
+}
+
+# mkcert NAME CN CA [TEMPLATE LINE...]: a key and a certificate signed by CA (30 days unless the
+# lines say otherwise)
+mkcert() {
+	local d=$BATS_TEST_TMPDIR n=$1 cn=$2 ca=$3
+	shift 3
+	certtool --generate-privkey --key-type ecdsa --no-text --outfile "$d/$n.key" 2>/dev/null
+	{
+		printf 'cn = "%s"\ntls_www_client\ntls_www_server\nsigning_key\n' "$cn"
+		if [ $# -gt 0 ]; then printf '%s\n' "$@"; else echo 'expiration_days = 30'; fi
+	} >"$d/$n.tmpl"
+	certtool --generate-certificate --load-privkey "$d/$n.key" --load-ca-certificate "$d/$ca.pem" \
+		--load-ca-privkey "$d/$ca.key" --template "$d/$n.tmpl" --outfile "$d/$n.pem" >/dev/null 2>&1
+}
+
+# mkpki: CA "ca" (trusted) and "other" (not), our certificate, devices dev1 and rogue (CN dev1,
+# from the other CA); the credentials give dev2 a PSK
+mkpki() {
+	psk dev2 dev2-id secret-two >"$BATS_TEST_TMPDIR/creds.jsonl"
+	mkca ca
+	mkca other
+	mkcert server lwm2m-listen ca
+	mkcert dev1 dev1 ca
+	mkcert rogue dev1 other
+}
+
+# x509_register CLIENT NAME EP [-G N]: a Register over coaps with certificate NAME
+x509_register() {
+	local d=$BATS_TEST_TMPDIR
+	timeout 30 "coap-client-$1" -B 3 -m post -c "$d/$2.pem" -j "$d/$2.key" -C "$d/ca.pem" -e '</1/0>,</3/0>' \
+		"coaps://127.0.0.1:$DPORT/rd?ep=$3&lt=300" 2>&1 || true
+}
+
+start_pki() {
+	start_listen -c "$BATS_TEST_TMPDIR/server.pem" -j "$BATS_TEST_TMPDIR/server.key" -A "$BATS_TEST_TMPDIR/ca.pem" "$@"
+}
+
+@test "lwm2m-dtls: X.509: a certificate chaining to -A registers as its CN (gnutls and OpenSSL clients), PSK still works" {
+	mkpki
+	start_pki
+	run x509_register gnutls dev1 dev1
+	refute_output --partial "4.0"
+	wait_until 5 registered dev1
+	run -0 jq -c 'select(.event == "register") | [.ep, .sec, .identity]' "$OUT"
+	assert_output '["dev1","x509","dev1"]'
+	mkcert dev5 dev5 ca
+	run x509_register openssl dev5 dev5
+	refute_output --partial "4.0"
+	wait_until 5 registered dev5
+	run dtls_register gnutls dev2-id secret-two dev2
+	wait_until 5 registered dev2
+	run -0 jq -c 'select(.event == "register") | [.ep, .sec, .identity]' "$OUT"
+	assert_line '["dev5","x509","dev5"]'
+	assert_line '["dev2","psk","dev2-id"]'
+}
+
+@test "lwm2m-dtls: X.509: an observe reaches the device over its certificate session" {
+	mkpki
+	start_pki
+	local d=$BATS_TEST_TMPDIR
+	# coap-client repeats its Register on one session (-G) and answers what it does not serve
+	# with 4.04: the answer to our observe can only come back through that session's keys
+	start_bg device timeout 30 coap-client-gnutls -B 10 -G 8 -m post -c "$d/dev1.pem" -j "$d/dev1.key" \
+		-C "$d/ca.pem" -e '</3/0>' "coaps://127.0.0.1:$DPORT/rd?ep=dev1"
+	wait_until 10 registered dev1
+	run -0 ctl '{"id":1,"op":"observe","ep":"dev1","path":"/3/0/0"}'
+	assert_output --partial '"code":"4.04"'
+}
+
+@test "lwm2m-dtls: X.509: another CA's certificate or an expired one fails the handshake with a log line" {
+	mkpki
+	mkcert old dev1 ca 'activation_date = "2020-01-01 00:00:00"' 'expiration_date = "2021-01-01 00:00:00"'
+	start_pki
+	run x509_register gnutls rogue dev1
+	wait_until 5 grep -q "The peer certificate's CA is unknown: 'dev1'" "$BATS_TEST_TMPDIR/listen.err"
+	run x509_register openssl old dev1
+	wait_until 5 grep -q "The certificate has an invalid usage date: 'dev1'" "$BATS_TEST_TMPDIR/listen.err"
+	[ ! -s "$OUT" ]
+	run -0 ctl '{"id":1,"op":"list"}'
+	assert_output '{"id":1,"op":"list","code":"2.05","registrations":[]}'
+}
+
+@test "lwm2m-dtls: X.509: registering as another endpoint than the certificate's gets 4.03 and a log line" {
+	mkpki
+	start_pki
+	run x509_register gnutls dev1 dev9
+	assert_output --partial "4.03"
+	grep -q 'register of dev9 from .* as dev1 refused: certificate is bound to another endpoint' \
+		"$BATS_TEST_TMPDIR/listen.err"
+	# a CN naming an endpoint that has a PSK fails already in the handshake
+	mkcert dev2x dev2 ca
+	run x509_register openssl dev2x dev2
+	wait_until 5 grep -q 'certificate CN "dev2": the endpoint of that name has a PSK' "$BATS_TEST_TMPDIR/listen.err"
+	[ ! -s "$OUT" ]
+}
+
+@test "lwm2m-dtls: X.509: the credentials map a CN or a certificate fingerprint to an endpoint" {
+	mkpki
+	mkcert serial7 "SN-0007" ca
+	mkcert any dev1 ca
+	local fp
+	fp=$(certtool -i --infile "$BATS_TEST_TMPDIR/any.pem" | grep -A2 Fingerprint: | grep -o 'sha256:[0-9a-f]*')
+	{
+		psk dev2 dev2-id secret-two
+		echo '{"ep":"meter-7","x509_cn":"SN-0007"}'
+		printf '{"ep":"pinned","x509_sha256":"%s"}\n' "$fp"
+	} >"$BATS_TEST_TMPDIR/creds.jsonl"
+	start_pki
+	run x509_register gnutls serial7 meter-7
+	refute_output --partial "4.0"
+	wait_until 5 registered meter-7
+	run x509_register gnutls any pinned
+	refute_output --partial "4.0"
+	wait_until 5 registered pinned
+	# mapped CNs no longer name themselves; NoSec is refused for mapped endpoints
+	run x509_register gnutls serial7 SN-0007
+	assert_output --partial "4.03"
+	run coap-client-notls -B 3 -m post -e '</3/0>' "coap://127.0.0.1:$PORT/rd?ep=meter-7"
+	assert_output --partial "4.03"
+	run -0 jq -c 'select(.event == "register") | [.ep, .sec, .identity]' "$OUT"
+	assert_output "$(printf '%s\n' '["meter-7","x509","SN-0007"]' '["pinned","x509","dev1"]')"
+}
+
+# spki KEYFILE: the public key's SubjectPublicKeyInfo (DER) in hex
+spki() {
+	certtool --pubkey-info --load-privkey "$1" --outder 2>/dev/null | xxd -p | tr -d '\n'
+}
+
+@test "lwm2m-dtls: RPK: a listed raw public key registers as its endpoint, others are refused" {
+	local d=$BATS_TEST_TMPDIR k
+	for k in srv rpk1 rpk2 rpk3; do
+		certtool --generate-privkey --key-type ecdsa --no-text --outfile "$d/$k.key" 2>/dev/null
+	done
+	local h2
+	h2=$(spki "$d/rpk2.key")
+	{
+		psk dev2 dev2-id secret-two
+		printf '{"ep":"rpk-a","rpk":"%s"}\n' "$(spki "$d/rpk1.key")"
+		# the same form as x and y: the last 64 bytes of a P-256 SubjectPublicKeyInfo
+		printf '{"ep":"rpk-b","rpk_x":"%s","rpk_y":"%s"}\n' "${h2:54:64}" "${h2:118:64}"
+	} >"$d/creds.jsonl"
+	start_listen -j "$d/srv.key"
+	run timeout 30 coap-client-gnutls -B 3 -m post -M "$d/rpk1.key" -e '</3/0>' "coaps://127.0.0.1:$DPORT/rd?ep=rpk-a"
+	refute_output --partial "4.0"
+	wait_until 5 registered rpk-a
+	run timeout 30 coap-client-gnutls -B 3 -m post -M "$d/rpk2.key" -e '</3/0>' "coaps://127.0.0.1:$DPORT/rd?ep=rpk-b"
+	refute_output --partial "4.0"
+	wait_until 5 registered rpk-b
+	local id
+	id=sha256:$(certtool --pubkey-info --load-privkey "$d/rpk1.key" 2>/dev/null | grep -o 'sha256:[0-9a-f]*' | head -1 | cut -d: -f2)
+	run -0 jq -c 'select(.event == "register" and .ep == "rpk-a") | [.sec, .identity]' "$OUT"
+	assert_output "[\"rpk\",\"$id\"]"
+	# key A as endpoint B: 4.03; an unknown key: no handshake
+	run timeout 30 coap-client-gnutls -B 3 -m post -M "$d/rpk1.key" -e '</3/0>' "coaps://127.0.0.1:$DPORT/rd?ep=rpk-b"
+	assert_output --partial "4.03"
+	grep -q "register of rpk-b from .* as $id refused: public key is bound to another endpoint" "$d/listen.err"
+	run timeout 30 coap-client-gnutls -B 3 -m post -M "$d/rpk3.key" -e '</3/0>' "coaps://127.0.0.1:$DPORT/rd?ep=rpk-a"
+	wait_until 5 grep -q "refused: unknown raw public key sha256:" "$d/listen.err"
+	# PSK devices are still served beside raw public keys
+	run dtls_register openssl dev2-id secret-two dev2
+	wait_until 5 registered dev2
+	run -0 jq -r 'select(.event == "register") | .ep' "$OUT"
+	assert_output "$(printf '%s\n' rpk-a rpk-b dev2)"
+}
+
+@test "lwm2m-dtls: certificate options and credential entries are checked at start" {
+	mkpki
+	local d=$BATS_TEST_TMPDIR
+	run -100 --separate-stderr lwm2m-listen -D 127.0.0.1 -c "$d/server.pem" -S ""
+	[[ $stderr == *"-c and -A need our private key (-j)"* ]]
+	run -100 --separate-stderr lwm2m-listen -D 127.0.0.1 -c "$d/server.pem" -j "$d/dev1.key" -S ""
+	[[ $stderr == *"unable to use certificate"* ]]
+	run -100 --separate-stderr lwm2m-listen -D 127.0.0.1 -j "$d/server.key" -A "$d/nonexistent" -S ""
+	[[ $stderr == *"unable to read"*"nonexistent"* ]]
+	run -100 --separate-stderr lwm2m-listen -c "$d/server.pem" -j "$d/server.key" -S ""
+	[[ $stderr == *"-c, -j and -A need -D"* ]]
+	echo '{"ep":"a","rpk":"3059"}' >"$d/bad.jsonl"
+	run -100 --separate-stderr lwm2m-listen -D 127.0.0.1 -j "$d/server.key" -k "$d/bad.jsonl" -S ""
+	[[ $stderr == *"bad.jsonl:1: endpoint a: rpk is not a SubjectPublicKeyInfo in hex"* ]]
+	echo '{"ep":"a","rpk":"'"$(spki "$d/dev1.key")"'"}' >"$d/rpk.jsonl"
+	run -100 --separate-stderr lwm2m-listen -D 127.0.0.1 -k "$d/rpk.jsonl" -S ""
+	[[ $stderr == *"lists raw public keys: give our private key (-j)"* ]]
+	echo '{"ep":"a","x509_cn":"x","psk_identity":"i","psk_key":"00"}' >"$d/two.jsonl"
+	run -100 --separate-stderr lwm2m-listen -D 127.0.0.1 -k "$d/two.jsonl" -S ""
+	[[ $stderr == *"two.jsonl:1: endpoint a: want one of psk_identity + psk_key, rpk, rpk_x + rpk_y, x509_cn, x509_sha256"* ]]
+}
