@@ -372,3 +372,62 @@ spki() {
 	run -100 --separate-stderr lwm2m-listen -D 127.0.0.1 -k "$d/two.jsonl" -S ""
 	[[ $stderr == *"two.jsonl:1: endpoint a: want one of psk_identity + psk_key, rpk, rpk_x + rpk_y, x509_cn, x509_sha256"* ]]
 }
+
+@test "lwm2m-dtls: limits: handshakes that never finish hit -H, sessions of unregistered peers hit -I; each logs a line" {
+	start_listen -H 3 -I 3
+	# a registered device first: its session is neither idle nor in a handshake
+	start_bg device timeout 60 coap-client-gnutls -B 40 -G 30 -m post -u dev1-id -k secret-one -e '</3/0>' \
+		"coaps://127.0.0.1:$DPORT/rd?ep=dev1"
+	wait_until 10 registered dev1
+	# ClientHellos from six ports that never go on: libcoap keeps each as a handshake in progress
+	python3 - "$DPORT" <<'PY'
+import socket, sys
+hello = bytes([22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 60, 1]) + bytes(60)
+socks = []
+for i in range(6):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.sendto(hello, ("127.0.0.1", int(sys.argv[1])))
+    socks.append(s)
+PY
+	wait_until 5 grep -q 'DTLS handshake limit reached (-H 3): 4 in progress' "$BATS_TEST_TMPDIR/listen.err"
+	[ "$(grep -c 'DTLS handshake limit reached' "$BATS_TEST_TMPDIR/listen.err")" -eq 1 ]
+	# NoSec requests from five ports leave five idle sessions: past three the oldest go
+	for i in 1 2 3 4 5; do
+		coap-client-notls -B 2 -m get "coap://127.0.0.1:$PORT/rd" >/dev/null 2>&1 || true
+	done
+	wait_until 5 grep -q 'session limit reached (-I 3): dropped the least recently used session' \
+		"$BATS_TEST_TMPDIR/listen.err"
+	# the registered device keeps its session through all of it
+	run -0 ctl '{"id":1,"op":"read","ep":"dev1","path":"/3/0/0"}'
+	assert_output --partial '"code":"4.04"'
+}
+
+@test "lwm2m-dtls: a device that comes back from another port re-handshakes, Updates, and requests follow it" {
+	start_listen
+	local p1 p2
+	p1=$(free_port)
+	p2=$(free_port)
+	start_bg dev-a timeout 30 coap-client-gnutls -p "$p1" -B 8 -G 6 -m post -u dev1-id -k secret-one \
+		-e '</3/0>' "coaps://127.0.0.1:$DPORT/rd?ep=dev1"
+	wait_until 10 registered dev1
+	run -0 ctl '{"id":1,"op":"read","ep":"dev1","path":"/3/0/0"}'
+	assert_output --partial '"code":"4.04"'
+	stop_bg dev-a
+	# coap-client repeats its Register (-G): the last one is the registration
+	run -0 jq -r 'select(.event == "register") | .addr' "$OUT"
+	[ "$(sort -u <<<"$output")" = "127.0.0.1:$p1" ]
+	reg=$(jq -r 'select(.event == "register") | .reg' "$OUT" | tail -n 1)
+	# the same device from a new port (a NAT rebinding): a new handshake, then an Update
+	start_bg dev-b timeout 30 coap-client-gnutls -p "$p2" -B 8 -G 6 -m post -u dev1-id -k secret-one \
+		"coaps://127.0.0.1:$DPORT/rd/$reg"
+	wait_until 10 jq -e 'select(.event == "update")' "$OUT"
+	run -0 jq -c 'select(.event == "update") | [.reg, .addr, .changed]' "$OUT"
+	assert_line "[\"$reg\",\"127.0.0.1:$p2\",[\"addr\"]]"
+	run -0 ctl '{"id":2,"op":"read","ep":"dev1","path":"/3/0/0"}'
+	assert_output --partial '"code":"4.04"'
+	run -0 ctl '{"id":3,"op":"list"}'
+	assert_output --partial "127.0.0.1:$p2"
+	# and another identity cannot take it over from a third port
+	run timeout 30 coap-client-openssl -B 3 -m post -u dev2-id -k secret-two "coaps://127.0.0.1:$DPORT/rd/$reg"
+	assert_output --partial "4.03"
+}
