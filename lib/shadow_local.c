@@ -23,6 +23,7 @@
 
 #define DOC_MAX (1u << 20)
 #define PARTIAL_MAX (1u << 20)
+#define CACHE_MAX 200000 /* documents remembered between commits */
 
 struct local {
 	struct shadow_backend base;
@@ -31,6 +32,8 @@ struct local {
 	size_t jmax;
 	struct shadow_wal *wal;
 	int replay_pending; /* a document of this batch could not be written */
+	jv cache;           /* "thing/shadow" -> the stored document, while nobody else writes */
+	size_t ncache;
 	/* watching */
 	const struct shadow_select *sel;
 	int inofd, jfd;
@@ -147,24 +150,42 @@ static int write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
-/* Replace one document: temporary file, rename. Not synced: the log holds it until the next
- * checkpoint syncs the file system. 0, or an errno with *step "write" or "rename". */
+/* Replace one document. Its twin .prev.<name> (the version before) is overwritten in place
+ * and swapped with it by one renameat2(RENAME_EXCHANGE): creating an inode per document costs
+ * ~15 times as much CPU as that here (ext4, ~270 against ~19 us). Not synced: the log holds the
+ * document until the next checkpoint syncs the file system. 0, or an errno with *step "write"
+ * or "rename". */
 static int write_doc(struct local *l, const char *name, const char *data, size_t len, const char **step)
 {
-	char tmp[300];
-	snprintf(tmp, sizeof tmp, ".tmp.%s.%ld", name, (long)getpid());
+	char twin[300];
+	snprintf(twin, sizeof twin, ".prev.%s", name);
 	*step = "write";
-	int fd = openat(l->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = openat(l->dirfd, twin, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		fd = openat(l->dirfd, twin, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return errno;
-	int err = write_all(fd, data, len) < 0 ? errno : 0;
+	int err = 0;
+	for (size_t done = 0; done < len && !err;) {
+		ssize_t n = pwrite(fd, data + done, len - done, (off_t)done);
+		if (n < 0 && errno != EINTR)
+			err = errno;
+		else if (n > 0)
+			done += (size_t)n;
+	}
+	if (!err && ftruncate(fd, (off_t)len) < 0)
+		err = errno;
 	if (close(fd) < 0 && !err)
 		err = errno;
-	if (!err && (*step = "rename", renameat(l->dirfd, tmp, l->dirfd, name) < 0))
-		err = errno;
 	if (err)
-		unlinkat(l->dirfd, tmp, 0);
-	return err;
+		return err;
+	*step = "rename";
+	if (renameat2(l->dirfd, twin, l->dirfd, name, RENAME_EXCHANGE) == 0)
+		return 0;
+	/* the first version of a document, or a file system that cannot swap */
+	if ((errno == ENOENT || errno == EINVAL || errno == ENOSYS) && renameat(l->dirfd, twin, l->dirfd, name) == 0)
+		return 0;
+	return errno;
 }
 
 static void fail_group(struct shadow_req *reqs, const struct item *it, struct group *g)
@@ -317,11 +338,25 @@ static int commit(struct local *l, struct shadow_req *reqs, size_t n, struct ite
 		const char *thing = it[g->first].thing;
 		const char *shadow = *it[g->first].shadow ? it[g->first].shadow : NULL;
 		g->dirty = g->failed = 0;
-		if (doc_name(g->name, sizeof g->name, thing, shadow) < 0 ||
-		    shadow_local_read(l->dirfd, thing, shadow, &g->doc) < 0) {
+		jv key = jv_string_fmt("%s/%s", thing, shadow ? shadow : "");
+		g->doc = jv_object_get(jv_copy(l->cache), jv_copy(key));
+		if (jv_is_valid(g->doc)) {
+			jv_free(key);
+		} else if (doc_name(g->name, sizeof g->name, thing, shadow) < 0 ||
+		           shadow_local_read(l->dirfd, thing, shadow, &g->doc) < 0) {
+			jv_free(key);
 			log_error("unable to read shadow %s%s%s: %s", thing, shadow ? "." : "",
 			          shadow ? shadow : "", strerror(errno));
 			g->doc = jv_null();
+			fail_group(reqs, it, g);
+			rc = -1;
+			continue;
+		} else {
+			/* remembered as read; a commit that fails to write it forgets it again */
+			l->cache = jv_object_set(l->cache, key, jv_copy(g->doc));
+			l->ncache++;
+		}
+		if (doc_name(g->name, sizeof g->name, thing, shadow) < 0) {
 			fail_group(reqs, it, g);
 			rc = -1;
 			continue;
@@ -386,6 +421,9 @@ static int commit(struct local *l, struct shadow_req *reqs, size_t n, struct ite
 				continue;
 			const char *step;
 			int err = write_doc(l, g->name, wal.p + g->off, g->len, &step);
+			const char *sh = it[g->first].shadow;
+			jv key = jv_string_fmt("%s/%s", it[g->first].thing, sh);
+			l->cache = err ? jv_object_delete(l->cache, key) : jv_object_set(l->cache, key, jv_copy(g->doc));
 			if (err) {
 				/* the update stands (it is in the log); the next commit replays the batch */
 				log_error("unable to %s %s/%s: %s", step, l->dir, g->name, strerror(err));
@@ -407,7 +445,8 @@ static int local_put(struct shadow_backend *b, struct shadow_req *reqs, size_t n
 	struct local *l = (struct local *)b;
 	struct item *it = calloc(n ? n : 1, sizeof *it);
 	struct group *gs = calloc(n ? n : 1, sizeof *gs);
-	if (!it || !gs || shadow_wal_begin(l->wal, replay_batch, l) < 0) {
+	int ours = it && gs ? shadow_wal_begin(l->wal, replay_batch, l) : -1;
+	if (ours < 0) {
 		if (it && gs)
 			log_error("unable to lock %s/.wal/lock: %s", l->dir, strerror(errno));
 		free(it);
@@ -416,6 +455,12 @@ static int local_put(struct shadow_backend *b, struct shadow_req *reqs, size_t n
 			if (!jv_is_valid(reqs[i].result))
 				shadow_req_reject(&reqs[i], 500, "Internal service failure", time(NULL));
 		return -1;
+	}
+	if (!ours || l->ncache > CACHE_MAX) {
+		/* another process wrote the store: what this one remembers may be stale */
+		jv_free(l->cache);
+		l->cache = jv_object();
+		l->ncache = 0;
 	}
 	size_t ni = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -646,6 +691,7 @@ static void local_close(struct shadow_backend *b)
 	if (l->jfd >= 0)
 		close(l->jfd);
 	shadow_wal_close(l->wal);
+	jv_free(l->cache);
 	close(l->dirfd);
 	close(l->jdirfd);
 	free(l->partial);
@@ -691,6 +737,7 @@ struct shadow_backend *shadow_local_open(const char *dir)
 		return NULL;
 	l->base.ops = &local_ops;
 	l->dirfd = l->jdirfd = l->inofd = l->jfd = -1;
+	l->cache = jv_object();
 	l->dir = strdup(dir);
 	if (!l->dir)
 		goto fail;
@@ -725,6 +772,7 @@ fail:;
 	if (l->jdirfd >= 0)
 		close(l->jdirfd);
 	shadow_wal_close(l->wal);
+	jv_free(l->cache);
 	free(l->dir);
 	free(l);
 	errno = e;

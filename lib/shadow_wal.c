@@ -24,6 +24,8 @@ struct shadow_wal {
 	int dirfd, waldirfd, lockfd, ckptfd, logfd;
 	char *dir;
 	uint64_t gen; /* generation of the log that logfd holds */
+	uint64_t last_gen, last_mark; /* the state this process wrote last */
+	int wrote;
 	size_t max;
 	struct timespec switched;
 	int crash_after_append; /* tests: die between the log and the documents */
@@ -70,8 +72,14 @@ static void write_state(struct shadow_wal *w, uint64_t gen, uint64_t mark)
 		b[i] = (unsigned char)(gen >> (8 * i));
 		b[8 + i] = (unsigned char)(mark >> (8 * i));
 	}
-	if (pwrite(w->lockfd, b, sizeof b, 0) != (ssize_t)sizeof b)
+	if (pwrite(w->lockfd, b, sizeof b, 0) != (ssize_t)sizeof b) {
 		log_warn("unable to write %s/.wal/lock: %s", w->dir, strerror(errno));
+		w->wrote = 0;
+		return;
+	}
+	w->last_gen = gen;
+	w->last_mark = mark;
+	w->wrote = 1;
 }
 
 static int open_log(struct shadow_wal *w, uint64_t gen)
@@ -262,6 +270,7 @@ int shadow_wal_begin(struct shadow_wal *w, shadow_wal_replay_fn fn, void *arg)
 		goto fail;
 	if (fstat(w->logfd, &st) < 0)
 		goto fail;
+	int ours = w->wrote && gen == w->last_gen && mark == w->last_mark && (uint64_t)st.st_size == mark;
 	if ((uint64_t)st.st_size != mark) {
 		/* a process was killed between logging a batch and applying it */
 		if ((uint64_t)st.st_size > mark) {
@@ -271,7 +280,7 @@ int shadow_wal_begin(struct shadow_wal *w, shadow_wal_replay_fn fn, void *arg)
 		}
 		write_state(w, gen, (uint64_t)st.st_size);
 	}
-	return 0;
+	return ours;
 fail:;
 	int e = errno;
 	flock(w->lockfd, LOCK_UN);

@@ -27,7 +27,8 @@ struct shadow_wal *shadow_wal_open(int dirfd, const char *dir);
  * that changed documents, make them durable (syncfs) and empty the log. 0 or -1 (errno). */
 int shadow_wal_recover(struct shadow_wal *w, shadow_wal_replay_fn fn, void *arg);
 /* Take the store lock for a commit; a batch that a killed process logged but did not apply
- * is replayed first. 0 or -1 (errno). */
+ * is replayed first. 1 when nobody else wrote the store since this process's last commit (the
+ * documents it remembers are current), 0 when someone did, -1 (errno) on failure. */
 int shadow_wal_begin(struct shadow_wal *w, shadow_wal_replay_fn fn, void *arg);
 /* Append one batch (its lines; the framing is added) and make it durable. On failure the log
  * is cut back, so the batch is never replayed. 0 or -1 (errno). */
