@@ -205,6 +205,13 @@ int json_out_append(struct jbuf *b, jv v)
 	return k.err || b->failed ? -1 : 0;
 }
 
+int json_out_string(struct jbuf *b, const char *s, size_t n)
+{
+	struct sink k = {.b = b};
+	put_string(&k, s, n);
+	return k.err || b->failed ? -1 : 0;
+}
+
 int json_out_fput(FILE *f, jv v)
 {
 	char stage[STAGE];

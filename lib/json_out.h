@@ -19,6 +19,8 @@ struct jbuf {
 
 /* Append v's JSON text (v borrowed) to b. 0, or -1 when memory ran out. */
 int json_out_append(struct jbuf *b, jv v);
+/* Append s[0..n) as a JSON string. 0 or -1. */
+int json_out_string(struct jbuf *b, const char *s, size_t n);
 /* Append raw bytes. 0 or -1. */
 int jbuf_add(struct jbuf *b, const char *s, size_t n);
 /* Write v's JSON text (v borrowed) to f, unflushed. 0, or -1 on a write error. */

@@ -3,6 +3,7 @@
 #include "log.h"
 
 #include "json_check.h"
+#include "json_fast.h"
 #include "json_out.h"
 
 #include <errno.h>
@@ -22,7 +23,9 @@ jv jsonl_parse_object(const char *line, size_t len)
 	char why[96];
 	if (json_check((const uint8_t *)line, len, 256, why, sizeof why) < 0)
 		return jv_invalid_with_msg(jv_string_fmt("malformed JSON: %s", why));
-	jv v = jv_parse_sized(line, (int)len);
+	jv v = json_fast_parse(line, len);
+	if (!jv_is_valid(v))
+		v = jv_parse_sized(line, (int)len);
 	if (!jv_is_valid(v)) {
 		jv msg = jv_invalid_get_msg(v);
 		jv out = jv_invalid_with_msg(jv_string_fmt(
@@ -49,10 +52,15 @@ int jsonl_put(FILE *f, jv v)
 		errno = ENOMEM;
 		return -1;
 	}
+	return jsonl_put_text(f, b.p, b.len);
+}
+
+int jsonl_put_text(FILE *f, const char *line, size_t len)
+{
 	/* flush before a line that would not fit, so that every write(2) carries whole lines */
-	if (__fpending(f) > 0 && __fpending(f) + b.len > JSONL_BUFSIZE && fflush(f) == EOF)
+	if (__fpending(f) > 0 && __fpending(f) + len > JSONL_BUFSIZE && fflush(f) == EOF)
 		return -1;
-	return fwrite(b.p, 1, b.len, f) != b.len || ferror(f) ? -1 : 0;
+	return fwrite(line, 1, len, f) != len || ferror(f) ? -1 : 0;
 }
 
 int jsonl_write(FILE *f, jv v)

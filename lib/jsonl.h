@@ -15,6 +15,8 @@ int jsonl_write(FILE *f, jv v);
  * committed batch. f is flushed before a line that would not fit: writes carry whole lines. */
 int jsonl_put(FILE *f, jv v);
 #define JSONL_BUFSIZE (1u << 16)
+/* The same for a line already in JSON text, newline included. */
+int jsonl_put_text(FILE *f, const char *line, size_t len);
 /* The same to a file descriptor (sockets, pipes), writing fully. 0, or -1 with errno. */
 int jsonl_write_fd(int fd, jv v);
 

@@ -57,7 +57,7 @@ void shadow_req_init(struct shadow_req *r, const char *line, size_t len, unsigne
 	}
 	r->req = v;
 	struct shadow_error e;
-	if (shadow_check_update(r->req, &e) < 0) {
+	if (shadow_check_update_text(r->req, len, &e) < 0) {
 		log_warn("line %lu: rejected: %d %s", lineno, e.code, e.message);
 		shadow_req_reject(r, e.code, e.message, time(NULL));
 	}

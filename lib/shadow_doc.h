@@ -25,6 +25,8 @@ int shadow_shadow_name_ok(const char *s);
 /* Check an update line (borrowed): thing and shadow names, state shape, version, clientToken,
  * nesting depth, size. 0, or -1 with *err set. */
 int shadow_check_update(jv req, struct shadow_error *err);
+/* The same for req parsed from text_len bytes of JSON text (a bound of its size). */
+int shadow_check_update_text(jv req, size_t text_len, struct shadow_error *err);
 
 /* Apply a checked update (req borrowed) to *doc, the stored document
  * {"state":{"desired":..,"reported":..},"metadata":{..},"version":N,"timestamp":T}

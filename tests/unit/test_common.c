@@ -1,5 +1,6 @@
 /* Unit checks of lib/ basics: line reading with bounds, hex, JSON lines. */
 #include "hex.h"
+#include "json_fast.h"
 #include "json_out.h"
 #include "jsonl.h"
 #include "linereader.h"
@@ -136,12 +137,40 @@ static void test_json_out(void)
 	CHECK(bad == 0);
 }
 
+/* json_fast_parse builds what jq's parser builds (key order included), or leaves the text to jq */
+static void test_json_fast(void)
+{
+	static const char *const texts[] = {
+	    "{\"id\":12,\"op\":\"notify\",\"ep\":\"dev0\",\"values\":{\"/3303/0/5700\":1795393641235594},\"value\":-0}",
+	    " [1, -1.5e-7 , 0.1,1E2,123456789012345678901234567890, 1e400, true,false,null,[],{}] ",
+	    "{\"a\":1,\"b\":2,\"a\":3,\"c\":{\"x\":[{\"y\":\"caf\xc3\xa9 \xff\xfe\"}]},\"k1\":1,\"k2\":2,\"k3\":3,\"k4\":4,\"k5\":5,\"k6\":6,\"k7\":7,\"k8\":8,\"k9\":9}",
+	    "\"plain\"",
+	};
+	for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+		jv a = json_fast_parse(texts[i], strlen(texts[i]));
+		jv b = jv_parse_sized(texts[i], (int)strlen(texts[i]));
+		CHECK(jv_is_valid(a) && jv_is_valid(b));
+		jv da = jv_dump_string(a, 0), db = jv_dump_string(b, 0);
+		CHECK(strcmp(jv_string_value(da), jv_string_value(db)) == 0);
+		jv_free(da);
+		jv_free(db);
+	}
+	/* escapes are jq's to decode */
+	jv e = json_fast_parse("{\"a\":\"x\\ny\"}", 12);
+	CHECK(!jv_is_valid(e));
+	jv_free(e);
+	jv l = jsonl_parse_object("{\"a\":\"x\\ny\",\"b\":\"\\u00e9\"}", 25);
+	CHECK(jv_is_valid(l) && strcmp(jl_str(l, "a"), "x\ny") == 0 && strcmp(jl_str(l, "b"), "\xc3\xa9") == 0);
+	jv_free(l);
+}
+
 int main(void)
 {
 	test_lines();
 	test_hex();
 	test_json();
 	test_json_out();
+	test_json_fast();
 	if (failures)
 		fprintf(stderr, "%d check(s) failed\n", failures);
 	return failures ? 1 : 0;
