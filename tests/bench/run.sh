@@ -193,17 +193,16 @@ fi
 #    shadow-put's results (printed once the update is on disk) and computes the lag.
 pipeline_run() { # pipeline_run TAG DEVICES RATE SECONDS
 	tag=$1 devs=$2 rate=$3 dur=$4
-	mkfifo "$work/$tag.up" "$work/$tag.res"
+	mkfifo "$work/$tag.ev" "$work/$tag.up" "$work/$tag.res"
 	mkdir -p "$work/$tag.store"
 	CTL="$work/$tag.sock"
-	# lwm2m-observe -s takes the registrations from the control socket: the plain pipe
-	# lwm2m-listen | lwm2m-observe deadlocks under a registration burst (see BENCHMARKS.md)
-	OUTF="$work/$tag.up" start observe-$tag lwm2m-observe -s -C "$CTL" -q /3303/0/5700
+	# the plain pipeline: lwm2m-listen's events on lwm2m-observe's standard input
+	IN="$work/$tag.ev" OUTF="$work/$tag.up" start observe-$tag lwm2m-observe -C "$CTL" -q /3303/0/5700
 	IN="$work/$tag.up" OUTF="$work/$tag.res" start shadow-$tag shadow-put -s "$work/$tag.store" -q
 	mkfifo "$work/$tag.res2"
 	IN="$work/$tag.res" OUTF="$work/$tag.res2" start tee-$tag tee "$work/$tag.lag.raw"
 	IN="$work/$tag.res2" OUTF="$work/$tag.lag.json" start lag-$tag bench-lag -k 5700 -S "$devs" -T 300
-	launch_listen "$tag" /dev/null || return 1
+	launch_listen "$tag" "$work/$tag.ev" || return 1
 	OUTF="$work/$tag.loadgen.json" start loadgen-$tag lwm2m-loadgen -s "127.0.0.1:$LPORT" -n "$devs" \
 		-o '</1/0>,</3303/0>' -E 1 --settle-max 60 -N "$rate" -D "$dur" -C -T $((dur + 120))
 	wait_exit "loadgen-$tag" $((dur + 130))
@@ -267,14 +266,15 @@ if section rss; then
 		tag=rss$devs
 		CTL="$work/$tag.sock"
 		obs=0
-		# lwm2m-observe takes the registrations from the control socket (-s), lwm2m-listen's
-		# stdout goes nowhere: the plain pipe deadlocks under a registration burst (lwm2m-listen
-		# blocks writing events to lwm2m-observe, which blocks writing observe commands back)
-		launch_listen "$tag" /dev/null || { skip "$name" "<= 2048 B" "lwm2m-listen did not start"; continue; }
+		# the plain pipeline: lwm2m-listen's events on lwm2m-observe's standard input
+		mkfifo "$work/$tag.ev"
 		if have lwm2m-observe; then
-			OUTF=/dev/null start observe-$tag lwm2m-observe -s -C "$CTL" -q /3/0/9 /3303/0/5700
+			IN="$work/$tag.ev" OUTF=/dev/null start observe-$tag lwm2m-observe -C "$CTL" -q /3/0/9 /3303/0/5700
 			obs=2
+		else
+			IN="$work/$tag.ev" OUTF=/dev/null start observe-$tag cat
 		fi
+		launch_listen "$tag" "$work/$tag.ev" || { skip "$name" "<= 2048 B" "lwm2m-listen did not start"; continue; }
 		lp=$(pid_of "listen-$tag")
 		before=$(rss_kib "$lp")
 		# bounded: libcoap 4.3.1 walks every session for each new peer, so registering slows as
