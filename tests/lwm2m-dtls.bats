@@ -431,3 +431,25 @@ PY
 	run timeout 30 coap-client-openssl -B 3 -m post -u dev2-id -k secret-two "coaps://127.0.0.1:$DPORT/rd/$reg"
 	assert_output --partial "4.03"
 }
+
+@test "lwm2m-dtls: X.509: SIGHUP rereads the trust anchors; a broken file keeps the ones in use" {
+	mkpki
+	local d=$BATS_TEST_TMPDIR
+	cp "$d/ca.pem" "$d/trust.pem"
+	start_listen -c "$d/server.pem" -j "$d/server.key" -A "$d/trust.pem"
+	run x509_register gnutls rogue dev1
+	wait_until 5 grep -q "The peer certificate's CA is unknown: 'dev1'" "$d/listen.err"
+	cat "$d/other.pem" >>"$d/trust.pem"
+	kill -HUP "$(bg_pid listen)"
+	wait_until 5 grep -q "SIGHUP: 1 DTLS credentials" "$d/listen.err"
+	run x509_register gnutls rogue dev1
+	refute_output --partial "4.0"
+	wait_until 5 registered dev1
+	echo "not a certificate" >"$d/trust.pem"
+	kill -HUP "$(bg_pid listen)"
+	wait_until 5 grep -q "keeping our certificate, key and trust anchors" "$d/listen.err"
+	mkcert dev6 dev6 ca
+	run x509_register openssl dev6 dev6
+	refute_output --partial "4.0"
+	wait_until 5 registered dev6
+}
