@@ -86,7 +86,8 @@ static int load_devices(bool initial)
 {
 	char err[512];
 	struct js_devices *d = calloc(1, sizeof *d);
-	if (js_devices_load_kms(d, devices_path, srv.keks, have_kms ? &kms : NULL, err, sizeof err) != 0) {
+	if (js_devices_load_kms(d, devices_path, srv.keks, have_kms ? &kms : local_crypto ? NULL : JS_KMS_ELSEWHERE,
+	                        err, sizeof err) != 0) {
 		free(d);
 		if (initial)
 			die(EXIT_USAGE, "%s", err);
@@ -121,6 +122,7 @@ static int stdin_loop(int ready_fd)
 		if (got_hup) {
 			got_hup = 0;
 			load_devices(false);
+			js_crypto_reload(crypto);
 		}
 		char *line;
 		size_t len;
@@ -281,6 +283,7 @@ int main(int argc, char **argv)
 				if (keks_path && js_keks_load(&srv, keks_path, err, sizeof err) != 0)
 					log_error("reload: %s", err);
 				load_devices(false);
+				js_crypto_reload(crypto);
 				if (js_http_reload(http, err, sizeof err) != 0)
 					log_error("reload: %s", err);
 			}

@@ -44,11 +44,12 @@ static int stop_requested(void)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: shadow-put [-hqvV] [-b lines] [-s dir]\n"
-	           "       shadow-put -a [-hqTvV] [-b lines] [-e endpoint] [-R region] [-c cert -k key]\n"
+	fprintf(f, "usage: shadow-put [-hqvV] [-b lines] [-d fd] [-s dir]\n"
+	           "       shadow-put -a [-hqTvV] [-b lines] [-d fd] [-e endpoint] [-R region] [-c cert -k key]\n"
 	           "                  [-A cafile] [-r retries] [-B seconds] [-I url]\n"
 	           "  -s, --store DIR    local shadow store (default $SHADOW_STORE, else ./var/shadows)\n"
 	           "  -b, --batch LINES  most update lines committed together (default 4096)\n"
+	           "  -d, --ready FD     write a newline to FD once the store is open\n"
 	           );
 	shadow_aws_usage(f, 21, 0);
 	fprintf(f, "  -r, --retries N    AWS: retries on 429, 5xx and lost connections (default: no limit)\n"
@@ -85,6 +86,7 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"store", required_argument, 0, 's'}, {"batch", required_argument, 0, 'b'},
+		{"ready", required_argument, 0, 'd'},
 		{"verbose", no_argument, 0, 'v'},     {"quiet", no_argument, 0, 'q'},
 		{"help", no_argument, 0, 'h'},        {"version", no_argument, 0, 'V'},
 		SHADOW_AWS_LONGOPTS, {"create-thing", no_argument, 0, 'T'},
@@ -93,13 +95,13 @@ int main(int argc, char **argv)
 	};
 	const char *store = NULL;
 	long max_batch = 4096;
-	int c, batch_given = 0;
+	int c, batch_given = 0, ready_fd = -1;
 	struct shadow_aws_opts aws;
 	log_init(argv[0]);
 	stdout_full_buffer(); /* flushed once per committed batch */
 	shadow_aws_opts_init(&aws);
 	aws.stop = &stop;
-	while ((c = getopt_long(argc, argv, "s:b:vqhVTI:r:" SHADOW_AWS_SHORTOPTS, opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:b:d:vqhVTI:r:" SHADOW_AWS_SHORTOPTS, opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			store = optarg;
@@ -110,6 +112,14 @@ int main(int argc, char **argv)
 			batch_given = 1;
 			if (*end || max_batch < 1 || max_batch > 65536)
 				die(EXIT_USAGE, "bad batch size: %s (1 to 65536)", optarg);
+			break;
+		}
+		case 'd': {
+			char *end;
+			long fd = strtol(optarg, &end, 10);
+			if (*end || !*optarg || fd < 0 || fd > 1 << 20)
+				die(EXIT_USAGE, "-d: not a file descriptor: %s", optarg);
+			ready_fd = (int)fd;
 			break;
 		}
 		case 'v':
@@ -172,6 +182,7 @@ int main(int argc, char **argv)
 	} else if (!(be = shadow_local_open(dir))) {
 		die_sys(EXIT_TEMPORARY, "unable to open the shadow store %s", dir);
 	}
+	ready_notify(&ready_fd);
 
 	struct linereader lr;
 	lr_init(&lr, STDIN_FILENO, LINE_MAX_BYTES);

@@ -558,6 +558,14 @@ struct js_crypto *js_crypto_remote(const char *cmd, char *err, size_t errlen)
 	return c;
 }
 
+void js_crypto_reload(struct js_crypto *c)
+{
+	pthread_mutex_lock(&c->wmu);
+	if (c->remote && c->pid > 0)
+		kill(c->pid, SIGHUP);
+	pthread_mutex_unlock(&c->wmu);
+}
+
 void js_crypto_free(struct js_crypto *c)
 {
 	if (!c)

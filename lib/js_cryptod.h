@@ -57,6 +57,8 @@ struct js_crypto *js_crypto_local(js_root_key_fn lookup, void *ctx);
  * with a reason in err. */
 struct js_crypto *js_crypto_remote(const char *cmd, char *err, size_t errlen);
 void js_crypto_free(struct js_crypto *c);
+/* SIGHUP to a co-process this started (not a unix: socket's), so it rereads its keys too. */
+void js_crypto_reload(struct js_crypto *c);
 /* Replace the root-key source of a local crypto (after a registry reload). */
 void js_crypto_set_lookup(struct js_crypto *c, js_root_key_fn lookup, void *ctx);
 

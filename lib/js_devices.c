@@ -160,7 +160,7 @@ static int parse_kms_key(jv obj, const char *field, struct kms *kms, uint8_t out
                          size_t errlen)
 {
 	const char *b64 = jl_str(obj, field);
-	if (!b64)
+	if (!b64 || kms == JS_KMS_ELSEWHERE)
 		return 0;
 	if (!kms) {
 		snprintf(err, errlen, "%s: KMS-encrypted, but no KMS keyring is configured", field);

@@ -62,6 +62,9 @@ int js_devices_load(struct js_devices *d, const char *path, const struct kek_key
 /* The same, with KMS-encrypted root keys ("app_key_encrypted", "nwk_key_encrypted": base64 as
  * `kms-wrap encrypt` writes them, encryption context "kms_context") decrypted through kms. */
 struct kms;
+/* kms for a registry whose encrypted keys a crypto process holds: they are left encrypted
+ * (ljs-join --crypto without -M). */
+#define JS_KMS_ELSEWHERE ((struct kms *)1)
 int js_devices_load_kms(struct js_devices *d, const char *path, const struct kek_keyring *ring, struct kms *kms,
                         char *err, size_t errlen);
 void js_devices_free(struct js_devices *d);

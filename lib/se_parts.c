@@ -66,7 +66,9 @@ static int each_line(const char *path, int (*fn)(void *, jv, unsigned long), voi
 			(*rejected)++;
 			continue;
 		}
-		if (len == 0 || line[strspn(line, " \t\r")] == 0)
+		/* blank lines and # comments, as the ljs-join registry allows */
+		size_t skip = strspn(line, " \t\r");
+		if (skip == len || line[skip] == '#')
 			continue;
 		jv rec = jsonl_parse_object(line, len);
 		if (!jv_is_valid(rec)) {
