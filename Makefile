@@ -76,6 +76,7 @@ install: all
 	install -m 755 $(CMDS:%=$(BIN)/%) $(DESTDIR)$(BINDIR)
 	for m in $(MANS); do install -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}; done
 	cp -R examples $(DESTDIR)$(DOCDIR)/
+	chmod 600 $(DESTDIR)$(DOCDIR)/examples/etc/lwm2m-gw/credentials.yml $(DESTDIR)$(DOCDIR)/examples/etc/lwm2m-gw/kms/keyring.yml
 
 clean:
 	rm -rf build build-asan bin
