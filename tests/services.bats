@@ -105,7 +105,7 @@ gateway_loop() {
 	gateway_loop
 	# logs went through s6-log: one TAI64N-stamped line per event
 	wait_until 10 grep -q 'lwm2m-listen: info: listening on udp' "$ROOT/log/lwm2m-listen/current"
-	grep -q '"event":"registered"' "$ROOT/log/lwm2m-listen/current"
+	grep -q '"event":"register"' "$ROOT/log/lwm2m-listen/current"
 	grep -q '^@4000' "$ROOT/log/lwm2m-listen/current"
 	# shadow-put's results (one line per update) are in the pipelines' logs
 	wait_until 10 grep -q '"result":"accepted"' "$ROOT/log/lwm2m-reported/current"
