@@ -231,6 +231,7 @@ start_runit() {
 }
 # runsv's supervise/status: byte 17 is what is wanted, 'u' or 'd'
 want() { od -An -c -j17 -N1 "$SCAN/$1/supervise/status" | tr -d ' '; }
+want_is() { [ "$(want "$1")" = "$2" ]; }
 
 @test "services: runit: device values land in the shadow, a desired LED reaches the device" {
 	install_svc runit lwm2m-listen lwm2m-reported lwm2m-desired
@@ -258,6 +259,8 @@ want() { od -An -c -j17 -N1 "$SCAN/$1/supervise/status" | tr -d ' '; }
 	printf 'paths: [/3/0/9, /not/a/path]\n' >"$ROOT/etc/observe.yml"
 	start_runit lwm2m-reported
 	wait_until 20 grep -q 'not restarting' "$ROOT/log/lwm2m-reported/current"
+	# runsv took the "d" (want down), after which it never starts the service by itself
+	wait_until 10 want_is lwm2m-reported d
 	wait_until 10 sh -c "sv status '$SCAN/lwm2m-reported' | grep -q '^down:'"
 	[ "$(want lwm2m-reported)" = d ]
 	grep -q 'observe.yml' "$ROOT/log/lwm2m-reported/current"
