@@ -29,7 +29,7 @@ static void on_signal(int sig)
 static const char usage_text[] =
     "Usage: lwm2m-listen [-hVvq] [-l ADDR:PORT] [-C PATH] [-S DIR] [-a SECONDS] [-Q N] [-T SECONDS]\n"
     "                    [-t SECONDS] [-r N] [-w SECONDS] [-s SECONDS] [-D ADDR[:PORT]] [-k FILE]\n"
-    "                    [-c FILE] [-j FILE] [-A FILE] [-H N] [-I N] [-d FD]\n"
+    "                    [-c FILE] [-j FILE] [-A FILE] [-H N] [-I N] [-P N] [-d FD]\n"
     "The LwM2M server endpoint: registrations in, events out, commands to devices.\n"
     "  -l, --listen ADDR:PORT      UDP address to listen on (default 127.0.0.1:5683; \"\" for none)\n"
     "  -D, --dtls ADDR[:PORT]      also serve coaps (DTLS) there (port 5684 if not given)\n"
@@ -39,6 +39,7 @@ static const char usage_text[] =
     "  -A, --ca FILE               trust anchors (PEM): device certificates must chain to one\n"
     "  -H, --max-handshakes N      DTLS handshakes in progress at once (default 100)\n"
     "  -I, --max-idle-sessions N   sessions of unregistered peers kept (default 1000)\n"
+    "  -P, --max-per-address N     registrations from one IP address (default 10000; 0: no limit)\n"
     "  -C, --control PATH          control socket (Unix stream) for commands\n"
     "  -S, --state DIR             where registrations are kept (default ./var/lwm2m; \"\" for none)\n"
     "  -a, --awake-time SECONDS    queue mode: awake this long after a message (default 93)\n"
@@ -99,6 +100,7 @@ int main(int argc, char **argv)
 	    {"ca", required_argument, NULL, 'A'},
 	    {"max-handshakes", required_argument, NULL, 'H'},
 	    {"max-idle-sessions", required_argument, NULL, 'I'},
+	    {"max-per-address", required_argument, NULL, 'P'},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
@@ -118,13 +120,14 @@ int main(int argc, char **argv)
 	    .coap_log_level = LOG_WARNING,
 	    .max_handshakes = 100,
 	    .max_idle_sessions = 1000,
+	    .max_per_address = 10000,
 	};
 	const char *control = NULL, *creds = NULL;
 	char dtls[300];
 	int ready_fd = -1, verbose = 0, c;
 
 	log_init(argv[0]);
-	while ((c = getopt_long(argc, argv, "l:C:S:a:Q:T:t:r:w:s:D:k:c:j:A:H:I:d:vqhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:C:S:a:Q:T:t:r:w:s:D:k:c:j:A:H:I:P:d:vqhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l': o.listen = optarg; break;
 		case 'C': control = optarg; break;
@@ -143,6 +146,7 @@ int main(int argc, char **argv)
 		case 'A': o.dtls_ca = optarg; break;
 		case 'H': o.max_handshakes = (unsigned)num_arg("-H", optarg, 1, 1e6); break;
 		case 'I': o.max_idle_sessions = (unsigned)num_arg("-I", optarg, 1, 1e7); break;
+		case 'P': o.max_per_address = (unsigned)num_arg("-P", optarg, 0, 1e9); break;
 		case 'd': ready_fd = (int)num_arg("-d", optarg, 0, 1 << 20); break;
 		case 'v': log_more(); verbose++; break;
 		case 'q': log_less(); break;

@@ -30,6 +30,77 @@ static size_t hash_id(uint32_t id)
 	return (size_t)(x >> 20);
 }
 
+/* Registrations per source IP address, so that one address cannot fill the table with endpoint
+ * names of its own making: a chained hash of the addresses that have any. */
+#define IP_BUCKETS 4096
+struct lwm2m_ipcount {
+	struct lwm2m_ipcount *next;
+	uint8_t ip[16];
+	unsigned n;
+};
+
+static void ip_key(const union lwm2m_addr *a, uint8_t ip[16])
+{
+	memset(ip, 0, 16);
+	if (a->sa.sa_family == AF_INET)
+		memcpy(ip, &a->sin.sin_addr, 4);
+	else if (a->sa.sa_family == AF_INET6)
+		memcpy(ip, &a->sin6.sin6_addr, 16);
+}
+
+static struct lwm2m_ipcount **ip_slot(const struct lwm2m_registry *r, const uint8_t ip[16])
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (int i = 0; i < 16; i++) {
+		h ^= ip[i];
+		h *= 1099511628211ULL;
+	}
+	struct lwm2m_ipcount **pp = &r->by_ip[h % IP_BUCKETS];
+	while (*pp && memcmp((*pp)->ip, ip, 16) != 0)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+unsigned lwm2m_registry_from(const struct lwm2m_registry *r, const union lwm2m_addr *a)
+{
+	uint8_t ip[16];
+	if (!r->by_ip)
+		return 0;
+	ip_key(a, ip);
+	struct lwm2m_ipcount **pp = ip_slot(r, ip);
+	return *pp ? (*pp)->n : 0;
+}
+
+int lwm2m_reg_counted_under(const struct lwm2m_reg *g, const union lwm2m_addr *a)
+{
+	uint8_t ip[16];
+	ip_key(a, ip);
+	return memcmp(ip, g->src, 16) == 0;
+}
+
+static void ip_count(struct lwm2m_registry *r, struct lwm2m_reg *g)
+{
+	if (!r->by_ip && !(r->by_ip = calloc(IP_BUCKETS, sizeof *r->by_ip)))
+		die(EXIT_TEMPORARY, "unable to allocate the address table");
+	ip_key(&g->addr, g->src);
+	struct lwm2m_ipcount **pp = ip_slot(r, g->src);
+	if (!*pp) {
+		if (!(*pp = calloc(1, sizeof **pp)))
+			die(EXIT_TEMPORARY, "unable to allocate the address table");
+		memcpy((*pp)->ip, g->src, 16);
+	}
+	(*pp)->n++;
+}
+
+static void ip_uncount(struct lwm2m_registry *r, const struct lwm2m_reg *g)
+{
+	struct lwm2m_ipcount **pp = ip_slot(r, g->src), *c = *pp;
+	if (c && --c->n == 0) {
+		*pp = c->next;
+		free(c);
+	}
+}
+
 void lwm2m_registry_init(struct lwm2m_registry *r)
 {
 	memset(r, 0, sizeof *r);
@@ -134,6 +205,7 @@ void lwm2m_reg_insert(struct lwm2m_registry *r, struct lwm2m_reg *g)
 	g->next_id = r->by_id[h];
 	r->by_id[h] = g;
 	r->count++;
+	ip_count(r, g);
 }
 
 void lwm2m_reg_unlink(struct lwm2m_registry *r, struct lwm2m_reg *g)
@@ -151,6 +223,7 @@ void lwm2m_reg_unlink(struct lwm2m_registry *r, struct lwm2m_reg *g)
 		}
 	g->next_ep = g->next_id = NULL;
 	r->count--;
+	ip_uncount(r, g);
 }
 
 void lwm2m_reg_free(struct lwm2m_reg *g)
@@ -194,6 +267,12 @@ void lwm2m_registry_free(struct lwm2m_registry *r, void (*on_free)(struct lwm2m_
 	}
 	free(r->by_ep);
 	free(r->by_id);
+	for (size_t b = 0; r->by_ip && b < IP_BUCKETS; b++)
+		for (struct lwm2m_ipcount *c = r->by_ip[b], *next; c; c = next) {
+			next = c->next;
+			free(c);
+		}
+	free(r->by_ip);
 	if (r->jfd >= 0)
 		close(r->jfd);
 	memset(r, 0, sizeof *r);

@@ -44,12 +44,16 @@ struct lwm2m_reg {
 	struct lwm2m_queue *q;  /* held requests (queue mode or not yet reachable), NULL if none */
 	struct lwm2m_request *reqs; /* every live request to it (held, in flight, observing) */
 	uint32_t nobs;          /* observations on it */
+	uint8_t src[16];        /* the IP address it is counted under (lwm2m_registry_from) */
 	char ep[];
 };
+
+struct lwm2m_ipcount;
 
 struct lwm2m_registry {
 	struct lwm2m_reg **by_ep, **by_id;
 	size_t nbuckets, count;
+	struct lwm2m_ipcount **by_ip; /* registrations per source IP address */
 	int jfd; /* the journal beside the saved file, open once written to; -1 before */
 };
 
@@ -65,7 +69,12 @@ void lwm2m_reg_id_str(uint32_t id, char buf[9]);
 
 /* A new registration for ep (not yet in the registry), with a fresh unique id when id is 0. */
 struct lwm2m_reg *lwm2m_reg_new(struct lwm2m_registry *r, const char *ep, uint32_t id);
+/* Counted under the IP address in g->addr (lwm2m_registry_from) until unlinked. */
 void lwm2m_reg_insert(struct lwm2m_registry *r, struct lwm2m_reg *g);
+/* How many registrations were inserted with an address of a's IP (any port) and are still in. */
+unsigned lwm2m_registry_from(const struct lwm2m_registry *r, const union lwm2m_addr *a);
+/* 1 if g is counted under a's IP address. */
+int lwm2m_reg_counted_under(const struct lwm2m_reg *g, const union lwm2m_addr *a);
 /* Unlink from both tables (the caller frees with lwm2m_reg_free). */
 void lwm2m_reg_unlink(struct lwm2m_registry *r, struct lwm2m_reg *g);
 void lwm2m_reg_free(struct lwm2m_reg *g);

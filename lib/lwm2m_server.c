@@ -34,7 +34,7 @@ struct lwm2m_server {
 	uint64_t next_token;
 	char state_file[PATH_MAX];
 	int dirty;
-	double last_save, last_tick;
+	double last_save, last_tick, last_flood_log;
 	coap_tick_t last_prepare;
 	unsigned long nobs, ninflight;
 	struct lwm2m_dtls *dtls;
@@ -753,19 +753,49 @@ static int parse_query(const coap_pdu_t *req, struct reg_params *p, const char *
 	return 0;
 }
 
+/* The request's body, whole. libcoap 4.3.1 assembles Block1 transfers only when the first block
+ * carries Size1; other blocks reach the handler one at a time (with an offset, or a total larger
+ * than what came), and a body is never judged by a part of it. 0, or a CoAP error code. */
+static int whole_body(const coap_pdu_t *req, const uint8_t **data, size_t *len, const char **why)
+{
+	size_t off = 0, total = 0;
+	coap_block_t b;
+	*data = NULL;
+	*len = 0;
+	if (!coap_get_data_large(req, len, data, &off, &total))
+		return 0;
+	/* libcoap removes Block1 from a body it assembled: one still there marks a part */
+	if (coap_get_block(req, COAP_OPTION_BLOCK1, &b) && (b.num || b.m) && !off)
+		off = (size_t)b.num << (b.szx + 4);
+	if (coap_get_block(req, COAP_OPTION_BLOCK1, &b) && b.m && total <= *len + off)
+		total = off + *len + 1;
+	if (total > MAX_PAYLOAD || off + *len > MAX_PAYLOAD) {
+		*why = "request body too large";
+		return 413;
+	}
+	if (off != 0) {
+		*why = "Block1 block without the blocks before it";
+		return 408;
+	}
+	if (total > *len) {
+		*why = "Block1 transfer without Size1 in its first block";
+		return 408;
+	}
+	return 0;
+}
+
 static int payload_links(const coap_pdu_t *req, struct lwm2m_links *l, int *present, const char **why)
 {
 	static char err[128];
-	size_t len = 0, off = 0, total = 0;
+	size_t len = 0;
 	const uint8_t *data = NULL;
+	int code;
 	*present = 0;
 	memset(l, 0, sizeof *l);
-	if (!coap_get_data_large(req, &len, &data, &off, &total) || len == 0)
+	if ((code = whole_body(req, &data, &len, why)) != 0)
+		return code;
+	if (len == 0)
 		return 0;
-	if (len > MAX_PAYLOAD) {
-		*why = "link payload too large";
-		return 413;
-	}
 	*present = 1;
 	if (lwm2m_links_parse((const char *)data, len, l, err, sizeof err) < 0) {
 		*why = err;
@@ -909,6 +939,24 @@ static void hnd_register(coap_resource_t *res, coap_session_t *cs, const coap_pd
 		return;
 	}
 	struct lwm2m_reg *old = lwm2m_reg_by_ep(&s->reg, p.ep);
+	union lwm2m_addr from;
+	addr_from_session(cs, &from);
+	if (s->o.max_per_address &&
+	    lwm2m_registry_from(&s->reg, &from) - (old && lwm2m_reg_counted_under(old, &from)) >= s->o.max_per_address) {
+		/* one address making up endpoint names: refuse rather than let it fill memory; say so
+		 * once a minute, the count is in stats */
+		s->st.rejected_registrations++;
+		if (s->st.refused_per_address++ == 0 || lwm2m_now() - s->last_flood_log >= 60) {
+			log_warn("register of %s from %s refused: %u registrations from that address already (-P); "
+			         "%llu refused so far",
+			         p.ep, coap_session_str(cs), s->o.max_per_address,
+			         (unsigned long long)s->st.refused_per_address);
+			s->last_flood_log = lwm2m_now();
+		}
+		lwm2m_links_free(&l);
+		diag(resp, 503, "too many registrations from this address");
+		return;
+	}
 	struct lwm2m_reg *g = lwm2m_reg_new(&s->reg, p.ep, 0);
 	if (!g) {
 		lwm2m_links_free(&l);
@@ -925,7 +973,7 @@ static void hnd_register(coap_resource_t *res, coap_session_t *cs, const coap_pd
 	g->sec = (uint8_t)sec;
 	g->identity = *ident ? strdup(ident) : NULL;
 	set_links(g, &l);
-	addr_from_session(cs, &g->addr);
+	g->addr = from;
 	if (journal(s, g, LWM2M_JOURNAL_SET, resp) < 0) {
 		lwm2m_reg_free(g);
 		return;
@@ -1008,10 +1056,16 @@ static void hnd_other(coap_resource_t *res, coap_session_t *cs, const coap_pdu_t
 			return;
 		}
 		touch(s, g);
-		size_t len = 0, off = 0, total = 0;
+		size_t len = 0;
 		const uint8_t *data = NULL;
 		unsigned ct = LWM2M_CT_SENML_JSON;
-		coap_get_data_large(req, &len, &data, &off, &total);
+		const char *why = NULL;
+		int code = whole_body(req, &data, &len, &why);
+		if (code) {
+			log_info("send from %s refused: %s", g->ep, why);
+			diag(resp, code, why);
+			return;
+		}
 		opt_uint(req, COAP_OPTION_CONTENT_FORMAT, &ct);
 		s->st.sends++;
 		struct lwm2m_path root = {0};
@@ -1465,6 +1519,7 @@ jv lwm2m_server_stats(const struct lwm2m_server *s)
 	N("dropped_lines", s->st.dropped_lines);
 	N("saves", s->st.saves);
 	N("save_errors", s->st.save_errors);
+	N("refused_per_address", s->st.refused_per_address);
 #undef N
 	return o;
 }

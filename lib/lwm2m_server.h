@@ -26,6 +26,7 @@ struct lwm2m_server_opts {
 	unsigned max_handshakes; /* DTLS handshakes in progress at once (0: libcoap's default) */
 	unsigned max_idle_sessions; /* sessions of unregistered peers kept (0: libcoap's default) */
 	const char *dtls_cert, *dtls_key, *dtls_ca; /* PEM files (lwm2m_dtls.h); NULL: PSK only */
+	unsigned max_per_address; /* registrations from one IP address (0: no limit) */
 };
 
 enum lwm2m_rq_state { RQ_NEW, RQ_HELD, RQ_INFLIGHT, RQ_OBSERVING, RQ_CANCELLING, RQ_DONE };
@@ -79,6 +80,7 @@ struct lwm2m_stats {
 	uint64_t requests, responses, timeouts, notifications_in, notifications_out;
 	uint64_t held, queue_expired, queue_full, errors, bad_packets, sends, dropped_lines;
 	uint64_t saves, save_errors;
+	uint64_t refused_per_address; /* Registers refused: their address had max_per_address */
 };
 
 struct lwm2m_server_cb {

@@ -114,3 +114,58 @@ with open(sys.argv[1], "wb") as f:
 	flood_line observe lwm2m-observe -C "$SOCK"
 	flood_line write lwm2m-write -C "$SOCK"
 }
+
+# hwm_kb NAME: the peak resident memory of background process NAME, in kB
+hwm_kb() { awk '$1 == "VmHWM:" {print $2}' "/proc/$(bg_pid "$1")/status"; }
+
+@test "lwm2m-listen: 3000 Registers from one address under made-up names: -P caps them, one log line, stats count" {
+	start_listen -P 100
+	run -0 python3 "$PEERS/coap_flood.py" registers "$PORT" 3000
+	assert_output '{"codes": {"2.01": 100, "5.03": 2900}}'
+	run -0 grep -c 'refused: 100 registrations from that address already (-P)' "$BATS_TEST_TMPDIR/listen.err"
+	assert_output 1
+	run -0 ctl '{"op":"stats"}'
+	run -0 jq -c '[.registrations, .refused_per_address]' <<<"$output"
+	assert_output '[100,2900]'
+	# another address still gets in
+	run -0 coap-client-gnutls -B 5 -m post -e '</3/0>' "coap://127.0.0.1:$PORT/rd?ep=other&lt=600" -a 127.0.0.2
+	[ "$(count listen.out '.event == "register" and .ep == "other"')" -eq 1 ]
+	[ "$(hwm_kb listen)" -lt $((64 * 1024)) ]
+}
+
+@test "lwm2m-listen: block-wise abuse: too large 4.13, a lone later block or no Size1 4.08; a Size1 claim costs no memory" {
+	start_listen
+	# 70 KiB of links, Size1 announced: assembled by libcoap, refused whole
+	run -0 python3 "$PEERS/coap_flood.py" block1 "$PORT" 70 71680
+	assert_output '{"codes": {"2.31": 69, "4.13": 1}}'
+	# block 5 with nothing before it
+	run -0 python3 "$PEERS/coap_flood.py" block1-gap "$PORT"
+	assert_output '{"codes": {"4.08": 1}}'
+	# a transfer libcoap does not assemble (no Size1): the first part is not taken for the whole
+	run -0 python3 "$PEERS/coap_flood.py" block1 "$PORT" 3
+	assert_output '{"codes": {"4.08": 1}}'
+	# Size1 says 100 MB, 40 blocks come: memory follows what came, not what was claimed
+	run -0 python3 "$PEERS/coap_flood.py" block1 "$PORT" 40 100000000
+	[ "$(jq '.codes["2.31"]' <<<"$output")" -eq 39 ]
+	grep -q 'refused: request body too large' "$BATS_TEST_TMPDIR/listen.err"
+	grep -q 'refused: Block1 block without the blocks before it' "$BATS_TEST_TMPDIR/listen.err"
+	grep -q 'refused: Block1 transfer without Size1 in its first block' "$BATS_TEST_TMPDIR/listen.err"
+	[ "$(hwm_kb listen)" -lt $((64 * 1024)) ]
+	# a well-formed Block1 Register (coap-client sends Size1) still registers
+	links=$(python3 -c 'print(",".join(f"</{3300+i}/0>" for i in range(40)))')
+	run -0 coap-client-gnutls -B 5 -m post -b 64 -e "$links" "coap://127.0.0.1:$PORT/rd?ep=blk&lt=600"
+	wait_for 5 listen.out '.event == "register" and .ep == "blk" and (.objects | length) == 40'
+}
+
+@test "lwm2m-listen: DTLS handshakes that never finish stay within -H; a real client still registers" {
+	local dport
+	dport=$(free_port)
+	printf '{"ep":"dev1","psk_identity":"dev1-id","psk_key":"%s"}\n' "$(printf secret-one | xxd -p)" >"$BATS_TEST_TMPDIR/creds"
+	start_listen -D "127.0.0.1:$dport" -k "$BATS_TEST_TMPDIR/creds" -H 10
+	run -0 python3 "$PEERS/coap_flood.py" dtls-hello "$dport" 40
+	echo "$output"
+	[ "$(jq '.codes.server_hello' <<<"$output")" -ge 10 ]
+	[ "$(hwm_kb listen)" -lt $((64 * 1024)) ]
+	run -0 coap-client-gnutls -B 10 -m post -u dev1-id -k secret-one -e '</3/0>' "coaps://127.0.0.1:$dport/rd?ep=dev1&lt=600"
+	wait_for 10 listen.out '.event == "register" and .ep == "dev1" and .sec == "psk"'
+}
