@@ -14,6 +14,7 @@
 
 #include <getopt.h>
 #include <stdbool.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +159,8 @@ static const char *default_keyring(void)
 int main(int argc, char **argv)
 {
 	log_init(argv[0]);
+	/* a reader that went away is EPIPE: said, and exit 111, not a silent death by SIGPIPE */
+	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2)
 		usage();
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {

@@ -135,6 +135,8 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	/* a reader that went away is EPIPE: said, and exit 111, not a silent death by SIGPIPE */
+	signal(SIGPIPE, SIG_IGN);
 
 	struct ctlclient *ctl = ctl_new(control);
 	struct observer *ob = ctl ? observer_new(ctl, &cfg, shadow, stdout) : NULL;

@@ -119,6 +119,8 @@ int main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	/* a reader that went away is EPIPE: said, and exit 111, not a silent death by SIGPIPE */
+	signal(SIGPIPE, SIG_IGN);
 
 	struct ctlclient *ctl = ctl_new(control);
 	struct writer *wr = ctl ? writer_new(ctl, &wo, stdout) : NULL;

@@ -172,6 +172,8 @@ int main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	/* a reader that went away is EPIPE: said, and exit 111, not a silent death by SIGPIPE */
+	signal(SIGPIPE, SIG_IGN);
 
 	const char *dir = shadow_store_dir(store);
 	struct shadow_backend *be;

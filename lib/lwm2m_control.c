@@ -32,6 +32,7 @@ struct client {
 	size_t outlen, outcap;
 	int subscribed;
 	int closing; /* read side ended: close once the output is written */
+	unsigned long dropped; /* lines not sent to it: it did not read */
 	struct client *next;
 };
 
@@ -50,6 +51,8 @@ struct lwm2m_control {
 	char *sout;
 	size_t soutlen, soutcap;
 	int sout_nonblock;
+	int sout_stalled;            /* past STDOUT_HIGH: datagrams are left waiting */
+	unsigned long sout_stalls;   /* times that happened */
 };
 
 static void stdout_flush(struct lwm2m_control *c);
@@ -158,6 +161,10 @@ static struct client *find_client(struct lwm2m_control *c, uint64_t id)
 static void client_send(struct lwm2m_control *c, struct client *cl, const char *s, size_t n)
 {
 	if (cl->outlen + n + 1 > OUT_MAX) {
+		if (cl->dropped++ == 0)
+			log_warn("control connection %llu does not read its lines: dropping them past %u MiB "
+			         "(counted in stats as dropped_lines)",
+			         (unsigned long long)cl->id, OUT_MAX >> 20);
 		count_dropped(c);
 		return;
 	}
@@ -205,6 +212,10 @@ static void stdout_flush(struct lwm2m_control *c)
 	}
 	memmove(c->sout, c->sout + off, c->soutlen - off);
 	c->soutlen -= off;
+	if (c->sout_stalled && c->soutlen <= STDOUT_HIGH / 2) {
+		c->sout_stalled = 0;
+		log_info("stdout: the reader caught up; reading datagrams again");
+	}
 }
 
 /* Queue one line (v consumed) for stdout and write what can be written. Never dropped: past
@@ -233,6 +244,13 @@ static void stdout_line(struct lwm2m_control *c, jv v)
 	c->soutlen += n;
 	jv_free(s);
 	stdout_flush(c);
+	if (!c->sout_stalled && c->soutlen > STDOUT_HIGH) {
+		c->sout_stalled = 1;
+		c->sout_stalls++;
+		log_warn("stdout: the reader is not reading (%zu bytes queued): datagrams wait, unacknowledged, "
+		         "until it does (devices retransmit); nothing is dropped",
+		         c->soutlen);
+	}
 }
 
 int lwm2m_control_backlogged(const struct lwm2m_control *c)
@@ -754,6 +772,8 @@ void lwm2m_control_command(struct lwm2m_control *c, uint64_t client, const char 
 			subs += cl->subscribed;
 		st = jv_object_set(st, jv_string("connections"), jv_number((double)c->nclients));
 		st = jv_object_set(st, jv_string("subscribers"), jv_number(subs));
+		st = jv_object_set(st, jv_string("stdout_backlog"), jv_number((double)c->soutlen));
+		st = jv_object_set(st, jv_string("stdout_stalls"), jv_number((double)c->sout_stalls));
 		jv_object_foreach(st, key, v) r = jv_object_set(r, key, v);
 		jv_free(st);
 		send_line(c, client, r);

@@ -165,7 +165,108 @@ hwm_kb() { awk '$1 == "VmHWM:" {print $2}' "/proc/$(bg_pid "$1")/status"; }
 	run -0 python3 "$PEERS/coap_flood.py" dtls-hello "$dport" 40
 	echo "$output"
 	[ "$(jq '.codes.server_hello' <<<"$output")" -ge 10 ]
+	grep -q 'DTLS handshake limit reached (-H 10)' "$BATS_TEST_TMPDIR/listen.err"
 	[ "$(hwm_kb listen)" -lt $((64 * 1024)) ]
 	run -0 coap-client-gnutls -B 10 -m post -u dev1-id -k secret-one -e '</3/0>' "coaps://127.0.0.1:$dport/rd?ep=dev1&lt=600"
 	wait_for 10 listen.out '.event == "register" and .ep == "dev1" and .sec == "psk"'
+}
+
+@test "lwm2m-listen: a stdout reader that stalls holds datagrams back unacknowledged, and no event is lost" {
+	PORT=$(free_port)
+	SOCK=$BATS_TEST_TMPDIR/ctl
+	mkfifo ev
+	# the reader opens the fifo but takes nothing until ./go exists
+	start_bg reader python3 -c '
+import os, sys, time
+f = open("ev", "rb")
+while not os.path.exists("go"):
+    time.sleep(0.05)
+out = open("events.jsonl", "wb")
+while True:
+    b = f.read1(65536)
+    if not b:
+        break
+    out.write(b)
+    out.flush()
+'
+	start_bg listen sh -c "exec lwm2m-listen -l 127.0.0.1:$PORT -C '$SOCK' -S '' -P 0 >ev"
+	wait_until 10 test -S "$SOCK"
+	# Registers until one is left unanswered for 3 s: lwm2m-listen stopped reading datagrams
+	FLOOD_TIMEOUT=3 run -0 python3 "$PEERS/coap_flood.py" registers "$PORT" 20000
+	echo "$output"
+	acked=$(jq '.codes["2.01"]' <<<"$output")
+	[ "$(jq '.codes.timeout' <<<"$output")" = 1 ]
+	[ "$acked" -lt 20000 ]
+	run -0 ctl '{"op":"stats"}'
+	echo "$output"
+	# everything acknowledged is registered and its line queued; the last Register waits unread
+	[ "$(jq .registrations <<<"$output")" -eq "$acked" ]
+	[ "$(jq .stdout_backlog <<<"$output")" -gt $((1 << 20)) ]
+	[ "$(jq .stdout_stalls <<<"$output")" -eq 1 ]
+	[ "$(jq .dropped_lines <<<"$output")" -eq 0 ]
+	grep -q 'stdout: the reader is not reading' "$BATS_TEST_TMPDIR/listen.err"
+	[ "$(hwm_kb listen)" -lt $((64 * 1024)) ]
+	touch go
+	# the reader catches up; the waiting Register is read and answered (into a closed socket)
+	wait_until 30 grep -q 'the reader caught up' "$BATS_TEST_TMPDIR/listen.err"
+	wait_until 30 test "$(grep -c '"event":"register"' events.jsonl)" -eq $((acked + 1))
+	run -0 ctl '{"op":"stats"}'
+	[ "$(jq .registrations <<<"$output")" -eq $((acked + 1)) ]
+	# every acknowledged Register has its line, none twice
+	run -0 jq -rs '[.[] | select(.event == "register") | .ep] | (length == (unique | length)) and
+		(map(select(. < "f'"$(printf %06d "$acked")"'")) | length) == '"$acked" events.jsonl
+	assert_output true
+}
+
+# epipe CMD...: run CMD with ./in on a stdin kept open and a stdout whose reader is already
+# gone; print its exit status (or "still running") and its stderr.
+epipe() {
+	python3 - "$@" <<'PY'
+import os, subprocess, sys
+r, w = os.pipe()
+os.close(r)
+p = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=w, stderr=subprocess.PIPE)
+os.close(w)
+p.stdin.write(open("in", "rb").read())
+p.stdin.flush()
+try:
+    print(p.wait(timeout=60))  # stdin stays open: it ends on EPIPE, not at the end of input
+except subprocess.TimeoutExpired:
+    p.kill()
+    p.wait()
+    print("still running")
+sys.stdout.write(p.stderr.read().decode())
+PY
+}
+
+@test "filters: a reader that is gone (EPIPE) ends them with a message and exit 111, not SIGPIPE" {
+	cd "$BATS_TEST_TMPDIR"
+	echo '{"thing":"t1","state":{"reported":{"a":1}}}' >in
+	run -0 epipe shadow-put -s store
+	assert_line --index 0 111 || { echo "$output"; false; }
+	assert_output --partial 'unable to write to stdout: Broken pipe'
+	# the update was committed before its acknowledgement could not be written
+	run -0 sh -c 'echo "{\"thing\":\"t1\",\"state\":{\"reported\":{\"b\":2}}}" | shadow-put -s store'
+	[ "$(jq .version <<<"$output")" = 2 ]
+	kms-wrap genkey -k ring.yml parts 2>/dev/null
+	echo '{"psk_root_keys":"000102030405060708090a0b0c0d0e0f"}' >in
+	run -0 epipe kms-wrap encrypt -k ring.yml -K parts
+	assert_line --index 0 111 || { echo "$output"; false; }
+	assert_output --partial 'Broken pipe'
+	: >devices.jsonl
+	echo '{"ProtocolVersion":"1.0","MessageType":"HomeNSReq","SenderID":"000013","DevEUI":"0004A30B001C0530"}' >in
+	run -0 epipe ljs-join -D devices.jsonl -S st
+	assert_line --index 0 111 || { echo "$output"; false; }
+	assert_output --partial 'Broken pipe'
+	start_listen
+	start_device dev dev1
+	wait_for 20 dev.out '.event == "registered"'
+	echo '{"thing":"dev1","version":1,"state":{"3311":{"0":{"5850":true}}}}' >in
+	run -0 epipe lwm2m-write -C "$SOCK"
+	assert_line --index 0 111 || { echo "$output"; false; }
+	assert_output --partial 'unable to write to stdout: Broken pipe'
+	: >in
+	run -0 epipe lwm2m-observe -s -C "$SOCK" /3/0/9
+	assert_line --index 0 111 || { echo "$output"; false; }
+	assert_output --partial 'unable to write to stdout: Broken pipe'
 }

@@ -69,8 +69,15 @@ def main():
     s.connect(("127.0.0.1", port))
     codes = {}
     if mode == "registers":
+        # FLOOD_TIMEOUT: stop at the first Register left unanswered that long (a server that
+        # holds datagrams back), counted as "timeout"
+        s.settimeout(float(os.environ.get("FLOOD_TIMEOUT", "10")))
         for i in range(int(sys.argv[3])):
-            c = ask(s, request(2, [(11, b"rd"), (15, f"ep=f{i:06d}".encode()), (15, b"lt=600")], b"</3/0>"))
+            try:
+                c = ask(s, request(2, [(11, b"rd"), (15, f"ep=f{i:06d}".encode()), (15, b"lt=600")], b"</3/0>"))
+            except socket.timeout:
+                codes["timeout"] = 1
+                break
             codes[c] = codes.get(c, 0) + 1
     elif mode == "block1":
         n = int(sys.argv[3])
