@@ -172,6 +172,7 @@ hwm_kb() { awk '$1 == "VmHWM:" {print $2}' "/proc/$(bg_pid "$1")/status"; }
 }
 
 @test "lwm2m-listen: a stdout reader that stalls holds datagrams back unacknowledged, and no event is lost" {
+	cd "$BATS_TEST_TMPDIR"
 	PORT=$(free_port)
 	SOCK=$BATS_TEST_TMPDIR/ctl
 	mkfifo ev
