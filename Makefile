@@ -63,6 +63,13 @@ check-asan: deps
 	LWM2M_GW_BIN=$(CURDIR)/build-asan/bin LWM2M_GW_UNIT=$(CURDIR)/build-asan/tests \
 	  tests/run $(BATSFLAGS)
 
+# The long-running tools under valgrind (no memory error, no definite leak), on the plain build.
+check-valgrind: deps
+	@$(MAKE) --no-print-directory all
+	@sh .ci/deps node
+	LWM2M_GW_BIN=$(CURDIR)/$(BIN) LWM2M_GW_UNIT=$(CURDIR)/$(BUILD)/tests \
+	  tests/run $(BATSFLAGS) tests/valgrind.bats
+
 lint-man:
 	@for m in $(MANS); do mandoc -Tlint -Wwarning $$m || exit 1; done
 
@@ -94,7 +101,7 @@ bench: deps
 	LWM2M_GW_BIN=$(CURDIR)/$(BIN) LWM2M_GW_UNIT=$(CURDIR)/$(BUILD)/tests sh tests/bench/run.sh
 
 .PHONY: bench
-.PHONY: all deps test check check-asan lint-man run install clean
+.PHONY: all deps test check check-asan check-valgrind lint-man run install clean
 .SECONDARY:
 
 # libFuzzer targets (tests/fuzz/*.c) against the lib sources built with clang, ASan and UBSan in

@@ -219,6 +219,7 @@ static void forget_device(struct observer *o, const char *ep)
 	o->ids = keep;
 }
 
+/* ev is borrowed, not consumed */
 static void new_registration(struct observer *o, jv ev)
 {
 	const char *ep = jl_str(ev, "ep");
@@ -369,7 +370,7 @@ static void list_answer(struct observer *o, jv msg)
 			const char *kr = jv_is_valid(dev) ? jl_str(dev, "reg") : NULL;
 			if (ep && reg && (!kr || strcmp(kr, reg) != 0)) {
 				log_info("%s: registered (%s, from the registration list), observing", ep, reg);
-				new_registration(o, jv_copy(r));
+				new_registration(o, r); /* borrows r */
 			}
 			jv_free(dev);
 			jv_free(r);
