@@ -106,8 +106,9 @@ static void put_string(struct sink *k, const char *s, size_t len)
 static size_t fmt_number(double d, char *buf, size_t size)
 {
 	if (d == 0) {
-		memcpy(buf, signbit(d) ? "-0" : "0", 3);
-		return strlen(buf);
+		const char *z = signbit(d) ? "-0" : "0";
+		memcpy(buf, z, strlen(z) + 1);
+		return strlen(z);
 	}
 	if (isfinite(d) && fabs(d) < 1e16 && d == (double)(long long)d) {
 		char t[24];

@@ -38,6 +38,7 @@ smoke() {
 
 @test "fuzz: lwm2m_decode (every content format) and re-encode" { smoke fuzz_codec; }
 @test "fuzz: CoRE link format and Register payloads" { smoke fuzz_corelink; }
+@test "fuzz: json_fast and json_out agree with libjq's parser and dump" { smoke fuzz_json_diff; }
 @test "fuzz: JSON lines and shadow update documents" { smoke fuzz_jsonl; }
 @test "fuzz: LoRaWAN join-request and join-accept PHYPayloads" { smoke fuzz_lorawan; }
 @test "fuzz: Backend Interfaces messages" { smoke fuzz_bi_msg; }
