@@ -453,3 +453,25 @@ PY
 	refute_output --partial "4.0"
 	wait_until 5 registered dev6
 }
+
+@test "lwm2m-dtls: X.509: a device certificate from an intermediate CA registers when the device sends the chain" {
+	mkpki
+	local d=$BATS_TEST_TMPDIR
+	certtool --generate-privkey --key-type ecdsa --no-text --outfile "$d/int.key" 2>/dev/null
+	printf 'cn = "intermediate"\nca\ncert_signing_key\nexpiration_days = 30\n' >"$d/int.tmpl"
+	certtool --generate-certificate --load-privkey "$d/int.key" --load-ca-certificate "$d/ca.pem" \
+		--load-ca-privkey "$d/ca.key" --template "$d/int.tmpl" --outfile "$d/int.pem" >/dev/null 2>&1
+	mkcert leaf leaf9 int
+	cp "$d/leaf.pem" "$d/alone.pem"
+	cp "$d/leaf.key" "$d/alone.key"
+	cat "$d/int.pem" >>"$d/leaf.pem"
+	start_pki
+	# the leaf alone does not chain to -A's root
+	run x509_register gnutls alone leaf9
+	wait_until 5 grep -q "The peer certificate's CA is unknown: 'leaf9'" "$d/listen.err"
+	run x509_register gnutls leaf leaf9
+	refute_output --partial "4.0"
+	wait_until 5 registered leaf9
+	run -0 jq -c 'select(.event == "register") | [.ep, .sec, .identity]' "$OUT"
+	assert_output '["leaf9","x509","leaf9"]'
+}
