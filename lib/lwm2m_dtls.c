@@ -23,10 +23,14 @@
 #define SS_BUCKETS 1024
 #define PKI_FILE_MAX (1 << 20)
 
-/* A server session libcoap told us about (SERVER_SESSION_NEW until SERVER_SESSION_DEL). */
+/* A server session libcoap told us about (SERVER_SESSION_NEW until SERVER_SESSION_DEL). Those
+ * that may still be in a handshake are also on a list: libcoap 4.3.1 does not always raise an
+ * event when a server handshake completes, so the list is checked against the sessions' state
+ * when its length says the limit is reached. */
 struct ss {
 	coap_session_t *cs;
 	struct ss *next;
+	struct ss *hs_prev, *hs_next;
 	struct timespec born;
 	int in_handshake;
 };
@@ -38,7 +42,8 @@ struct lwm2m_dtls {
 	char *cert, *key, *ca; /* the files' contents, handed to libcoap (PEM_BUF) */
 	size_t cert_len, key_len, ca_len;
 	struct ss *ss[SS_BUCKETS];
-	size_t nss, nhs; /* sessions, and those of them in a DTLS handshake */
+	struct ss *hs; /* sessions that may be in a DTLS handshake */
+	size_t nss, nhs;
 	int hs_full;
 	time_t dropped_logged;
 	unsigned long dropped;
@@ -329,12 +334,35 @@ static struct ss **ss_slot(struct lwm2m_dtls *d, coap_session_t *cs)
 	return pp;
 }
 
+static int in_handshake(coap_session_t *cs)
+{
+	return coap_session_get_type(cs) == COAP_SESSION_TYPE_HELLO ||
+	       coap_session_get_state(cs) == COAP_SESSION_STATE_HANDSHAKE;
+}
+
 static void handshake_over(struct lwm2m_dtls *d, struct ss *h)
 {
 	if (!h || !h->in_handshake)
 		return;
 	h->in_handshake = 0;
+	if (h->hs_prev)
+		h->hs_prev->hs_next = h->hs_next;
+	else
+		d->hs = h->hs_next;
+	if (h->hs_next)
+		h->hs_next->hs_prev = h->hs_prev;
+	h->hs_prev = h->hs_next = NULL;
 	d->nhs--;
+}
+
+/* Drop the sessions whose handshake is over from the list (O(list), only near the limit). */
+static void handshakes_recount(struct lwm2m_dtls *d)
+{
+	for (struct ss *h = d->hs, *next; h; h = next) {
+		next = h->hs_next;
+		if (!in_handshake(h->cs))
+			handshake_over(d, h);
+	}
 	if (d->hs_full && d->nhs <= d->o.max_handshakes) {
 		d->hs_full = 0;
 		log_info("DTLS handshakes in progress below the limit again (%zu)", d->nhs);
@@ -364,7 +392,13 @@ void lwm2m_dtls_event(struct lwm2m_dtls *d, coap_session_t *cs, coap_event_t ev)
 		if (coap_session_get_proto(cs) != COAP_PROTO_DTLS)
 			break;
 		h->in_handshake = 1;
+		h->hs_next = d->hs;
+		if (d->hs)
+			d->hs->hs_prev = h;
+		d->hs = h;
 		d->nhs++;
+		if (d->o.max_handshakes && d->nhs > d->o.max_handshakes)
+			handshakes_recount(d);
 		/* libcoap ignores ClientHellos from new peers while more than N are in progress */
 		if (!d->hs_full && d->o.max_handshakes && d->nhs > d->o.max_handshakes) {
 			d->hs_full = 1;
@@ -377,12 +411,16 @@ void lwm2m_dtls_event(struct lwm2m_dtls *d, coap_session_t *cs, coap_event_t ev)
 	case COAP_EVENT_DTLS_CLOSED:
 	case COAP_EVENT_DTLS_ERROR:
 		handshake_over(d, h);
+		if (d->hs_full)
+			handshakes_recount(d);
 		break;
 	case COAP_EVENT_SERVER_SESSION_DEL: {
 		if (!h)
 			break;
-		int was_hs = h->in_handshake;
+		int was_hs = in_handshake(cs);
 		handshake_over(d, h);
+		if (d->hs_full)
+			handshakes_recount(d);
 		*pp = h->next;
 		d->nss--;
 		/* libcoap deletes a session past its handshake when it was closed, when it was idle for

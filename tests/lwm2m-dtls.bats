@@ -373,12 +373,22 @@ spki() {
 	[[ $stderr == *"two.jsonl:1: endpoint a: want one of psk_identity + psk_key, rpk, rpk_x + rpk_y, x509_cn, x509_sha256"* ]]
 }
 
-@test "lwm2m-dtls: limits: handshakes that never finish hit -H, sessions of unregistered peers hit -I; each logs a line" {
-	start_listen -H 3 -I 3
-	# a registered device first: its session is neither idle nor in a handshake
+@test "lwm2m-dtls: limits: handshakes that never finish hit -H and log a line; a registered device is not disturbed" {
+	start_listen -H 3
+	# a registered device first: its session is no longer a handshake in progress
 	start_bg device timeout 60 coap-client-gnutls -B 40 -G 30 -m post -u dev1-id -k secret-one -e '</3/0>' \
 		"coaps://127.0.0.1:$DPORT/rd?ep=dev1"
 	wait_until 10 registered dev1
+	# three more peers that finish their handshakes and stay: more sessions than -H, none in a
+	# handshake, so no limit
+	local i
+	for i in 1 2 3; do
+		start_bg "peer$i" timeout 30 coap-client-gnutls -B 20 -G 15 -m get -u dev2-id -k secret-two \
+			"coaps://127.0.0.1:$DPORT/rd"
+		wait_until 10 grep -q . "$BATS_TEST_TMPDIR/peer$i.err"
+	done
+	run grep -c 'limit reached' "$BATS_TEST_TMPDIR/listen.err"
+	assert_output 0
 	# ClientHellos from six ports that never go on: libcoap keeps each as a handshake in progress
 	python3 - "$DPORT" <<'PY'
 import socket, sys
@@ -391,11 +401,24 @@ for i in range(6):
 PY
 	wait_until 5 grep -q 'DTLS handshake limit reached (-H 3): 4 in progress' "$BATS_TEST_TMPDIR/listen.err"
 	[ "$(grep -c 'DTLS handshake limit reached' "$BATS_TEST_TMPDIR/listen.err")" -eq 1 ]
-	# NoSec requests from five ports leave five idle sessions: past three the oldest go
+	run -0 ctl '{"id":1,"op":"read","ep":"dev1","path":"/3/0/0"}'
+	assert_output --partial '"code":"4.04"'
+}
+
+@test "lwm2m-dtls: limits: sessions of unregistered peers past -I push out the oldest and log a line" {
+	start_listen -I 3
+	start_bg device timeout 60 coap-client-gnutls -B 40 -G 30 -m post -u dev1-id -k secret-one -e '</3/0>' \
+		"coaps://127.0.0.1:$DPORT/rd?ep=dev1"
+	wait_until 10 registered dev1
+	# five peers that handshake and then only ask for /rd over and over: idle sessions, not
+	# registrations; past three the least recently used goes
+	local i
 	for i in 1 2 3 4 5; do
-		coap-client-notls -B 2 -m get "coap://127.0.0.1:$PORT/rd" >/dev/null 2>&1 || true
+		start_bg "peer$i" timeout 30 coap-client-gnutls -B 20 -G 15 -m get -u dev2-id -k secret-two \
+			"coaps://127.0.0.1:$DPORT/rd"
+		wait_until 10 grep -q . "$BATS_TEST_TMPDIR/peer$i.err"
 	done
-	wait_until 5 grep -q 'session limit reached (-I 3): dropped the least recently used session' \
+	wait_until 10 grep -q 'session limit reached (-I 3): dropped the least recently used session' \
 		"$BATS_TEST_TMPDIR/listen.err"
 	# the registered device keeps its session through all of it
 	run -0 ctl '{"id":1,"op":"read","ep":"dev1","path":"/3/0/0"}'
