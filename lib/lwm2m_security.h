@@ -45,7 +45,7 @@ const char *lwm2m_security_x509_ep(const struct lwm2m_security *s, const char *c
 /* May the device on session cs act as endpoint ep? Returns 0 and sets *sec (enum lwm2m_sec) and
  * the identity (PSK identity, certificate CN, or "sha256:" and the key's hash for RPK) in idbuf
  * when it may; -1 with *why otherwise (answer 4.03). s may be NULL (no credentials: only NoSec
- * endpoints and certificates). */
+ * endpoints and certificates); cs NULL or not DTLS means NoSec. */
 int lwm2m_security_check(const struct lwm2m_security *s, coap_session_t *cs, const char *ep, int *sec,
                          char *idbuf, size_t idlen, const char **why);
 
