@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "js_admin.h"
 #include "js_cryptod.h"
 #include "js_devices.h"
 #include "js_http.h"
@@ -21,12 +22,14 @@
 
 #define VERSION "0.1"
 
-static volatile sig_atomic_t got_term, got_hup;
+static volatile sig_atomic_t got_term, got_hup, got_usr1;
 
 static void on_signal(int sig)
 {
 	if (sig == SIGHUP)
 		got_hup = 1;
+	else if (sig == SIGUSR1)
+		got_usr1 = 1;
 	else
 		got_term = 1;
 }
@@ -34,7 +37,7 @@ static void on_signal(int sig)
 static const char usage_text[] =
 	"usage: ljs-join [-hIqVv] [-A cafile] [-a audience] [-c command] [-D devices] [-d fd]\n"
 	"                [-e cert] [-i issuer] [-J jwks] [-k key] [-K keks] [-L seconds] [-l addr:port]\n"
-	"                [-M kms-keyring] [-S dir] [-t none|server-only|mutual] [-T threads]\n"
+	"                [-M kms-keyring] [-m addr:port] [-S dir] [-t none|server-only|mutual] [-T threads]\n"
 	"  -D, --devices FILE      device registry, JSON lines (default ./devices.jsonl)\n"
 	"  -S, --state DIR         state that survives restarts (default $LJS_STATE or ./var/ljs-join)\n"
 	"  -K, --keks FILE         KEK keyring (YAML, label: hex) for KeyEnvelopes and wrapped root keys\n"
@@ -51,6 +54,7 @@ static const char usage_text[] =
 	"  -I, --identity-server   answer HomeNSReq only\n"
 	"  -L, --lifetime SECONDS  Lifetime in JoinAns (default 0: none)\n"
 	"  -T, --threads N         HTTP worker threads (default: one per CPU)\n"
+	"  -m, --admin ADDR:PORT   serve GET /stats there (plain HTTP: bind it to loopback)\n"
 	"  -d FD                   write a newline to FD once ready\n"
 	"  -v, --verbose           more logging; -q, --quiet: less\n"
 	"  -h, --help              this help; -V, --version: the version\n";
@@ -70,7 +74,7 @@ static const struct option longopts[] = {
 	{"client-cas", required_argument, 0, 'A'}, {"jwt-issuer", required_argument, 0, 'i'},
 	{"jwt-audience", required_argument, 0, 'a'}, {"jwks", required_argument, 0, 'J'},
 	{"identity-server", no_argument, 0, 'I'},  {"lifetime", required_argument, 0, 'L'},
-	{"threads", required_argument, 0, 'T'},    {"verbose", no_argument, 0, 'v'},
+	{"threads", required_argument, 0, 'T'},    {"admin", required_argument, 0, 'm'},    {"verbose", no_argument, 0, 'v'},
 	{"quiet", no_argument, 0, 'q'},            {"help", no_argument, 0, 'h'},
 	{"version", no_argument, 0, 'V'},          {0, 0, 0, 0},
 };
@@ -108,6 +112,17 @@ static int load_devices(bool initial)
 	return 0;
 }
 
+/* SIGUSR1: the counters as one JSON line on stderr. */
+static void print_stats(void)
+{
+	if (!got_usr1)
+		return;
+	got_usr1 = 0;
+	jv line = jv_dump_string(js_admin_stats(&srv), 0);
+	fprintf(stderr, "%s\n", jv_string_value(line));
+	jv_free(line);
+}
+
 /* Debugging by hand: one message per line on stdin, one answer per line on stdout. */
 static int stdin_loop(int ready_fd)
 {
@@ -124,6 +139,7 @@ static int stdin_loop(int ready_fd)
 			load_devices(false);
 			js_crypto_reload(crypto);
 		}
+		print_stats();
 		char *line;
 		size_t len;
 		int k = lr_next(&r, &line, &len);
@@ -171,19 +187,21 @@ static int stdin_loop(int ready_fd)
 int main(int argc, char **argv)
 {
 	struct js_http_opts h = {.tls = JS_TLS_NONE};
-	const char *state_dir = getenv("LJS_STATE"), *keks_path = NULL, *crypto_cmd = NULL, *kms_path = NULL;
+	const char *state_dir = getenv("LJS_STATE"), *keks_path = NULL, *crypto_cmd = NULL, *kms_path = NULL,
+	           *admin_addr = NULL;
 	int ready_fd = -1, c;
 	char *end;
 	if (!state_dir || !*state_dir)
 		state_dir = "var/ljs-join";
 	log_init(argv[0]);
 	js_server_init(&srv);
-	while ((c = getopt_long(argc, argv, "A:a:c:D:d:e:hIi:J:K:k:L:l:M:qS:T:t:Vv", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "A:a:c:D:d:e:hIi:J:K:k:L:l:M:m:qS:T:t:Vv", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'D': devices_path = optarg; break;
 		case 'S': state_dir = optarg; break;
 		case 'K': keks_path = optarg; break;
 		case 'M': kms_path = optarg; break;
+		case 'm': admin_addr = optarg; break;
 		case 'c': crypto_cmd = optarg; break;
 		case 'l': h.listen = optarg; break;
 		case 't':
@@ -240,6 +258,7 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	char err[512];
@@ -262,6 +281,9 @@ int main(int argc, char **argv)
 	load_devices(true);
 	if (js_state_open(&srv.state, state_dir, err, sizeof err) != 0)
 		die(EXIT_TEMPORARY, "%s", err);
+	struct js_admin *admin = NULL;
+	if (admin_addr && !(admin = js_admin_start(&srv, admin_addr, err, sizeof err)))
+		die(EXIT_USAGE, "%s", err);
 
 	int rc;
 	if (h.listen) {
@@ -277,6 +299,7 @@ int main(int argc, char **argv)
 		while (!got_term) {
 			sleep(1); /* a signal ends it early */
 			js_http_tick(http);
+			print_stats();
 			if (got_hup) {
 				got_hup = 0;
 				log_info("SIGHUP: reloading");
@@ -293,6 +316,7 @@ int main(int argc, char **argv)
 	} else {
 		rc = stdin_loop(ready_fd);
 	}
+	js_admin_stop(admin);
 	js_state_close(srv.state);
 	js_crypto_free(crypto);
 	if (srv.devices) {

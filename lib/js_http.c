@@ -217,6 +217,7 @@ struct body {
 /* Per TLS connection: the sender last authorized, so keep-alive requests skip re-verifying. */
 struct conn_ctx {
 	char sender[64];
+	bool requested; /* a request came: a TLS connection closed without one counts as a failure */
 };
 
 struct auth_ctx {
@@ -369,6 +370,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		pthread_mutex_init(&b->mu, NULL);
 		b->msg = jv_invalid();
 		*con_cls = b;
+		const union MHD_ConnectionInfo *sc = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+		if (sc && sc->socket_context)
+			((struct conn_ctx *)sc->socket_context)->requested = true;
 		return MHD_YES;
 	}
 	if (b->pend) { /* resumed: the record is on disk, or could not be stored */
@@ -411,6 +415,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		int n = snprintf(m, sizeof m, "%s\n", jv_get_kind(e) == JV_KIND_STRING ? jv_string_value(e) : "unreadable body");
 		jv_free(e);
 		log_debug("HTTP 400: %s", m);
+		js_stats_count(&g->h->srv->stats.http_errors);
 		return respond(c, MHD_HTTP_BAD_REQUEST, "text/plain", m, (size_t)n < sizeof m ? (size_t)n : sizeof m - 1);
 	}
 	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -473,11 +478,14 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-	(void)cls;
+	struct gen *g = cls;
 	(void)c;
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
 		*socket_context = calloc(1, sizeof(struct conn_ctx));
 	else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		struct conn_ctx *cc = *socket_context;
+		if (g->h->o.tls != JS_TLS_NONE && cc && !cc->requested)
+			js_stats_count(&g->h->srv->stats.tls_failures);
 		free(*socket_context);
 		*socket_context = NULL;
 	}
@@ -556,7 +564,7 @@ static struct gen *gen_start(struct js_http *h, char *err, size_t errlen)
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, CONNECTION_LIMIT, NULL};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL};
-	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, NULL};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, g};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_STACK_SIZE, 256 * 1024, NULL};
 	if (g->cert) {
 		/* X25519 first: the cheapest key exchange, so more handshakes per core */

@@ -125,6 +125,7 @@ static void count_answer(struct js_server *s, jv ans)
 		__atomic_add_fetch(&s->answered, 1, __ATOMIC_RELAXED);
 	else
 		__atomic_add_fetch(&s->rejected, 1, __ATOMIC_RELAXED);
+	js_stats_answer(&s->stats, ans);
 }
 
 static void join_stored(void *arg, int rc)
@@ -234,6 +235,8 @@ static jv join_req(struct js_server *s, jv req, const struct js_peer *peer, cons
 	}
 	rc = js_state_reserve(s->state, dev_eui, jr.dev_nonce, strict, &in.join_nonce);
 	if (rc != JS_RESERVE_OK) {
+		if (rc == JS_RESERVE_REPLAY)
+			js_stats_count(&s->stats.devnonce_replays);
 		ans = rc == JS_RESERVE_REPLAY
 		          ? answer_error(ans, BI_JOINREQ_FAILED, pv, "DevNonce %04X %s", jr.dev_nonce,
 		                         strict ? "is not greater than the last one" : "was used before")
@@ -385,6 +388,7 @@ jv js_server_handle_async(struct js_server *s, jv msg, const struct js_peer *pee
 	const char *type = jl_str(msg, "MessageType");
 	jv ans;
 	*pending = NULL;
+	js_stats_request(&s->stats, type);
 	if (!pv || (strcmp(pv, "1.0") != 0 && strcmp(pv, "1.1") != 0))
 		ans = answer_error(bi_answer(msg, "ErrorNotif"), BI_MALFORMED, pv,
 		                   "ProtocolVersion: missing or not 1.0 or 1.1");

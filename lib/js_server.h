@@ -3,6 +3,7 @@
 #ifndef JS_SERVER_H
 #define JS_SERVER_H
 
+#include "js_stats.h"
 #include <jv.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -33,6 +34,7 @@ struct js_server {
 	uint32_t lifetime;              /* JoinAns Lifetime, seconds */
 	/* counters */
 	unsigned long answered, rejected;
+	struct js_stats stats;
 };
 
 void js_server_init(struct js_server *s);
