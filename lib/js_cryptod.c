@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,27 +29,37 @@ struct js_crypto {
 	js_root_key_fn lookup;
 	void *ctx;
 	pthread_rwlock_t lk;
-	/* remote: requests are pipelined; a reader thread hands each answer to its caller by id */
+	/* remote: requests are pipelined; a reader thread hands each answer to its caller by id,
+	 * and starts the co-process again when it ends, sending it the requests still unanswered */
 	char *cmd;
-	pthread_mutex_t wmu; /* writing requests; (re)starting the co-process */
+	pthread_mutex_t wmu; /* writing requests; (re)starting the co-process; pid, fds */
 	pthread_mutex_t mu;  /* the fields below */
 	pid_t pid;
 	int in_fd, out_fd; /* we write requests to out_fd, read answers from in_fd */
+	char *obuf;        /* requests out_fd did not take yet (it never blocks): the reader sends them */
+	size_t olen, ocap;
 	struct linereader lr;
 	unsigned long next_id;
-	struct pending *pending;
-	bool alive, reader_started;
-	unsigned gen;
+	struct pending *head, *tail; /* in the order sent */
+	bool alive, stopping, reader_started;
 	pthread_t reader;
 };
 
+typedef void (*answer_fn)(void *arg, jv ans, const char *err);
+
 struct pending {
 	unsigned long id;
-	jv ans;
-	bool done;
-	pthread_cond_t cv; /* its own: an answer wakes only its caller */
-	struct pending *next;
+	char *line; /* the request with its id and newline, to send again after a restart */
+	size_t len;
+	int sent;
+	time_t deadline;
+	answer_fn cb;
+	void *arg;
+	struct pending *prev, *next;
 };
+
+#define ANSWER_TIMEOUT 30 /* seconds */
+#define RESEND_MAX 1024   /* unanswered requests sent again to a restarted co-process */
 
 /* ---- the crypto itself, over root keys in this process ---- */
 
@@ -193,6 +204,11 @@ static int parse_request(jv o, const char *op, struct js_join_in *in, char *err,
 		}
 		return 0;
 	}
+	if (strcmp(op, "join") == 0 &&
+	    hex_decode_exact(jl_str(o, "JoinRequest") ? jl_str(o, "JoinRequest") : "", in->phy, 23) != 0) {
+		snprintf(err, errlen, "JoinRequest: missing or not a 23-byte join-request");
+		return -1;
+	}
 	if (get_hex_uint(o, "DevNonce", 2, &v, err, errlen))
 		return -1;
 	in->dev_nonce = (uint16_t)v;
@@ -205,8 +221,17 @@ static int parse_request(jv o, const char *op, struct js_join_in *in, char *err,
 	if (get_hex_uint(o, "DLSettings", 1, &v, err, errlen))
 		return -1;
 	in->dl_settings = (uint8_t)v;
-	if (strcmp(op, "join-accept") != 0)
+	if (strcmp(op, "join") == 0) {
+		struct lw_join_request jr;
+		if (lw_parse_join_request(in->phy, 23, &jr, err, errlen) != 0)
+			return -1;
+		if (jr.dev_eui != in->dev_eui || jr.join_eui != in->join_eui || jr.dev_nonce != in->dev_nonce) {
+			snprintf(err, errlen, "JoinRequest: DevEUI, JoinEUI or DevNonce differ from the request's");
+			return -1;
+		}
+	} else if (strcmp(op, "join-accept") != 0) {
 		return 0;
+	}
 	if (get_hex_uint(o, "DevAddr", 4, &v, err, errlen))
 		return -1;
 	in->dev_addr = (uint32_t)v;
@@ -302,8 +327,8 @@ static jv serve_one(const char *line, size_t len, unsigned long lineno, js_root_
 	const char *op = jl_str(req, "op");
 	struct js_join_in in;
 	jv ans;
-	if (!op || (strcmp(op, "check-mic") && strcmp(op, "join-accept") && strcmp(op, "derive-keys") &&
-	            strcmp(op, "root-keys"))) {
+	if (!op || (strcmp(op, "check-mic") && strcmp(op, "join-accept") && strcmp(op, "join") &&
+	            strcmp(op, "derive-keys") && strcmp(op, "root-keys"))) {
 		snprintf(err, sizeof err, "line %lu: unknown op \"%s\"", lineno, op ? op : "");
 		ans = fail(id, "MalformedRequest", err);
 		goto out;
@@ -329,8 +354,9 @@ static jv serve_one(const char *line, size_t len, unsigned long lineno, js_root_
 	ans = jv_object_set(ans, jv_string("id"), id);
 	if (strcmp(op, "check-mic") == 0) {
 		if (core_check_mic(&rk, &in) != JS_CRYPTO_OK) {
+			jv i = jl_get(ans, "id"); /* ans holds id's only reference */
 			jv_free(ans);
-			ans = fail(jv_copy(id), "MICFailed", "MIC mismatch");
+			ans = fail(i, "MICFailed", "MIC mismatch");
 		} else {
 			ans = jv_object_set(ans, jv_string("ok"), jv_true());
 		}
@@ -339,10 +365,14 @@ static jv serve_one(const char *line, size_t len, unsigned long lineno, js_root_
 		put_hex(&ans, "AppKey", rk.app_key, 16);
 		if (rk.has_nwk_key)
 			put_hex(&ans, "NwkKey", rk.nwk_key, 16);
+	} else if (strcmp(op, "join") == 0 && core_check_mic(&rk, &in) != JS_CRYPTO_OK) {
+		jv i = jl_get(ans, "id"); /* ans holds id's only reference */
+		jv_free(ans);
+		ans = fail(i, "MICFailed", "MIC mismatch");
 	} else {
 		struct js_session_keys k;
 		ans = jv_object_set(ans, jv_string("ok"), jv_true());
-		if (strcmp(op, "join-accept") == 0) {
+		if (strcmp(op, "join-accept") == 0 || strcmp(op, "join") == 0) {
 			uint8_t phy[LW_JOIN_ACCEPT_MAX];
 			size_t n;
 			core_join_accept(&rk, &in, &k, phy, &n);
@@ -361,6 +391,21 @@ out:
 	return ans;
 }
 
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 int js_cryptod_serve(int in_fd, int out_fd, js_root_key_fn lookup, void *ctx, bool expose_root_keys)
 {
 	struct linereader r;
@@ -368,14 +413,29 @@ int js_cryptod_serve(int in_fd, int out_fd, js_root_key_fn lookup, void *ctx, bo
 	char *line;
 	size_t len;
 	int rc = 0;
+	/* the answers to every request already read go out in one write */
+	jv out = jv_string("");
 	for (;;) {
-		int k = lr_getline(&r, &line, &len);
-		if (k == 0)
-			break;
-		if (k < 0) {
-			log_error("unable to read requests: %s", strerror(errno));
-			rc = EXIT_TEMPORARY;
-			break;
+		int k = lr_next(&r, &line, &len);
+		if (k == LR_NEED_MORE) {
+			int olen = jv_string_length_bytes(jv_copy(out));
+			if (olen && write_all(out_fd, jv_string_value(out), (size_t)olen) != 0) {
+				log_error("unable to write answers: %s", strerror(errno));
+				rc = EXIT_TEMPORARY;
+				break;
+			}
+			if (olen) {
+				jv_free(out);
+				out = jv_string("");
+			}
+			if (r.eof)
+				break;
+			if (lr_fill(&r) < 0 && errno != EINTR) {
+				log_error("unable to read requests: %s", strerror(errno));
+				rc = EXIT_TEMPORARY;
+				break;
+			}
+			continue;
 		}
 		jv ans;
 		if (k == LR_TOOLONG) {
@@ -384,12 +444,10 @@ int js_cryptod_serve(int in_fd, int out_fd, js_root_key_fn lookup, void *ctx, bo
 		} else {
 			ans = serve_one(line, len, r.lineno, lookup, ctx, expose_root_keys);
 		}
-		if (jsonl_write_fd(out_fd, ans) != 0) {
-			log_error("unable to write answers: %s", strerror(errno));
-			rc = EXIT_TEMPORARY;
-			break;
-		}
+		out = jv_string_concat(out, jv_dump_string(ans, 0));
+		out = jv_string_append_buf(out, "\n", 1);
 	}
+	jv_free(out);
 	lr_free(&r);
 	return rc;
 }
@@ -418,69 +476,27 @@ void js_crypto_set_lookup(struct js_crypto *c, js_root_key_fn lookup, void *ctx)
 	pthread_rwlock_unlock(&c->lk);
 }
 
-/* Stop the reader and the co-process; called with wmu held. */
-static void remote_close(struct js_crypto *c)
+/* Close the connection to the co-process and reap it; with wmu held. */
+static void conn_close(struct js_crypto *c)
 {
-	if (c->in_fd >= 0 && c->in_fd == c->out_fd) {
-		shutdown(c->in_fd, SHUT_RDWR); /* a socket: wakes the reader */
-	} else if (c->out_fd >= 0) {
-		close(c->out_fd); /* a pipe: end of input for the co-process */
-		c->out_fd = -1;
-	}
-	if (c->pid > 0)
-		kill(c->pid, SIGTERM);
-	if (c->reader_started) {
-		pthread_join(c->reader, NULL);
-		c->reader_started = false;
-	}
+	if (c->out_fd >= 0 && c->out_fd != c->in_fd)
+		close(c->out_fd);
 	if (c->in_fd >= 0) {
 		close(c->in_fd);
 		lr_free(&c->lr);
 	}
 	c->in_fd = c->out_fd = -1;
+	c->olen = 0;
 	if (c->pid > 0) {
 		int st;
+		kill(c->pid, SIGTERM);
 		waitpid(c->pid, &st, 0);
 		c->pid = 0;
 	}
 }
 
-static void *reader_main(void *arg)
-{
-	struct js_crypto *c = arg;
-	char *line;
-	size_t len;
-	for (;;) {
-		int k = lr_getline(&c->lr, &line, &len);
-		if (k != LR_LINE && k != LR_TOOLONG)
-			break;
-		if (k == LR_TOOLONG)
-			continue;
-		jv a = jsonl_parse_object(line, len);
-		double id = jv_is_valid(a) ? jl_num(a, "id", -1) : -1;
-		pthread_mutex_lock(&c->mu);
-		struct pending *p = c->pending;
-		while (p && (double)p->id != id)
-			p = p->next;
-		if (p && !p->done) {
-			p->ans = a;
-			p->done = true;
-			pthread_cond_signal(&p->cv);
-		} else {
-			jv_free(a);
-			log_warn("the crypto process gave an answer nobody asked for");
-		}
-		pthread_mutex_unlock(&c->mu);
-	}
-	pthread_mutex_lock(&c->mu);
-	c->alive = false;
-	for (struct pending *p = c->pending; p; p = p->next)
-		pthread_cond_signal(&p->cv);
-	pthread_mutex_unlock(&c->mu);
-	return NULL;
-}
-
-static int remote_start(struct js_crypto *c, char *err, size_t errlen)
+/* Start the co-process (or connect to its socket); with wmu held. */
+static int conn_open(struct js_crypto *c, char *err, size_t errlen)
 {
 	if (strncmp(c->cmd, "unix:", 5) == 0) {
 		struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -527,20 +543,233 @@ static int remote_start(struct js_crypto *c, char *err, size_t errlen)
 		c->out_fd = to[1];
 		c->in_fd = from[0];
 	}
-	lr_init(&c->lr, c->in_fd, 64 * 1024);
-	pthread_mutex_lock(&c->mu);
-	c->alive = true;
-	c->gen++;
-	pthread_mutex_unlock(&c->mu);
-	if (pthread_create(&c->reader, NULL, reader_main, c) != 0) {
-		snprintf(err, errlen, "unable to start a thread");
+	int fl = fcntl(c->out_fd, F_GETFL);
+	if (fl < 0 || fcntl(c->out_fd, F_SETFL, fl | O_NONBLOCK) != 0) {
+		snprintf(err, errlen, "unable to set up the crypto process's input: %s", strerror(errno));
+		conn_close(c);
 		return -1;
 	}
-	c->reader_started = true;
+	lr_init(&c->lr, c->in_fd, 64 * 1024);
 	return 0;
 syserr:
 	snprintf(err, errlen, "unable to start the crypto process: %s", strerror(errno));
 	return -1;
+}
+
+/* Write what out_fd takes now; with wmu held. -1 when the co-process is gone. */
+static int flush_out(struct js_crypto *c)
+{
+	size_t off = 0;
+	int rc = 0;
+	while (off < c->olen) {
+		ssize_t n = write(c->out_fd, c->obuf + off, c->olen - off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				rc = -1;
+			break;
+		}
+		off += (size_t)n;
+	}
+	memmove(c->obuf, c->obuf + off, c->olen - off);
+	c->olen -= off;
+	return rc;
+}
+
+/* Queue a request line and send what can be sent; with wmu held. A co-process that is gone
+ * shows up as the end of its output: the reader then starts it again. */
+static void send_line(struct js_crypto *c, const char *line, size_t len)
+{
+	if (c->out_fd < 0)
+		return;
+	if (c->olen + len > c->ocap) {
+		size_t ncap = (c->olen + len) * 2;
+		char *nb = realloc(c->obuf, ncap);
+		if (!nb)
+			die(EXIT_TEMPORARY, "out of memory");
+		c->obuf = nb;
+		c->ocap = ncap;
+	}
+	memcpy(c->obuf + c->olen, line, len);
+	c->olen += len;
+	if (flush_out(c) != 0)
+		c->olen = 0;
+}
+
+static void pending_unlink(struct js_crypto *c, struct pending *p)
+{
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		c->head = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	else
+		c->tail = p->prev;
+	p->prev = p->next = NULL;
+}
+
+/* Answer (and free) a list of pendings, linked by next, with an error. */
+static void pending_fail(struct pending *list, const char *err)
+{
+	while (list) {
+		struct pending *p = list;
+		list = p->next;
+		p->cb(p->arg, jv_invalid(), err);
+		free(p->line);
+		free(p);
+	}
+}
+
+static void deliver(struct js_crypto *c, const char *line, size_t len)
+{
+	jv a = jsonl_parse_object(line, len);
+	double id = jv_is_valid(a) ? jl_num(a, "id", -1) : -1;
+	pthread_mutex_lock(&c->mu);
+	struct pending *p = c->head;
+	while (p && (double)p->id != id)
+		p = p->next;
+	if (p)
+		pending_unlink(c, p);
+	pthread_mutex_unlock(&c->mu);
+	if (!p) {
+		jv_free(a);
+		log_warn("the crypto process gave an answer nobody asked for");
+		return;
+	}
+	p->cb(p->arg, a, NULL);
+	free(p->line);
+	free(p);
+}
+
+static void expire(struct js_crypto *c)
+{
+	time_t now = time(NULL);
+	struct pending *late = NULL, **lp = &late;
+	pthread_mutex_lock(&c->mu);
+	for (struct pending *p = c->head, *n; p; p = n) {
+		n = p->next;
+		if (p->deadline <= now) {
+			pending_unlink(c, p);
+			*lp = p;
+			lp = &p->next;
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+	pending_fail(late, "the crypto process did not answer in time");
+}
+
+/* The co-process's output ended: start it again and send it what is unanswered. false when it
+ * cannot be started (or we are stopping): then everything unanswered fails and the reader ends. */
+static bool restart(struct js_crypto *c)
+{
+	char err[256];
+	struct pending *lost = NULL, **lp = &lost;
+	pthread_mutex_lock(&c->wmu);
+	conn_close(c);
+	pthread_mutex_lock(&c->mu);
+	bool stopping = c->stopping, waiting = c->head != NULL;
+	pthread_mutex_unlock(&c->mu);
+	/* with nothing unanswered the next request starts it (a command that fails at once then
+	 * costs a start per request, not a loop) */
+	bool ok = !stopping && waiting && conn_open(c, err, sizeof err) == 0;
+	if (!ok && !stopping && waiting)
+		log_error("%s", err);
+	pthread_mutex_lock(&c->mu);
+	if (!ok)
+		c->alive = false;
+	int resent = 0;
+	for (struct pending *p = c->head, *n; p; p = n) {
+		n = p->next;
+		if (ok && p->sent < 2 && resent < RESEND_MAX) {
+			p->sent++;
+			resent++;
+			send_line(c, p->line, p->len);
+		} else {
+			pending_unlink(c, p);
+			*lp = p;
+			lp = &p->next;
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_unlock(&c->wmu);
+	if (ok)
+		log_warn("the crypto process ended; started it again (%d unanswered requests sent again)", resent);
+	pending_fail(lost, "the crypto process ended");
+	return ok;
+}
+
+static void *reader_main(void *arg)
+{
+	struct js_crypto *c = arg;
+	time_t next_check = time(NULL) + 1;
+	for (;;) {
+		char *line;
+		size_t len;
+		int k = lr_next(&c->lr, &line, &len);
+		if (k == LR_LINE) {
+			deliver(c, line, len);
+			continue;
+		}
+		if (k == LR_TOOLONG)
+			continue;
+		if (!c->lr.eof) {
+			/* requests the co-process's input did not take yet go out from here */
+			pthread_mutex_lock(&c->wmu);
+			bool out = c->olen > 0;
+			int ofd = c->out_fd;
+			pthread_mutex_unlock(&c->wmu);
+			struct pollfd pfd[2] = {{.fd = c->in_fd, .events = POLLIN}, {.fd = ofd, .events = POLLOUT}};
+			int nfd = 1;
+			if (out && ofd == c->in_fd)
+				pfd[0].events |= POLLOUT;
+			else if (out)
+				nfd = 2;
+			int n = poll(pfd, (nfds_t)nfd, 1000);
+			if (out) {
+				pthread_mutex_lock(&c->wmu);
+				if (flush_out(c) != 0)
+					c->olen = 0;
+				pthread_mutex_unlock(&c->wmu);
+			}
+			if (time(NULL) >= next_check) {
+				expire(c);
+				next_check = time(NULL) + 1;
+			}
+			if (n == 0 || (n < 0 && errno == EINTR) || (n > 0 && !(pfd[0].revents & ~POLLOUT)))
+				continue;
+			if (n > 0 && (lr_fill(&c->lr) >= 0 || errno == EAGAIN || errno == EINTR))
+				continue;
+		}
+		if (!restart(c))
+			break;
+	}
+	return NULL;
+}
+
+/* Start the co-process and its reader thread; with wmu held. */
+static int remote_start(struct js_crypto *c, char *err, size_t errlen)
+{
+	if (c->reader_started) {
+		pthread_join(c->reader, NULL); /* it ended: alive is false */
+		c->reader_started = false;
+	}
+	if (conn_open(c, err, errlen) != 0)
+		return -1;
+	pthread_mutex_lock(&c->mu);
+	c->alive = true;
+	pthread_mutex_unlock(&c->mu);
+	if (pthread_create(&c->reader, NULL, reader_main, c) != 0) {
+		snprintf(err, errlen, "unable to start a thread");
+		pthread_mutex_lock(&c->mu);
+		c->alive = false;
+		pthread_mutex_unlock(&c->mu);
+		conn_close(c);
+		return -1;
+	}
+	c->reader_started = true;
+	return 0;
 }
 
 struct js_crypto *js_crypto_remote(const char *cmd, char *err, size_t errlen)
@@ -571,78 +800,77 @@ void js_crypto_free(struct js_crypto *c)
 	if (!c)
 		return;
 	if (c->remote) {
+		pthread_mutex_lock(&c->mu);
+		c->stopping = true;
+		pthread_mutex_unlock(&c->mu);
 		pthread_mutex_lock(&c->wmu);
-		remote_close(c);
+		/* end of input for the co-process (or a shut socket): the reader sees the end */
+		if (c->in_fd >= 0 && c->in_fd == c->out_fd) {
+			shutdown(c->in_fd, SHUT_RDWR);
+		} else if (c->out_fd >= 0) {
+			close(c->out_fd);
+			c->out_fd = -1;
+		}
+		if (c->pid > 0)
+			kill(c->pid, SIGTERM);
+		bool started = c->reader_started;
+		pthread_mutex_unlock(&c->wmu);
+		if (started)
+			pthread_join(c->reader, NULL);
+		pthread_mutex_lock(&c->wmu);
+		conn_close(c);
 		pthread_mutex_unlock(&c->wmu);
 	}
 	free(c->cmd);
+	free(c->obuf);
 	pthread_rwlock_destroy(&c->lk);
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->wmu);
 	free(c);
 }
 
-/* One request, one answer. Requests of many threads are in flight at once; a co-process that
- * died is started again (once per call). */
-static jv remote_call(struct js_crypto *c, jv req, char *err, size_t errlen)
+/* Send one request (consumed); cb(arg, answer or invalid, error) follows from the reader thread,
+ * or from here when the co-process cannot be started. */
+static void remote_call_async(struct js_crypto *c, jv req, answer_fn cb, void *arg)
 {
-	jv ans = jv_invalid();
-	for (int attempt = 0; attempt < 2 && !jv_is_valid(ans); attempt++) {
-		struct pending p = {.ans = jv_invalid()};
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&p.cv, &ca);
-		pthread_condattr_destroy(&ca);
-		pthread_mutex_lock(&c->wmu);
-		pthread_mutex_lock(&c->mu);
-		bool alive = c->alive;
-		pthread_mutex_unlock(&c->mu);
-		if (!alive) {
-			remote_close(c);
-			if (remote_start(c, err, errlen) != 0) {
-				remote_close(c);
-				pthread_mutex_unlock(&c->wmu);
-				pthread_cond_destroy(&p.cv);
-				break;
-			}
-		}
-		pthread_mutex_lock(&c->mu);
-		p.id = ++c->next_id;
-		p.next = c->pending;
-		c->pending = &p;
-		unsigned gen = c->gen;
-		pthread_mutex_unlock(&c->mu);
-		int wrc = jsonl_write_fd(c->out_fd, jv_object_set(jv_copy(req), jv_string("id"), jv_number(p.id)));
+	char err[256];
+	struct pending *p = calloc(1, sizeof *p);
+	if (!p)
+		die(EXIT_TEMPORARY, "out of memory");
+	p->cb = cb;
+	p->arg = arg;
+	pthread_mutex_lock(&c->wmu);
+	pthread_mutex_lock(&c->mu);
+	bool alive = c->alive;
+	p->id = ++c->next_id;
+	pthread_mutex_unlock(&c->mu);
+	if (!alive && remote_start(c, err, sizeof err) != 0) {
 		pthread_mutex_unlock(&c->wmu);
-
-		struct timespec until;
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += 30;
-		pthread_mutex_lock(&c->mu);
-		while (wrc == 0 && !p.done && c->alive && c->gen == gen)
-			if (pthread_cond_timedwait(&p.cv, &c->mu, &until) != 0)
-				break;
-		for (struct pending **pp = &c->pending; *pp; pp = &(*pp)->next)
-			if (*pp == &p) {
-				*pp = p.next;
-				break;
-			}
-		bool still_alive = c->alive;
-		pthread_mutex_unlock(&c->mu);
-		pthread_cond_destroy(&p.cv);
-		if (p.done) {
-			ans = p.ans;
-		} else if (wrc != 0) {
-			snprintf(err, errlen, "unable to write to the crypto process: %s", strerror(errno));
-		} else {
-			snprintf(err, errlen, "the crypto process %s", still_alive ? "did not answer in time" : "ended");
-			if (still_alive)
-				break; /* alive but slow: do not ask again */
-		}
+		jv_free(req);
+		cb(arg, jv_invalid(), err);
+		free(p);
+		return;
 	}
-	jv_free(req);
-	return ans;
+	jv txt = jv_dump_string(jv_object_set(req, jv_string("id"), jv_number(p->id)), 0);
+	txt = jv_string_append_buf(txt, "\n", 1);
+	p->len = (size_t)jv_string_length_bytes(jv_copy(txt));
+	p->line = malloc(p->len);
+	if (!p->line)
+		die(EXIT_TEMPORARY, "out of memory");
+	memcpy(p->line, jv_string_value(txt), p->len);
+	p->sent = 1;
+	p->deadline = time(NULL) + ANSWER_TIMEOUT;
+	pthread_mutex_lock(&c->mu);
+	p->prev = c->tail;
+	if (c->tail)
+		c->tail->next = p;
+	else
+		c->head = p;
+	c->tail = p;
+	pthread_mutex_unlock(&c->mu);
+	send_line(c, jv_string_value(txt), p->len); /* p may be answered and gone from here on */
+	pthread_mutex_unlock(&c->wmu);
+	jv_free(txt);
 }
 
 static int remote_result(jv a, char *err, size_t errlen)
@@ -661,51 +889,126 @@ static int remote_result(jv a, char *err, size_t errlen)
 	return JS_CRYPTO_ERROR;
 }
 
-int js_crypto_check_mic(struct js_crypto *c, const struct js_join_in *in, char *err, size_t errlen)
+struct join_call {
+	enum js_join_step step;
+	struct js_join_out *out;
+	js_crypto_done_fn done;
+	void *arg;
+};
+
+static void join_answered(void *arg, jv a, const char *err)
 {
+	struct join_call *jc = arg;
+	struct js_join_out *o = jc->out;
+	if (!jv_is_valid(a)) {
+		o->rc = JS_CRYPTO_ERROR;
+		snprintf(o->err, sizeof o->err, "%s", err);
+	} else {
+		o->rc = remote_result(a, o->err, sizeof o->err);
+		if (o->rc == JS_CRYPTO_OK && jc->step != JS_JOIN_CHECK) {
+			const char *p = jl_str(a, "PHYPayload");
+			long n = p ? hex_decode(p, o->phy, sizeof o->phy) : -1;
+			if ((n != 17 && n != 33) || get_keys(a, &o->keys) != 0) {
+				snprintf(o->err, sizeof o->err, "the crypto process gave a malformed join-accept answer");
+				o->rc = JS_CRYPTO_ERROR;
+			} else {
+				o->phy_len = (size_t)n;
+			}
+		}
+	}
+	jv_free(a);
+	js_crypto_done_fn done = jc->done;
+	void *darg = jc->arg;
+	free(jc);
+	done(darg);
+}
+
+void js_crypto_join_async(struct js_crypto *c, const struct js_join_in *in, enum js_join_step step,
+                          struct js_join_out *out, js_crypto_done_fn done, void *arg)
+{
+	memset(out, 0, sizeof *out);
 	if (!c->remote) {
 		struct js_root_keys rk;
-		if (local_lookup(c, in, &rk, err, errlen) != 0)
-			return JS_CRYPTO_UNKNOWN;
-		int rc = core_check_mic(&rk, in);
-		lw_wipe(&rk, sizeof rk);
-		if (rc == JS_CRYPTO_MIC)
-			snprintf(err, errlen, "MIC mismatch");
-		return rc;
+		if (local_lookup(c, in, &rk, out->err, sizeof out->err) != 0) {
+			out->rc = JS_CRYPTO_UNKNOWN;
+		} else {
+			out->rc = step == JS_JOIN_ACCEPT ? JS_CRYPTO_OK : core_check_mic(&rk, in);
+			if (out->rc == JS_CRYPTO_MIC)
+				snprintf(out->err, sizeof out->err, "MIC mismatch");
+			else if (step != JS_JOIN_CHECK)
+				core_join_accept(&rk, in, &out->keys, out->phy, &out->phy_len);
+			lw_wipe(&rk, sizeof rk);
+		}
+		done(arg);
+		return;
 	}
-	jv a = remote_call(c, request_json("check-mic", in, false), err, errlen);
-	if (!jv_is_valid(a))
-		return JS_CRYPTO_ERROR;
-	int rc = remote_result(a, err, errlen);
-	jv_free(a);
-	return rc;
+	struct join_call *jc = malloc(sizeof *jc);
+	if (!jc)
+		die(EXIT_TEMPORARY, "out of memory");
+	*jc = (struct join_call){.step = step, .out = out, .done = done, .arg = arg};
+	jv req;
+	if (step == JS_JOIN_CHECK) {
+		req = request_json("check-mic", in, false);
+	} else if (step == JS_JOIN_ACCEPT) {
+		req = request_json("join-accept", in, true);
+	} else {
+		req = request_json("join", in, true);
+		put_hex(&req, "JoinRequest", in->phy, 23);
+	}
+	remote_call_async(c, req, join_answered, jc);
+}
+
+/* ---- waiting for one answer (stdin mode, tests) ---- */
+
+struct sync_wait {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+};
+
+static void sync_done(void *arg)
+{
+	struct sync_wait *w = arg;
+	pthread_mutex_lock(&w->mu);
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void join_sync(struct js_crypto *c, const struct js_join_in *in, enum js_join_step step,
+                      struct js_join_out *out)
+{
+	struct sync_wait w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	js_crypto_join_async(c, in, step, out, sync_done, &w);
+	pthread_mutex_lock(&w.mu);
+	while (!w.done)
+		pthread_cond_wait(&w.cv, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	pthread_mutex_destroy(&w.mu);
+	pthread_cond_destroy(&w.cv);
+}
+
+int js_crypto_check_mic(struct js_crypto *c, const struct js_join_in *in, char *err, size_t errlen)
+{
+	struct js_join_out o;
+	join_sync(c, in, JS_JOIN_CHECK, &o);
+	if (o.rc != JS_CRYPTO_OK)
+		snprintf(err, errlen, "%s", o.err);
+	return o.rc;
 }
 
 int js_crypto_join_accept(struct js_crypto *c, const struct js_join_in *in, struct js_session_keys *keys,
                           uint8_t *phy, size_t *phy_len, char *err, size_t errlen)
 {
-	if (!c->remote) {
-		struct js_root_keys rk;
-		if (local_lookup(c, in, &rk, err, errlen) != 0)
-			return JS_CRYPTO_UNKNOWN;
-		core_join_accept(&rk, in, keys, phy, phy_len);
-		lw_wipe(&rk, sizeof rk);
-		return JS_CRYPTO_OK;
+	struct js_join_out o;
+	join_sync(c, in, JS_JOIN_ACCEPT, &o);
+	if (o.rc == JS_CRYPTO_OK) {
+		*keys = o.keys;
+		memcpy(phy, o.phy, o.phy_len);
+		*phy_len = o.phy_len;
+	} else {
+		snprintf(err, errlen, "%s", o.err);
 	}
-	jv a = remote_call(c, request_json("join-accept", in, true), err, errlen);
-	if (!jv_is_valid(a))
-		return JS_CRYPTO_ERROR;
-	int rc = remote_result(a, err, errlen);
-	if (rc == JS_CRYPTO_OK) {
-		const char *p = jl_str(a, "PHYPayload");
-		long n = p ? hex_decode(p, phy, LW_JOIN_ACCEPT_MAX) : -1;
-		if ((n != 17 && n != 33) || get_keys(a, keys) != 0) {
-			snprintf(err, errlen, "the crypto process gave a malformed join-accept answer");
-			rc = JS_CRYPTO_ERROR;
-		} else {
-			*phy_len = (size_t)n;
-		}
-	}
-	jv_free(a);
-	return rc;
+	lw_wipe(&o.keys, sizeof o.keys);
+	return o.rc;
 }

@@ -13,6 +13,9 @@
  *    "CFList":"...","JoinReqType":"FF"}
  *     -> {"id":2,"ok":true,"PHYPayload":"20...","keys":{"NwkSKey":..,"AppSKey":..}}
  *        (1.1 with OptNeg: "FNwkSIntKey","SNwkSIntKey","NwkSEncKey","AppSKey")
+ *   {"id":5,"op":"join", the fields of join-accept and "JoinRequest":"00..." (the 23-byte
+ *    join-request, whose DevEUI, JoinEUI and DevNonce must be the request's)}
+ *     -> check-mic's failure, or join-accept's answer: one exchange per join instead of two
  *   {"id":3,"op":"derive-keys", the fields of join-accept but DevAddr..CFList} -> {"keys":{...}}
  *   {"id":4,"op":"root-keys","DevEUI":..,"JoinEUI":..} -> refused (code "Refused") unless the
  *     server was started to expose root keys.
@@ -61,6 +64,26 @@ void js_crypto_free(struct js_crypto *c);
 void js_crypto_reload(struct js_crypto *c);
 /* Replace the root-key source of a local crypto (after a registry reload). */
 void js_crypto_set_lookup(struct js_crypto *c, js_root_key_fn lookup, void *ctx);
+
+/* The crypto of one join, without waiting for a co-process. */
+enum js_join_step {
+	JS_JOIN_CHECK,  /* check-mic only */
+	JS_JOIN_ACCEPT, /* join-accept only */
+	JS_JOIN_BOTH,   /* check the MIC and, when it holds, the join-accept (op "join") */
+};
+struct js_join_out {
+	int rc; /* JS_CRYPTO_* below */
+	char err[200];
+	struct js_session_keys keys;
+	uint8_t phy[33];
+	size_t phy_len;
+};
+typedef void (*js_crypto_done_fn)(void *arg);
+/* Fill out for in and call done(arg): before returning (local crypto, or a co-process that cannot
+ * be reached), or later from the thread that reads the co-process's answers. Many joins are in
+ * flight over one co-process at once. */
+void js_crypto_join_async(struct js_crypto *c, const struct js_join_in *in, enum js_join_step step,
+                          struct js_join_out *out, js_crypto_done_fn done, void *arg);
 
 /* JS_CRYPTO_OK, JS_CRYPTO_MIC (MIC mismatch), JS_CRYPTO_UNKNOWN (no keys for the device) or
  * JS_CRYPTO_ERROR (with a reason in err). */

@@ -111,8 +111,18 @@ static int authorize(const struct js_peer *peer, const char *sender, char *err, 
 	return peer->authorize(peer->ctx, sender, err, errlen);
 }
 
+/* A JoinReq on its way: crypto (possibly in a co-process), then the record's commit. Owned by
+ * one thread at a time: the worker that started it, the crypto reader, the state writer. */
 struct js_pending {
 	struct js_server *s;
+	jv ans; /* the answer being built (shares values with the request) */
+	char pv[4];
+	struct js_join_in in;
+	bool strict;
+	int peek;          /* JS_RESERVE_* as seen before the crypto */
+	uint32_t jn_guess; /* the JoinNonce the join-accept was built for */
+	char *ns_kek, *as_kek;
+	struct js_join_out out;
 	jv ok, fail; /* the answer once the join is stored, and if it cannot be */
 	int rc;
 	js_wake_fn wake;
@@ -128,6 +138,15 @@ static void count_answer(struct js_server *s, jv ans)
 	js_stats_answer(&s->stats, ans);
 }
 
+/* The answer is known (nothing to store). */
+static void join_done(struct js_pending *p, jv ans)
+{
+	p->ok = ans;
+	p->fail = jv_invalid();
+	p->rc = 0;
+	p->wake(p->arg);
+}
+
 static void join_stored(void *arg, int rc)
 {
 	struct js_pending *p = arg;
@@ -140,8 +159,115 @@ jv js_server_finish(struct js_pending *p)
 	jv ans = p->rc == 0 ? p->ok : p->fail;
 	jv_free(p->rc == 0 ? p->fail : p->ok);
 	count_answer(p->s, ans);
+	free(p->ns_kek);
+	free(p->as_kek);
+	lw_wipe(&p->out, sizeof p->out);
 	free(p);
 	return ans;
+}
+
+/* The join-accept is built for the JoinNonce reserved: wrap the keys, store, then answer. */
+static void join_accepted(void *arg)
+{
+	struct js_pending *p = arg;
+	struct js_server *s = p->s;
+	const char *pv = p->pv;
+	struct js_session_keys *k = &p->out.keys;
+	char err[256];
+	jv ans = p->ans;
+	p->ans = jv_invalid();
+	if (p->out.rc != JS_CRYPTO_OK) {
+		join_done(p, answer_error(ans, BI_OTHER, pv, "%s", p->out.err));
+		return;
+	}
+	jv e_app, e_net[3];
+	int n_net = 0;
+	const char *net_names[3];
+	if (envelope(s, p->as_kek, k->app_s_key, &e_app, err, sizeof err) != 0) {
+		join_done(p, answer_error(ans, BI_OTHER, pv, "%s", err));
+		return;
+	}
+	if (k->v11) {
+		net_names[0] = "FNwkSIntKey";
+		net_names[1] = "SNwkSIntKey";
+		net_names[2] = "NwkSEncKey";
+		const uint8_t *keys[3] = {k->nwk_s_key, k->s_nwk_s_int_key, k->nwk_s_enc_key};
+		for (; n_net < 3; n_net++)
+			if (envelope(s, p->ns_kek, keys[n_net], &e_net[n_net], err, sizeof err) != 0)
+				break;
+		if (n_net < 3) {
+			for (int i = 0; i < n_net; i++)
+				jv_free(e_net[i]);
+			jv_free(e_app);
+			join_done(p, answer_error(ans, BI_OTHER, pv, "%s", err));
+			return;
+		}
+	} else {
+		net_names[0] = "NwkSKey";
+		if (envelope(s, p->ns_kek, k->nwk_s_key, &e_net[0], err, sizeof err) != 0) {
+			jv_free(e_app);
+			join_done(p, answer_error(ans, BI_OTHER, pv, "%s", err));
+			return;
+		}
+		n_net = 1;
+	}
+	lw_wipe(k, sizeof *k);
+
+	uint8_t sid[16];
+	if (gnutls_rnd(GNUTLS_RND_NONCE, sid, sizeof sid) != 0)
+		die(EXIT_TEMPORARY, "unable to get random bytes");
+	jv env_txt = jv_dump_string(jv_copy(e_app), 0);
+	p->fail = answer_error(jv_copy(ans), BI_OTHER, pv, "unable to store the join");
+	ans = jv_object_set(ans, jv_string("PHYPayload"), bi_hex_jv(p->out.phy, p->out.phy_len));
+	ans = bi_result(ans, BI_SUCCESS, pv, NULL);
+	ans = jv_object_set(ans, jv_string("Lifetime"), jv_number(s->lifetime));
+	for (int i = 0; i < n_net; i++)
+		ans = jv_object_set(ans, jv_string(net_names[i]), e_net[i]);
+	ans = jv_object_set(ans, jv_string("AppSKey"), e_app);
+	ans = jv_object_set(ans, jv_string("SessionKeyID"), bi_hex_jv(sid, 16));
+	log_debug("JoinReq %016llX DevNonce %04X: JoinNonce %06X", (unsigned long long)p->in.dev_eui,
+	          p->in.dev_nonce, p->in.join_nonce);
+	p->ok = ans;
+	js_state_commit_async(s->state, p->in.dev_eui, p->in.dev_nonce, p->in.join_nonce, sid,
+	                      jv_string_value(env_txt), join_stored, p);
+	jv_free(env_txt); /* p may be finished and gone: env_txt is not shared with it */
+}
+
+/* The MIC was checked (and, in the common case, the join-accept built for the JoinNonce that
+ * was next when the request came): take the DevNonce and the JoinNonce now. */
+static void join_checked(void *arg)
+{
+	struct js_pending *p = arg;
+	const char *pv = p->pv;
+	int rc = p->out.rc;
+	if (rc != JS_CRYPTO_OK) {
+		jv ans = p->ans;
+		p->ans = jv_invalid();
+		join_done(p, rc == JS_CRYPTO_MIC       ? answer_error(ans, BI_MIC_FAILED, pv, "MIC mismatch")
+		             : rc == JS_CRYPTO_UNKNOWN ? answer_error(ans, BI_UNKNOWN_DEVEUI, pv, "%s", p->out.err)
+		                                       : answer_error(ans, BI_OTHER, pv, "%s", p->out.err));
+		return;
+	}
+	uint32_t jn = 0;
+	rc = p->peek != JS_RESERVE_OK ? p->peek
+	                               : js_state_reserve(p->s->state, p->in.dev_eui, p->in.dev_nonce, p->strict, &jn);
+	if (rc != JS_RESERVE_OK) {
+		jv ans = p->ans;
+		p->ans = jv_invalid();
+		if (rc == JS_RESERVE_REPLAY)
+			js_stats_count(&p->s->stats.devnonce_replays);
+		join_done(p, rc == JS_RESERVE_REPLAY
+		                 ? answer_error(ans, BI_JOINREQ_FAILED, pv, "DevNonce %04X %s", p->in.dev_nonce,
+		                                p->strict ? "is not greater than the last one" : "was used before")
+		                 : answer_error(ans, BI_JOINREQ_FAILED, pv, "JoinNonce exhausted"));
+		return;
+	}
+	if (jn != p->jn_guess) { /* another join of the device came between: build it again */
+		p->in.join_nonce = jn;
+		js_crypto_join_async(p->s->crypto, &p->in, JS_JOIN_ACCEPT, &p->out, join_accepted, p);
+		return;
+	}
+	join_accepted(p);
 }
 
 static jv join_req(struct js_server *s, jv req, const struct js_peer *peer, const char *pv, js_wake_fn wake,
@@ -226,95 +352,20 @@ static jv join_req(struct js_server *s, jv req, const struct js_peer *peer, cons
 	else
 		in.dl_settings &= 0x7F;
 
-	int rc = js_crypto_check_mic(s->crypto, &in, err, sizeof err);
-	if (rc != JS_CRYPTO_OK) {
-		ans = rc == JS_CRYPTO_MIC ? answer_error(ans, BI_MIC_FAILED, pv, "MIC mismatch")
-		      : rc == JS_CRYPTO_UNKNOWN ? answer_error(ans, BI_UNKNOWN_DEVEUI, pv, "%s", err)
-		                                : answer_error(ans, BI_OTHER, pv, "%s", err);
-		goto out;
-	}
-	rc = js_state_reserve(s->state, dev_eui, jr.dev_nonce, strict, &in.join_nonce);
-	if (rc != JS_RESERVE_OK) {
-		if (rc == JS_RESERVE_REPLAY)
-			js_stats_count(&s->stats.devnonce_replays);
-		ans = rc == JS_RESERVE_REPLAY
-		          ? answer_error(ans, BI_JOINREQ_FAILED, pv, "DevNonce %04X %s", jr.dev_nonce,
-		                         strict ? "is not greater than the last one" : "was used before")
-		          : answer_error(ans, BI_JOINREQ_FAILED, pv, "JoinNonce exhausted");
-		goto out;
-	}
-	struct js_session_keys k;
-	uint8_t accept[LW_JOIN_ACCEPT_MAX];
-	size_t alen;
-	rc = js_crypto_join_accept(s->crypto, &in, &k, accept, &alen, err, sizeof err);
-	if (rc != JS_CRYPTO_OK) {
-		ans = answer_error(ans, BI_OTHER, pv, "%s", err);
-		goto out;
-	}
-	jv e_app, e_net[3];
-	int n_net = 0;
-	const char *net_names[3];
-	if (envelope(s, as_kek, k.app_s_key, &e_app, err, sizeof err) != 0) {
-		lw_wipe(&k, sizeof k);
-		ans = answer_error(ans, BI_OTHER, pv, "%s", err);
-		goto out;
-	}
-	if (k.v11) {
-		net_names[0] = "FNwkSIntKey";
-		net_names[1] = "SNwkSIntKey";
-		net_names[2] = "NwkSEncKey";
-		const uint8_t *keys[3] = {k.nwk_s_key, k.s_nwk_s_int_key, k.nwk_s_enc_key};
-		for (; n_net < 3; n_net++)
-			if (envelope(s, ns_kek, keys[n_net], &e_net[n_net], err, sizeof err) != 0)
-				break;
-		if (n_net < 3) {
-			for (int i = 0; i < n_net; i++)
-				jv_free(e_net[i]);
-			jv_free(e_app);
-			lw_wipe(&k, sizeof k);
-			ans = answer_error(ans, BI_OTHER, pv, "%s", err);
-			goto out;
-		}
-	} else {
-		net_names[0] = "NwkSKey";
-		if (envelope(s, ns_kek, k.nwk_s_key, &e_net[0], err, sizeof err) != 0) {
-			jv_free(e_app);
-			lw_wipe(&k, sizeof k);
-			ans = answer_error(ans, BI_OTHER, pv, "%s", err);
-			goto out;
-		}
-		n_net = 1;
-	}
-	lw_wipe(&k, sizeof k);
-
-	uint8_t sid[16];
-	if (gnutls_rnd(GNUTLS_RND_NONCE, sid, sizeof sid) != 0)
-		die(EXIT_TEMPORARY, "unable to get random bytes");
-	jv env_txt = jv_dump_string(jv_copy(e_app), 0);
-	struct js_pending *p = malloc(sizeof *p);
+	/* one exchange with the crypto: the MIC, and the join-accept for the JoinNonce that comes
+	 * next unless another join of the device takes it first; nothing changes before the MIC holds */
+	struct js_pending *p = calloc(1, sizeof *p);
 	if (!p)
 		die(EXIT_TEMPORARY, "out of memory");
-	*p = (struct js_pending){.s = s, .wake = wake, .arg = arg,
-	                         .fail = answer_error(jv_copy(ans), BI_OTHER, pv, "unable to store the join")};
-	ans = jv_object_set(ans, jv_string("PHYPayload"), bi_hex_jv(accept, alen));
-	ans = bi_result(ans, BI_SUCCESS, pv, NULL);
-	ans = jv_object_set(ans, jv_string("Lifetime"), jv_number(s->lifetime));
-	for (int i = 0; i < n_net; i++)
-		ans = jv_object_set(ans, jv_string(net_names[i]), e_net[i]);
-	ans = jv_object_set(ans, jv_string("AppSKey"), e_app);
-	ans = jv_object_set(ans, jv_string("SessionKeyID"), bi_hex_jv(sid, 16));
-	log_debug("JoinReq %016llX DevNonce %04X: JoinNonce %06X", (unsigned long long)dev_eui, jr.dev_nonce,
-	          in.join_nonce);
-	p->ok = ans;
-	ans = jv_invalid();
+	*p = (struct js_pending){.s = s, .ans = ans, .in = in, .strict = strict, .ns_kek = ns_kek, .as_kek = as_kek,
+	                         .ok = jv_invalid(), .fail = jv_invalid(), .wake = wake, .arg = arg};
+	snprintf(p->pv, sizeof p->pv, "%s", pv);
+	p->peek = js_state_peek(s->state, dev_eui, jr.dev_nonce, strict, &p->jn_guess);
+	p->in.join_nonce = p->jn_guess;
 	*pending = p;
-	js_state_commit_async(s->state, dev_eui, jr.dev_nonce, in.join_nonce, sid, jv_string_value(env_txt),
-	                      join_stored, p);
-	jv_free(env_txt);
-out:
-	free(ns_kek);
-	free(as_kek);
-	return ans;
+	js_crypto_join_async(s->crypto, &p->in, p->peek == JS_RESERVE_OK ? JS_JOIN_BOTH : JS_JOIN_CHECK, &p->out,
+	                     join_checked, p);
+	return jv_invalid();
 }
 
 static jv home_ns_req(struct js_server *s, jv req, const struct js_peer *peer, const char *pv)

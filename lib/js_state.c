@@ -735,6 +735,23 @@ static void sync_done(void *arg, int rc)
 	pthread_mutex_unlock(&w->mu);
 }
 
+int js_state_peek(struct js_state *st, uint64_t dev_eui, uint16_t dev_nonce, bool strict, uint32_t *join_nonce)
+{
+	int rc = JS_RESERVE_OK;
+	pthread_mutex_lock(&st->mu);
+	struct dstate *d = find(st, dev_eui, false);
+	if (!d)
+		*join_nonce = 0;
+	else if (strict ? (int32_t)dev_nonce <= d->last_dn : dn_seen(d, dev_nonce))
+		rc = JS_RESERVE_REPLAY;
+	else if (d->has_jn && d->join_nonce >= 0xFFFFFF)
+		rc = JS_RESERVE_EXHAUSTED;
+	else
+		*join_nonce = d->has_jn ? d->join_nonce + 1 : 0;
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
 int js_state_commit(struct js_state *st, uint64_t dev_eui, uint16_t dev_nonce, uint32_t join_nonce,
                     const uint8_t sid[16], const char *env)
 {

@@ -30,6 +30,8 @@ void js_state_close(struct js_state *st);
  * until js_state_commit. */
 int js_state_reserve(struct js_state *st, uint64_t dev_eui, uint16_t dev_nonce, bool strict,
                      uint32_t *join_nonce);
+/* What js_state_reserve would say now, and the JoinNonce it would give; nothing changes. */
+int js_state_peek(struct js_state *st, uint64_t dev_eui, uint16_t dev_nonce, bool strict, uint32_t *join_nonce);
 /* Store the join (and its session, when sid is not NULL: env is the AppSKey KeyEnvelope as JSON
  * text) and return once it is on disk. 0, or -1 when it could not be stored: then the join must
  * not be answered. */
