@@ -25,11 +25,14 @@ int jbuf_add(struct jbuf *b, const char *s, size_t n)
 		size_t cap = b->cap ? b->cap : 256;
 		while (cap < b->len + n)
 			cap *= 2;
-		char *p = realloc(b->p, cap);
+		char *p = b->borrowed ? malloc(cap) : realloc(b->p, cap);
 		if (!p) {
 			b->failed = 1;
 			return -1;
 		}
+		if (b->borrowed && b->len)
+			memcpy(p, b->p, b->len);
+		b->borrowed = 0;
 		b->p = p;
 		b->cap = cap;
 	}

@@ -15,6 +15,7 @@ struct jbuf {
 	char *p;
 	size_t len, cap;
 	int failed; /* an allocation failed: the content is incomplete */
+	int borrowed; /* p is the caller's (a stack array of cap bytes), not from malloc */
 };
 
 /* Append v's JSON text (v borrowed) to b. 0, or -1 when memory ran out. */

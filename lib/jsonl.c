@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdio_ext.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -43,16 +44,18 @@ jv jsonl_parse_object(const char *line, size_t len)
 int jsonl_put(FILE *f, jv v)
 {
 	/* jq's own dump cost more than everything else a filter does with a line (json_out.h) */
-	static struct jbuf b;
-	b.len = 0;
-	b.failed = 0;
+	/* a buffer per call: callers may run in several threads */
+	char stack[1024];
+	struct jbuf b = {.p = stack, .cap = sizeof stack, .borrowed = 1};
 	int rc = json_out_append(&b, v) < 0 || jbuf_add(&b, "\n", 1) < 0 ? -1 : 0;
 	jv_free(v);
-	if (rc < 0) {
+	if (rc == 0)
+		rc = jsonl_put_text(f, b.p, b.len);
+	else
 		errno = ENOMEM;
-		return -1;
-	}
-	return jsonl_put_text(f, b.p, b.len);
+	if (!b.borrowed)
+		free(b.p);
+	return rc;
 }
 
 int jsonl_put_text(FILE *f, const char *line, size_t len)

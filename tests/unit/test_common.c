@@ -164,6 +164,22 @@ static void test_json_fast(void)
 	jv_free(l);
 }
 
+/* jsonl_put: a line longer than its stack buffer, whole */
+static void test_jsonl_put(void)
+{
+	char big[3000];
+	memset(big, 'x', sizeof big);
+	FILE *f = tmpfile();
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	CHECK(jsonl_put(f, jv_object_set(jv_object(), jv_string("k"), jv_string_sized(big, sizeof big))) == 0);
+	CHECK(jsonl_put(f, jv_object_set(jv_object(), jv_string("n"), jv_number(1))) == 0);
+	CHECK(fflush(f) == 0);
+	CHECK(ftell(f) == (long)(sizeof big + 9 + 8));
+	fclose(f);
+}
+
 int main(void)
 {
 	test_lines();
@@ -171,6 +187,7 @@ int main(void)
 	test_json();
 	test_json_out();
 	test_json_fast();
+	test_jsonl_put();
 	if (failures)
 		fprintf(stderr, "%d check(s) failed\n", failures);
 	return failures ? 1 : 0;
