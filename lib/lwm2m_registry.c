@@ -101,6 +101,24 @@ static void ip_uncount(struct lwm2m_registry *r, const struct lwm2m_reg *g)
 	}
 }
 
+static size_t hash_addr(const union lwm2m_addr *a)
+{
+	uint64_t h = 1469598103934665603ULL;
+	const uint8_t *p;
+	size_t n;
+	if (a->sa.sa_family == AF_INET) {
+		p = (const uint8_t *)&a->sin.sin_addr;
+		n = sizeof a->sin.sin_addr;
+	} else {
+		p = (const uint8_t *)&a->sin6.sin6_addr;
+		n = sizeof a->sin6.sin6_addr;
+	}
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	h = (h ^ a->sin.sin_port) * 0x9E3779B97F4A7C15ULL; /* sin_port and sin6_port coincide */
+	return (size_t)(h >> 20);
+}
+
 void lwm2m_registry_init(struct lwm2m_registry *r)
 {
 	memset(r, 0, sizeof *r);
@@ -110,10 +128,11 @@ void lwm2m_registry_init(struct lwm2m_registry *r)
 static int grow(struct lwm2m_registry *r)
 {
 	size_t n = r->nbuckets ? r->nbuckets * 2 : 1024;
-	struct lwm2m_reg **e = calloc(n, sizeof *e), **i = calloc(n, sizeof *i);
-	if (!e || !i) {
+	struct lwm2m_reg **e = calloc(n, sizeof *e), **i = calloc(n, sizeof *i), **a = calloc(n, sizeof *a);
+	if (!e || !i || !a) {
 		free(e);
 		free(i);
+		free(a);
 		return -1;
 	}
 	for (size_t b = 0; b < r->nbuckets; b++) {
@@ -130,11 +149,19 @@ static int grow(struct lwm2m_registry *r)
 			g->next_id = i[h];
 			i[h] = g;
 		}
+		for (g = r->by_addr[b]; g; g = next) {
+			next = g->next_addr;
+			size_t h = hash_addr(&g->addr) & (n - 1);
+			g->next_addr = a[h];
+			a[h] = g;
+		}
 	}
 	free(r->by_ep);
 	free(r->by_id);
+	free(r->by_addr);
 	r->by_ep = e;
 	r->by_id = i;
+	r->by_addr = a;
 	r->nbuckets = n;
 	return 0;
 }
@@ -157,6 +184,39 @@ struct lwm2m_reg *lwm2m_reg_by_id(const struct lwm2m_registry *r, uint32_t id)
 		if (g->id == id)
 			return g;
 	return NULL;
+}
+
+struct lwm2m_reg *lwm2m_reg_by_addr(const struct lwm2m_registry *r, const union lwm2m_addr *a)
+{
+	if (!r->nbuckets)
+		return NULL;
+	for (struct lwm2m_reg *g = r->by_addr[hash_addr(a) & (r->nbuckets - 1)]; g; g = g->next_addr)
+		if (lwm2m_addr_equal(&g->addr, a))
+			return g;
+	return NULL;
+}
+
+void lwm2m_reg_addr_link(struct lwm2m_registry *r, struct lwm2m_reg *g)
+{
+	if (g->addr_linked || !r->nbuckets)
+		return;
+	size_t h = hash_addr(&g->addr) & (r->nbuckets - 1);
+	g->next_addr = r->by_addr[h];
+	r->by_addr[h] = g;
+	g->addr_linked = 1;
+}
+
+void lwm2m_reg_addr_unlink(struct lwm2m_registry *r, struct lwm2m_reg *g)
+{
+	if (!g->addr_linked)
+		return;
+	for (struct lwm2m_reg **pp = &r->by_addr[hash_addr(&g->addr) & (r->nbuckets - 1)]; *pp; pp = &(*pp)->next_addr)
+		if (*pp == g) {
+			*pp = g->next_addr;
+			break;
+		}
+	g->next_addr = NULL;
+	g->addr_linked = 0;
 }
 
 uint32_t lwm2m_reg_id_parse(const char *s, size_t len)
@@ -211,6 +271,7 @@ void lwm2m_reg_insert(struct lwm2m_registry *r, struct lwm2m_reg *g)
 void lwm2m_reg_unlink(struct lwm2m_registry *r, struct lwm2m_reg *g)
 {
 	struct lwm2m_reg **pp;
+	lwm2m_reg_addr_unlink(r, g);
 	for (pp = &r->by_ep[hash_str(g->ep) & (r->nbuckets - 1)]; *pp; pp = &(*pp)->next_ep)
 		if (*pp == g) {
 			*pp = g->next_ep;
@@ -275,6 +336,7 @@ void lwm2m_registry_free(struct lwm2m_registry *r, void (*on_free)(struct lwm2m_
 	free(r->by_ip);
 	if (r->jfd >= 0)
 		close(r->jfd);
+	free(r->by_addr);
 	memset(r, 0, sizeof *r);
 	r->jfd = -1;
 }

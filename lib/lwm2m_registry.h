@@ -23,7 +23,7 @@ struct lwm2m_queue;
 struct lwm2m_request;
 
 struct lwm2m_reg {
-	struct lwm2m_reg *next_ep, *next_id; /* hash chains */
+	struct lwm2m_reg *next_ep, *next_id, *next_addr; /* hash chains */
 	uint32_t id;
 	uint32_t lt;            /* lifetime, seconds */
 	double registered;      /* wall clock of the Register */
@@ -33,6 +33,9 @@ struct lwm2m_reg {
 	uint8_t queue;          /* queue mode (binding Q or the Q parameter) */
 	uint8_t sec;            /* enum lwm2m_sec */
 	uint8_t nct;
+	uint8_t addr_linked;    /* in the address table (reached over lwm2m-listen's own UDP socket) */
+	uint8_t has_reg_mid;    /* reg_mid is the Message ID of the Register that made it */
+	uint16_t reg_mid;       /* so a retransmitted Register is answered again, not redone */
 	char binding[8];
 	uint16_t ct[4];         /* content formats it announced (rt="oma.lwm2m";ct=...) */
 	uint32_t nobjects;
@@ -51,7 +54,7 @@ struct lwm2m_reg {
 struct lwm2m_ipcount;
 
 struct lwm2m_registry {
-	struct lwm2m_reg **by_ep, **by_id;
+	struct lwm2m_reg **by_ep, **by_id, **by_addr;
 	size_t nbuckets, count;
 	struct lwm2m_ipcount **by_ip; /* registrations per source IP address */
 	int jfd; /* the journal beside the saved file, open once written to; -1 before */
@@ -75,7 +78,11 @@ void lwm2m_reg_insert(struct lwm2m_registry *r, struct lwm2m_reg *g);
 unsigned lwm2m_registry_from(const struct lwm2m_registry *r, const union lwm2m_addr *a);
 /* 1 if g is counted under a's IP address. */
 int lwm2m_reg_counted_under(const struct lwm2m_reg *g, const union lwm2m_addr *a);
-/* Unlink from both tables (the caller frees with lwm2m_reg_free). */
+/* The address table: registrations reached at g->addr without a libcoap session (NoSec). */
+struct lwm2m_reg *lwm2m_reg_by_addr(const struct lwm2m_registry *r, const union lwm2m_addr *a);
+void lwm2m_reg_addr_link(struct lwm2m_registry *r, struct lwm2m_reg *g);
+void lwm2m_reg_addr_unlink(struct lwm2m_registry *r, struct lwm2m_reg *g);
+/* Unlink from every table (the caller frees with lwm2m_reg_free). */
 void lwm2m_reg_unlink(struct lwm2m_registry *r, struct lwm2m_reg *g);
 void lwm2m_reg_free(struct lwm2m_reg *g);
 

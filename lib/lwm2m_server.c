@@ -8,6 +8,7 @@
 #include "log.h"
 #include "lwm2m_codec.h"
 #include "lwm2m_queue.h"
+#include "lwm2m_udp.h"
 
 #include <coap3/coap.h>
 #include <errno.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MAX_PAYLOAD (64 * 1024) /* a Register payload larger than this is refused */
 #define IO_BATCH 256            /* datagrams handled per lwm2m_server_io call at most */
@@ -38,10 +40,42 @@ struct lwm2m_server {
 	coap_tick_t last_prepare;
 	unsigned long nobs, ninflight;
 	struct lwm2m_dtls *dtls;
+	struct lwm2m_udp *udp;       /* NoSec devices: our own socket, no libcoap session */
+	int epfd;                    /* libcoap's descriptor and udp's */
+	const union lwm2m_addr *from; /* the peer of the datagram being handled on udp */
+	struct block1 *b1;           /* Block1 bodies arriving on udp */
 };
 
 /* libcoap calls back without a user pointer for some handlers: one server per process. */
 static struct lwm2m_server *srv;
+
+/* A NoSec device reached over s->udp at g->addr stands for its session with this marker. */
+static char nosec_marker;
+#define NOSEC ((void *)&nosec_marker)
+
+static void *sess_ref(void *cs)
+{
+	return cs && cs != NOSEC ? coap_session_reference(cs) : cs;
+}
+
+static void sess_release(void *cs)
+{
+	if (cs && cs != NOSEC)
+		coap_session_release(cs);
+}
+
+/* For log lines: the session, or the peer of the datagram at hand on our socket. */
+static const char *peer_str(coap_session_t *cs)
+{
+	static char buf[80];
+	if (cs)
+		return coap_session_str(cs);
+	if (!srv || !srv->from)
+		return "?";
+	lwm2m_addr_str(srv->from, buf, sizeof buf);
+	return buf;
+}
+
 
 double lwm2m_now(void)
 {
@@ -161,6 +195,7 @@ void lwm2m_request_free(struct lwm2m_request *rq)
 	for (int i = 0; i < rq->nqueries; i++)
 		free(rq->queries[i]);
 	free(rq->payload);
+	free(rq->body);
 	free(rq->cancel_reason);
 	jv_free(rq->cmd);
 	jv_free(rq->cancel_cmd);
@@ -234,8 +269,10 @@ static void reply(struct lwm2m_server *s, struct lwm2m_request *rq, struct lwm2m
 		s->all = rq->all_next;
 	if (rq->all_next)
 		rq->all_next->all_prev = rq->all_prev;
-	if (rq->session)
-		coap_session_release(rq->session);
+	sess_release(rq->session);
+	if (rq->xmit)
+		lwm2m_udp_cancel(s->udp, rq->xmit);
+	rq->xmit = NULL;
 	rq->state = RQ_DONE;
 	lwm2m_request_free(rq);
 }
@@ -261,10 +298,77 @@ static void release_payload(coap_session_t *session, void *p)
 	free(p);
 }
 
+#define UDP_SZX 6 /* payloads we send to NoSec devices go in 1024-byte blocks when larger */
+
+/* One message of rq to a NoSec device: the request (or its next Block1 part, or the GET for
+ * the next Block2 part), or with cancel the GET that ends its observation (RFC 7641 3.6). */
+static int udp_send_rq(struct lwm2m_server *s, struct lwm2m_reg *g, struct lwm2m_request *rq, int cancel, int con)
+{
+	uint8_t buf[1400], tok[8];
+	char seg[8];
+	struct lwm2m_coapw w;
+	token_bytes(rq->token, tok);
+	lwm2m_coapw_begin(&w, buf, sizeof buf, con ? COAP_MESSAGE_CON : COAP_MESSAGE_NON,
+	                  cancel ? COAP_REQUEST_CODE_GET : rq->method, lwm2m_udp_mid(s->udp), tok, sizeof tok);
+	if (cancel)
+		lwm2m_coapw_opt_uint(&w, COAP_OPTION_OBSERVE, 1);
+	else if (rq->observe >= 0 && rq->bmode != 2)
+		lwm2m_coapw_opt_uint(&w, COAP_OPTION_OBSERVE, (uint32_t)rq->observe);
+	for (int i = 0; i < rq->path.len; i++) {
+		int n = snprintf(seg, sizeof seg, "%u", rq->path.id[i]);
+		lwm2m_coapw_opt(&w, COAP_OPTION_URI_PATH, seg, (size_t)n);
+	}
+	int with_payload = !cancel && rq->payload && rq->bmode != 2;
+	if (with_payload && rq->ct >= 0)
+		lwm2m_coapw_opt_uint(&w, COAP_OPTION_CONTENT_FORMAT, (uint32_t)rq->ct);
+	for (int i = 0; !cancel && i < rq->nqueries; i++)
+		lwm2m_coapw_opt(&w, COAP_OPTION_URI_QUERY, rq->queries[i], strlen(rq->queries[i]));
+	if (rq->accept >= 0)
+		lwm2m_coapw_opt_uint(&w, COAP_OPTION_ACCEPT, (uint32_t)rq->accept);
+	if (!cancel && rq->bmode == 2)
+		lwm2m_coapw_opt_uint(&w, COAP_OPTION_BLOCK2, rq->block << 4 | rq->szx);
+	const uint8_t *data = with_payload ? rq->payload : NULL;
+	size_t len = with_payload ? rq->len : 0;
+	if (with_payload && rq->bmode == 1) {
+		size_t bs = (size_t)1 << (UDP_SZX + 4), off = (size_t)rq->block * bs;
+		int more = off + bs < rq->len;
+		lwm2m_coapw_opt_uint(&w, COAP_OPTION_BLOCK1, rq->block << 4 | (more ? 8 : 0) | UDP_SZX);
+		if (rq->block == 0)
+			lwm2m_coapw_opt_uint(&w, COAP_OPTION_SIZE1, (uint32_t)rq->len);
+		data += off;
+		len = more ? bs : rq->len - off;
+	}
+	lwm2m_coapw_payload(&w, data, len);
+	if (w.overflow)
+		return -1;
+	if (!con)
+		return lwm2m_udp_send(s->udp, &g->addr, buf, w.len);
+	if (rq->xmit)
+		lwm2m_udp_cancel(s->udp, rq->xmit);
+	rq->xmit = lwm2m_udp_send_con(s->udp, &g->addr, buf, w.len, s->o.ack_timeout, s->o.max_retransmit, rq);
+	return rq->xmit ? 0 : -1;
+}
+
 /* Put rq on the wire on g's session. */
 static void send_rq(struct lwm2m_server *s, struct lwm2m_reg *g, struct lwm2m_request *rq)
 {
 	coap_session_t *cs = g->session;
+	if (g->session == NOSEC) {
+		rq->token = ++s->next_token;
+		rq->bmode = rq->payload && rq->len > (1u << (UDP_SZX + 4)) ? 1 : 0;
+		rq->block = 0;
+		rq->state = RQ_INFLIGHT;
+		rq->since = lwm2m_now();
+		rq->session = NOSEC;
+		tok_add(s, rq);
+		s->ninflight++;
+		s->st.requests++;
+		if (udp_send_rq(s, g, rq, 0, 1) < 0) {
+			s->st.errors++;
+			reply_status(s, rq, "send-failed", "unable to build or send the CoAP request", 0);
+		}
+		return;
+	}
 	/* a request without payload gets a small buffer: libcoap keeps a copy of it for every
 	 * observation (the skeleton PDU of its lg_crcv) */
 	size_t maxpdu = coap_session_max_pdu_size(cs);
@@ -309,7 +413,7 @@ static void send_rq(struct lwm2m_server *s, struct lwm2m_reg *g, struct lwm2m_re
 	}
 	rq->state = RQ_INFLIGHT;
 	rq->since = lwm2m_now();
-	rq->session = coap_session_reference(cs);
+	rq->session = sess_ref(cs);
 	tok_add(s, rq);
 	s->ninflight++;
 	s->st.requests++;
@@ -368,7 +472,9 @@ void lwm2m_server_submit(struct lwm2m_server *s, const char *ep, struct lwm2m_re
 /* End an observation locally; the device learns of it with a cancel when we can reach it. */
 static void end_observation(struct lwm2m_server *s, struct lwm2m_request *rq, const char *why, int tell_device)
 {
-	if (tell_device && rq->reg && rq->reg->session && rq->session == rq->reg->session) {
+	if (tell_device && rq->session == NOSEC && rq->reg && rq->reg->session == NOSEC) {
+		udp_send_rq(s, rq->reg, rq, 1, 0);
+	} else if (tell_device && rq->reg && rq->reg->session && rq->session == rq->reg->session) {
 		uint8_t tok[8];
 		token_bytes(rq->token, tok);
 		coap_binary_t b = {sizeof tok, tok};
@@ -407,7 +513,8 @@ int lwm2m_server_cancel_observe(struct lwm2m_server *s, const char *ep, const ch
 		uint8_t tok[8];
 		token_bytes(rq->token, tok);
 		coap_binary_t b = {sizeof tok, tok};
-		if (coap_cancel_observe(rq->session, &b, COAP_MESSAGE_CON)) {
+		if (rq->session == NOSEC ? udp_send_rq(s, g, rq, 1, 1) == 0
+		                         : coap_cancel_observe(rq->session, &b, COAP_MESSAGE_CON) != 0) {
 			/* the answer to the cancelling GET goes to the cancel-observe command */
 			rq->state = RQ_CANCELLING;
 			jv_free(rq->cancel_cmd);
@@ -476,7 +583,10 @@ void lwm2m_server_client_gone(struct lwm2m_server *s, uint64_t client)
 
 static struct lwm2m_reg *session_reg(coap_session_t *cs)
 {
-	return cs ? coap_session_get_app_data(cs) : NULL;
+	if (cs)
+		return coap_session_get_app_data(cs);
+	/* a datagram on our own socket: the NoSec registration at its address */
+	return srv && srv->from ? lwm2m_reg_by_addr(&srv->reg, srv->from) : NULL;
 }
 
 static void touch(struct lwm2m_server *s, struct lwm2m_reg *g)
@@ -511,29 +621,23 @@ static int opt_uint(const coap_pdu_t *pdu, coap_option_num_t num, unsigned *out)
 	return 1;
 }
 
-static coap_response_t on_response(coap_session_t *cs, const coap_pdu_t *sent, const coap_pdu_t *rcv, const coap_mid_t mid)
+/* A response or notification as a reply (data points into rcv); *has_obs when it carries Observe. */
+static void decode_reply(const coap_pdu_t *rcv, struct lwm2m_reply *rep, int *has_obs)
 {
-	struct lwm2m_server *s = srv;
-	(void)sent;
-	(void)mid;
-	struct lwm2m_request *rq = tok_find(s, token_of(rcv));
-	if (!rq || rq->state == RQ_DONE || rq->state == RQ_HELD) {
-		log_debug("response with an unknown token from %s: reset", coap_session_str(cs));
-		return COAP_RESPONSE_FAIL;
-	}
-	touch(s, session_reg(cs));
 	coap_pdu_code_t c = coap_pdu_get_code(rcv);
-	struct lwm2m_reply rep = {.code = (int)(c >> 5) * 100 + (int)(c & 0x1f), .ct = -1};
+	memset(rep, 0, sizeof *rep);
+	rep->code = (int)(c >> 5) * 100 + (int)(c & 0x1f);
+	rep->ct = -1;
 	unsigned v, obs;
 	if (opt_uint(rcv, COAP_OPTION_CONTENT_FORMAT, &v))
-		rep.ct = (int)v;
+		rep->ct = (int)v;
 	size_t len = 0, off = 0, total = 0;
 	const uint8_t *data = NULL;
 	if (coap_get_data_large(rcv, &len, &data, &off, &total)) {
-		rep.data = data;
-		rep.len = len;
+		rep->data = data;
+		rep->len = len;
 	}
-	int has_obs = opt_uint(rcv, COAP_OPTION_OBSERVE, &obs);
+	*has_obs = opt_uint(rcv, COAP_OPTION_OBSERVE, &obs);
 	coap_opt_iterator_t it;
 	coap_opt_filter_t f;
 	coap_option_filter_clear(&f);
@@ -541,45 +645,48 @@ static coap_response_t on_response(coap_session_t *cs, const coap_pdu_t *sent, c
 	coap_option_iterator_init(rcv, &it, &f);
 	coap_opt_t *o;
 	size_t ll = 0;
-	while ((o = coap_option_next(&it)) != NULL && ll + coap_opt_length(o) + 2 < sizeof rep.location) {
-		rep.location[ll++] = '/';
-		memcpy(rep.location + ll, coap_opt_value(o), coap_opt_length(o));
+	while ((o = coap_option_next(&it)) != NULL && ll + coap_opt_length(o) + 2 < sizeof rep->location) {
+		rep->location[ll++] = '/';
+		memcpy(rep->location + ll, coap_opt_value(o), coap_opt_length(o));
 		ll += coap_opt_length(o);
 	}
-	rep.location[ll] = 0;
-	if (rep.code >= 400)
-		rep.error = coap_response_phrase(c);
+	rep->location[ll] = 0;
+	if (rep->code >= 400)
+		rep->error = coap_response_phrase(c);
+}
 
+static void deliver(struct lwm2m_server *s, struct lwm2m_request *rq, struct lwm2m_reply *rep, int has_obs)
+{
 	switch (rq->state) {
 	case RQ_INFLIGHT:
 		s->st.responses++;
 		s->ninflight--;
-		if (rq->observe == 0 && has_obs && rep.code / 100 == 2) {
+		if (rq->observe == 0 && has_obs && rep->code / 100 == 2) {
 			rq->state = RQ_OBSERVING;
 			compact_cmd(rq);
 			s->nobs++;
 			if (rq->reg)
 				rq->reg->nobs++;
-			rep.final = 0;
+			rep->final = 0;
 		} else {
 			rq->state = RQ_NEW; /* finished */
-			rep.final = 1;
+			rep->final = 1;
 		}
-		reply(s, rq, &rep);
+		reply(s, rq, rep);
 		break;
 	case RQ_OBSERVING:
 		s->st.notifications_in++;
-		rep.notify = 1;
+		rep->notify = 1;
 		/* RFC 7641: a notification without Observe, or an error, ends it */
-		rep.final = !has_obs || rep.code / 100 != 2;
-		reply(s, rq, &rep);
+		rep->final = !has_obs || rep->code / 100 != 2;
+		reply(s, rq, rep);
 		break;
 	case RQ_CANCELLING: {
 		/* the answer to the cancelling GET goes to the cancel-observe command */
 		if (jv_is_valid(rq->cancel_cmd)) {
 			struct lwm2m_request *c = lwm2m_request_new(jv_copy(rq->cancel_cmd), rq->client);
 			if (c) {
-				struct lwm2m_reply r2 = rep;
+				struct lwm2m_reply r2 = *rep;
 				r2.final = 1;
 				s->cb.reply(c, &r2, s->cb.ud);
 				lwm2m_request_free(c);
@@ -591,17 +698,29 @@ static coap_response_t on_response(coap_session_t *cs, const coap_pdu_t *sent, c
 	default:
 		break;
 	}
+}
+
+static coap_response_t on_response(coap_session_t *cs, const coap_pdu_t *sent, const coap_pdu_t *rcv, const coap_mid_t mid)
+{
+	struct lwm2m_server *s = srv;
+	(void)sent;
+	(void)mid;
+	struct lwm2m_request *rq = tok_find(s, token_of(rcv));
+	if (!rq || rq->state == RQ_DONE || rq->state == RQ_HELD || rq->session == NOSEC) {
+		log_debug("response with an unknown token from %s: reset", coap_session_str(cs));
+		return COAP_RESPONSE_FAIL;
+	}
+	touch(s, session_reg(cs));
+	struct lwm2m_reply rep;
+	int has_obs;
+	decode_reply(rcv, &rep, &has_obs);
+	deliver(s, rq, &rep, has_obs);
 	return COAP_RESPONSE_OK;
 }
 
-static void on_nack(coap_session_t *cs, const coap_pdu_t *sent, const coap_nack_reason_t reason, const coap_mid_t mid)
+/* The device never acknowledged rq's message (reason COAP_NACK_TOO_MANY_RETRIES), or reset it. */
+static void nack(struct lwm2m_server *s, struct lwm2m_request *rq, coap_nack_reason_t reason)
 {
-	struct lwm2m_server *s = srv;
-	(void)cs;
-	(void)mid;
-	if (!sent)
-		return;
-	struct lwm2m_request *rq = tok_find(s, token_of(sent));
 	if (!rq || (rq->state != RQ_INFLIGHT && rq->state != RQ_CANCELLING))
 		return;
 	const char *status = "timeout", *why = "no answer after CoAP retransmissions";
@@ -629,6 +748,14 @@ static void on_nack(coap_session_t *cs, const coap_pdu_t *sent, const coap_nack_
 		return;
 	}
 	reply_status(s, rq, status, why, 0);
+}
+
+static void on_nack(coap_session_t *cs, const coap_pdu_t *sent, const coap_nack_reason_t reason, const coap_mid_t mid)
+{
+	(void)cs;
+	(void)mid;
+	if (sent)
+		nack(srv, tok_find(srv, token_of(sent)), reason);
 }
 
 /* ---- the registration interface ---- */
@@ -817,6 +944,10 @@ static void set_links(struct lwm2m_reg *g, struct lwm2m_links *l)
 
 static void addr_from_session(coap_session_t *cs, union lwm2m_addr *a)
 {
+	if (!cs) {
+		*a = *srv->from;
+		return;
+	}
 	const coap_address_t *ra = coap_session_get_addr_remote(cs);
 	memset(a, 0, sizeof *a);
 	if (ra->addr.sa.sa_family == AF_INET)
@@ -825,9 +956,34 @@ static void addr_from_session(coap_session_t *cs, union lwm2m_addr *a)
 		a->sin6 = ra->addr.sin6;
 }
 
-/* Make cs the way to reach g (the session is kept while the registration lives). */
+static void drop_session(struct lwm2m_reg *g)
+{
+	if (g->session == NOSEC) {
+		lwm2m_reg_addr_unlink(&srv->reg, g);
+	} else if (g->session) {
+		if (session_reg(g->session) == g)
+			coap_session_set_app_data(g->session, NULL);
+		coap_session_release(g->session);
+	}
+	g->session = NULL;
+}
+
+/* Make cs the way to reach g (the session is kept while the registration lives); a NULL cs
+ * means our own socket, at the address of the datagram at hand. */
 static void attach_session(struct lwm2m_reg *g, coap_session_t *cs)
 {
+	if (!cs) {
+		struct lwm2m_reg *other = lwm2m_reg_by_addr(&srv->reg, srv->from);
+		if (g->session == NOSEC && other == g)
+			return;
+		if (other && other != g)
+			drop_session(other); /* another endpoint at the same address and port: it moved away */
+		drop_session(g);
+		g->addr = *srv->from;
+		g->session = NOSEC;
+		lwm2m_reg_addr_link(&srv->reg, g);
+		return;
+	}
 	if (g->session == cs)
 		return;
 	struct lwm2m_reg *other = session_reg(cs);
@@ -836,11 +992,7 @@ static void attach_session(struct lwm2m_reg *g, coap_session_t *cs)
 		other->session = NULL;
 		coap_session_release(cs);
 	}
-	if (g->session) {
-		if (session_reg(g->session) == g)
-			coap_session_set_app_data(g->session, NULL);
-		coap_session_release(g->session);
-	}
+	drop_session(g);
 	g->session = coap_session_reference(cs);
 	coap_session_set_app_data(cs, g);
 	coap_fixed_point_t at = {(uint16_t)srv->o.ack_timeout,
@@ -852,12 +1004,7 @@ static void attach_session(struct lwm2m_reg *g, coap_session_t *cs)
 
 static void detach_session(struct lwm2m_reg *g)
 {
-	if (!g->session)
-		return;
-	if (session_reg(g->session) == g)
-		coap_session_set_app_data(g->session, NULL);
-	coap_session_release(g->session);
-	g->session = NULL;
+	drop_session(g);
 }
 
 /* Take a registration out: end its observations, hand its held requests to next (re-Register)
@@ -918,7 +1065,7 @@ static void hnd_register(coap_resource_t *res, coap_session_t *cs, const coap_pd
 	(void)query;
 	if ((code = parse_query(req, &p, &why)) != 0 || (code = payload_links(req, &l, &present, &why)) != 0) {
 		s->st.rejected_registrations++;
-		log_info("register from %s refused: %s", coap_session_str(cs), why);
+		log_info("register from %s refused: %s", peer_str(cs), why);
 		diag(resp, code, why);
 		return;
 	}
@@ -932,7 +1079,7 @@ static void hnd_register(coap_resource_t *res, coap_session_t *cs, const coap_pd
 	char ident[256];
 	if (lwm2m_security_check(s->o.security, cs, p.ep, &sec, ident, sizeof ident, &why) < 0) {
 		s->st.rejected_registrations++;
-		log_warn("register of %s from %s%s%s refused: %s", p.ep, coap_session_str(cs), *ident ? " as " : "",
+		log_warn("register of %s from %s%s%s refused: %s", p.ep, peer_str(cs), *ident ? " as " : "",
 		         ident, why);
 		lwm2m_links_free(&l);
 		diag(resp, 403, why);
@@ -949,7 +1096,7 @@ static void hnd_register(coap_resource_t *res, coap_session_t *cs, const coap_pd
 		if (s->st.refused_per_address++ == 0 || lwm2m_now() - s->last_flood_log >= 60) {
 			log_warn("register of %s from %s refused: %u registrations from that address already (-P); "
 			         "%llu refused so far",
-			         p.ep, coap_session_str(cs), s->o.max_per_address,
+			         p.ep, peer_str(cs), s->o.max_per_address,
 			         (unsigned long long)s->st.refused_per_address);
 			s->last_flood_log = lwm2m_now();
 		}
@@ -987,6 +1134,10 @@ static void hnd_register(coap_resource_t *res, coap_session_t *cs, const coap_pd
 	}
 	lwm2m_reg_insert(&s->reg, g);
 	attach_session(g, cs);
+	if (!cs) {
+		g->has_reg_mid = 1;
+		g->reg_mid = coap_pdu_get_mid(req);
+	}
 	if (g->queue)
 		g->awake_until = now + s->o.awake_time;
 	s->dirty = 1;
@@ -1014,7 +1165,7 @@ static int update_refused(struct lwm2m_server *s, struct lwm2m_reg *g, coap_sess
 		return 0;
 	if (!why)
 		why = "not the security the endpoint registered with";
-	log_warn("%s of %s from %s%s%s refused: %s", what, g->ep, coap_session_str(cs), *ident ? " as " : "", ident,
+	log_warn("%s of %s from %s%s%s refused: %s", what, g->ep, peer_str(cs), *ident ? " as " : "", ident,
 	         why);
 	diag(resp, 403, why);
 	return 1;
@@ -1165,6 +1316,350 @@ static void hnd_other(coap_resource_t *res, coap_session_t *cs, const coap_pdu_t
 	touch(s, g);
 }
 
+/* ---- NoSec devices on our own socket ---- */
+
+/* A request body arriving in Block1 parts (RFC 7959 2.5) from one peer. */
+struct block1 {
+	struct block1 *next;
+	union lwm2m_addr from;
+	uint32_t next_num;
+	double since;
+	size_t len;
+	uint8_t *buf;
+};
+
+static void block1_free(struct lwm2m_server *s, struct block1 *b)
+{
+	for (struct block1 **pp = &s->b1; *pp; pp = &(*pp)->next)
+		if (*pp == b) {
+			*pp = b->next;
+			break;
+		}
+	free(b->buf);
+	free(b);
+}
+
+static void udp_send_empty(struct lwm2m_server *s, const union lwm2m_addr *to, int type, coap_mid_t mid)
+{
+	uint8_t b[4];
+	struct lwm2m_coapw w;
+	lwm2m_coapw_begin(&w, b, sizeof b, type, 0, (uint16_t)mid, NULL, 0);
+	lwm2m_udp_send(s->udp, to, b, w.len);
+}
+
+/* Encode a response libcoap's handlers filled in, and send it. */
+static void udp_send_pdu(struct lwm2m_server *s, const union lwm2m_addr *to, coap_pdu_t *resp)
+{
+	uint8_t buf[1400];
+	struct lwm2m_coapw w;
+	coap_bin_const_t tok = coap_pdu_get_token(resp);
+	lwm2m_coapw_begin(&w, buf, sizeof buf, coap_pdu_get_type(resp), coap_pdu_get_code(resp),
+	                  (uint16_t)coap_pdu_get_mid(resp), tok.s, tok.length);
+	coap_opt_iterator_t it;
+	coap_opt_t *o;
+	coap_option_iterator_init(resp, &it, COAP_OPT_ALL);
+	while ((o = coap_option_next(&it)) != NULL)
+		lwm2m_coapw_opt(&w, it.number, coap_opt_value(o), coap_opt_length(o));
+	size_t len = 0;
+	const uint8_t *data = NULL;
+	if (coap_get_data(resp, &len, &data))
+		lwm2m_coapw_payload(&w, data, len);
+	if (w.overflow)
+		log_warn("response to %s too large for a datagram: dropped", peer_str(NULL));
+	else
+		lwm2m_udp_send(s->udp, to, buf, w.len);
+}
+
+/* The whole body of a Block1 transfer as one request PDU (Block1 and Size1 left out). */
+static coap_pdu_t *block1_request(const coap_pdu_t *req, const uint8_t *body, size_t len)
+{
+	coap_bin_const_t tok = coap_pdu_get_token(req);
+	coap_pdu_t *p = coap_pdu_init(coap_pdu_get_type(req), coap_pdu_get_code(req), coap_pdu_get_mid(req), len + 1024);
+	if (!p || !coap_add_token(p, tok.length, tok.s))
+		goto fail;
+	coap_opt_iterator_t it;
+	coap_opt_t *o;
+	coap_option_iterator_init(req, &it, COAP_OPT_ALL);
+	while ((o = coap_option_next(&it)) != NULL)
+		if (it.number != COAP_OPTION_BLOCK1 && it.number != COAP_OPTION_SIZE1 &&
+		    !coap_add_option(p, it.number, coap_opt_length(o), coap_opt_value(o)))
+			goto fail;
+	if (len && !coap_add_data(p, len, body))
+		goto fail;
+	return p;
+fail:
+	if (p)
+		coap_delete_pdu(p);
+	return NULL;
+}
+
+static void block1_refuse(coap_pdu_t *resp, int code, const char *why)
+{
+	log_info("request from %s refused: %s", peer_str(NULL), why);
+	diag(resp, code, why);
+}
+
+/* Collect a Block1 part. Returns the whole request once the last part is in (*b1 set to the
+ * option to echo), NULL when resp is the answer already (2.31 Continue or an error). */
+static coap_pdu_t *block1_add(struct lwm2m_server *s, const union lwm2m_addr *from, const coap_pdu_t *req,
+                              coap_opt_t *opt, coap_pdu_t *resp, unsigned *b1)
+{
+	unsigned v = coap_decode_var_bytes(coap_opt_value(opt), coap_opt_length(opt));
+	unsigned num = v >> 4, more = v & 8, szx = v & 7;
+	size_t len = 0;
+	const uint8_t *data = NULL;
+	struct block1 *b;
+	coap_get_data(req, &len, &data);
+	for (b = s->b1; b && !lwm2m_addr_equal(&b->from, from); b = b->next)
+		;
+	if (szx == 7) {
+		diag(resp, 400, "Block1 size exponent 7 is reserved");
+		return NULL;
+	}
+	unsigned size1 = 0;
+	int has_size1 = opt_uint(req, COAP_OPTION_SIZE1, &size1);
+	if (num == 0 && has_size1 && size1 > MAX_PAYLOAD) {
+		if (b)
+			block1_free(s, b);
+		block1_refuse(resp, 413, "request body too large");
+		return NULL;
+	}
+	if (num == 0 && more && !has_size1) {
+		/* as on DTLS sessions, where libcoap 4.3.1 assembles only transfers that announce it */
+		block1_refuse(resp, 408, "Block1 transfer without Size1 in its first block");
+		return NULL;
+	}
+	if (num == 0) {
+		if (!b) {
+			b = calloc(1, sizeof *b);
+			if (!b) {
+				diag(resp, 500, "out of memory");
+				return NULL;
+			}
+			b->from = *from;
+			b->next = s->b1;
+			s->b1 = b;
+		}
+		b->len = 0;
+		b->next_num = 0;
+	}
+	if (!b || num != b->next_num) {
+		block1_refuse(resp, 408, "Block1 block without the blocks before it");
+		return NULL;
+	}
+	if (b->len + len > MAX_PAYLOAD) {
+		block1_free(s, b);
+		block1_refuse(resp, 413, "request body too large");
+		return NULL;
+	}
+	uint8_t *nb = realloc(b->buf, b->len + len + 1);
+	if (!nb) {
+		block1_free(s, b);
+		diag(resp, 500, "out of memory");
+		return NULL;
+	}
+	b->buf = nb;
+	if (len)
+		memcpy(b->buf + b->len, data, len);
+	b->len += len;
+	b->next_num = num + 1;
+	b->since = lwm2m_now();
+	*b1 = v & ~8u;
+	if (more) {
+		/* 2.31 Continue echoes the part taken, M set */
+		uint8_t vb[4];
+		set_code(resp, 231);
+		coap_add_option(resp, COAP_OPTION_BLOCK1, coap_encode_var_safe(vb, sizeof vb, v), vb);
+		return NULL;
+	}
+	coap_pdu_t *whole = block1_request(req, b->buf, b->len);
+	block1_free(s, b);
+	if (!whole)
+		diag(resp, 500, "out of memory");
+	return whole;
+}
+
+static void udp_request(struct lwm2m_server *s, const union lwm2m_addr *from, const coap_pdu_t *req)
+{
+	coap_pdu_type_t type = coap_pdu_get_type(req);
+	coap_mid_t mid = coap_pdu_get_mid(req);
+	coap_pdu_code_t method = coap_pdu_get_code(req);
+	if (type != COAP_MESSAGE_CON && type != COAP_MESSAGE_NON)
+		return;
+	coap_opt_iterator_t it;
+	coap_opt_filter_t f;
+	coap_opt_t *o;
+	int nseg = 0, is_rd = 0;
+	coap_option_filter_clear(&f);
+	coap_option_filter_set(&f, COAP_OPTION_URI_PATH);
+	coap_option_iterator_init(req, &it, &f);
+	while ((o = coap_option_next(&it)) != NULL) {
+		if (nseg++ == 0)
+			is_rd = coap_opt_length(o) == 2 && memcmp(coap_opt_value(o), "rd", 2) == 0;
+	}
+	is_rd = is_rd && nseg == 1;
+	coap_bin_const_t tok = coap_pdu_get_token(req);
+	coap_pdu_t *resp = coap_pdu_init(type == COAP_MESSAGE_CON ? COAP_MESSAGE_ACK : COAP_MESSAGE_NON, 0,
+	                                 type == COAP_MESSAGE_CON ? mid : lwm2m_udp_mid(s->udp), 1400);
+	if (!resp || !coap_add_token(resp, tok.length, tok.s)) {
+		if (resp)
+			coap_delete_pdu(resp);
+		return;
+	}
+	/* a retransmitted Register whose answer was lost gets that answer again, not a new registration */
+	struct lwm2m_reg *g = is_rd && type == COAP_MESSAGE_CON ? lwm2m_reg_by_addr(&s->reg, from) : NULL;
+	if (g && g->has_reg_mid && g->reg_mid == (uint16_t)mid && lwm2m_now() - g->registered < 250) {
+		char id[9];
+		lwm2m_reg_id_str(g->id, id);
+		set_code(resp, 201);
+		coap_add_option(resp, COAP_OPTION_LOCATION_PATH, 2, (const uint8_t *)"rd");
+		coap_add_option(resp, COAP_OPTION_LOCATION_PATH, 8, (const uint8_t *)id);
+		udp_send_pdu(s, from, resp);
+		coap_delete_pdu(resp);
+		return;
+	}
+	coap_pdu_t *whole = NULL;
+	unsigned b1 = 0;
+	o = coap_check_option(req, COAP_OPTION_BLOCK1, &it);
+	if (o && !(whole = block1_add(s, from, req, o, resp, &b1))) {
+		udp_send_pdu(s, from, resp);
+		coap_delete_pdu(resp);
+		return;
+	}
+	const coap_pdu_t *r = whole ? whole : req;
+	if (is_rd)
+		method == COAP_REQUEST_CODE_POST ? hnd_register(NULL, NULL, r, NULL, resp) : set_code(resp, 405);
+	else if (method == COAP_REQUEST_CODE_POST || method == COAP_REQUEST_CODE_DELETE || method == COAP_REQUEST_CODE_GET)
+		hnd_other(NULL, NULL, r, NULL, resp);
+	else
+		set_code(resp, 405);
+	if (whole) {
+		uint8_t v[4];
+		coap_add_option(resp, COAP_OPTION_BLOCK1, coap_encode_var_safe(v, sizeof v, b1), v);
+		coap_delete_pdu(whole);
+	}
+	udp_send_pdu(s, from, resp);
+	coap_delete_pdu(resp);
+}
+
+/* A response, a notification, an ACK or a Reset on our socket. */
+static void udp_response(struct lwm2m_server *s, const union lwm2m_addr *from, const coap_pdu_t *pdu)
+{
+	coap_pdu_type_t type = coap_pdu_get_type(pdu);
+	coap_mid_t mid = coap_pdu_get_mid(pdu);
+	if (type == COAP_MESSAGE_ACK || type == COAP_MESSAGE_RST) {
+		struct lwm2m_request *rq = lwm2m_udp_acked(s->udp, from, (uint16_t)mid);
+		if (rq)
+			rq->xmit = NULL;
+		if (type == COAP_MESSAGE_RST) {
+			nack(s, rq, COAP_NACK_RST);
+			return;
+		}
+		if (coap_pdu_get_code(pdu) == 0)
+			return; /* empty ACK: a separate response follows */
+	} else if (coap_pdu_get_code(pdu) == 0) {
+		if (type == COAP_MESSAGE_CON)
+			udp_send_empty(s, from, COAP_MESSAGE_RST, mid); /* CoAP ping */
+		return;
+	}
+	struct lwm2m_request *rq = tok_find(s, token_of(pdu));
+	if (!rq || rq->state == RQ_DONE || rq->state == RQ_HELD || rq->session != NOSEC || !rq->reg ||
+	    !lwm2m_addr_equal(&rq->reg->addr, from)) {
+		log_debug("response with an unknown token from %s: reset", peer_str(NULL));
+		if (type != COAP_MESSAGE_ACK)
+			udp_send_empty(s, from, COAP_MESSAGE_RST, mid);
+		return;
+	}
+	if (type == COAP_MESSAGE_CON)
+		udp_send_empty(s, from, COAP_MESSAGE_ACK, mid);
+	touch(s, rq->reg);
+	if (rq->state == RQ_DONE)
+		return;
+	struct lwm2m_reply rep;
+	int has_obs;
+	decode_reply(pdu, &rep, &has_obs);
+	if (rq->bmode == 1) {
+		if (rep.code == 231 && (size_t)(rq->block + 1) << (UDP_SZX + 4) < rq->len) {
+			rq->block++;
+			if (udp_send_rq(s, rq->reg, rq, 0, 1) < 0)
+				nack(s, rq, COAP_NACK_NOT_DELIVERABLE);
+			return;
+		}
+		rq->bmode = 0;
+	}
+	coap_opt_iterator_t it;
+	coap_opt_t *o = coap_check_option(pdu, COAP_OPTION_BLOCK2, &it);
+	if (o && rep.code / 100 == 2) {
+		unsigned v = coap_decode_var_bytes(coap_opt_value(o), coap_opt_length(o));
+		unsigned num = v >> 4, szx = v & 7;
+		if (num == 0) {
+			rq->body_len = 0;
+			rq->body_obs = (uint8_t)has_obs;
+		} else if (rq->bmode != 2 || num != rq->block) {
+			return; /* a stray part */
+		}
+		if (szx == 7 || rq->body_len + rep.len > 1024 * 1024) {
+			nack(s, rq, COAP_NACK_NOT_DELIVERABLE);
+			return;
+		}
+		uint8_t *nb = realloc(rq->body, rq->body_len + rep.len + 1);
+		if (!nb) {
+			nack(s, rq, COAP_NACK_NOT_DELIVERABLE);
+			return;
+		}
+		rq->body = nb;
+		if (rep.len)
+			memcpy(rq->body + rq->body_len, rep.data, rep.len);
+		rq->body_len += (uint32_t)rep.len;
+		if (v & 8) {
+			/* RFC 7959 2.4: ask for the next part (without Observe, RFC 7959 3.4) */
+			rq->bmode = 2;
+			rq->szx = (uint8_t)szx;
+			rq->block = num + 1;
+			if (udp_send_rq(s, rq->reg, rq, 0, 1) < 0)
+				nack(s, rq, COAP_NACK_NOT_DELIVERABLE);
+			return;
+		}
+		rq->bmode = 0;
+		has_obs = rq->body_obs;
+	}
+	uint8_t *body = rq->body;
+	if (body) {
+		rep.data = body;
+		rep.len = rq->body_len;
+		rq->body = NULL;
+		rq->body_len = 0;
+	}
+	deliver(s, rq, &rep, has_obs);
+	free(body);
+}
+
+static void udp_recv(void *ud, const union lwm2m_addr *from, const coap_pdu_t *pdu, const uint8_t *raw, size_t len)
+{
+	struct lwm2m_server *s = ud;
+	if (!pdu) {
+		s->st.bad_packets++;
+		/* RFC 7252 4.2: a confirmable message we cannot parse is rejected with a Reset */
+		if (len >= 4 && (raw[0] >> 6) == 1 && ((raw[0] >> 4) & 3) == COAP_MESSAGE_CON)
+			udp_send_empty(s, from, COAP_MESSAGE_RST, raw[2] << 8 | raw[3]);
+		return;
+	}
+	s->from = from;
+	coap_pdu_code_t c = coap_pdu_get_code(pdu);
+	if (c != 0 && c < 32)
+		udp_request(s, from, pdu);
+	else
+		udp_response(s, from, pdu);
+	s->from = NULL;
+}
+
+static void udp_fail(void *ud, void *owner, int reset)
+{
+	struct lwm2m_request *rq = owner;
+	rq->xmit = NULL;
+	nack(ud, rq, reset ? COAP_NACK_RST : COAP_NACK_TOO_MANY_RETRIES);
+}
+
 /* Every request from a registered device shows it is awake (queue mode). */
 static int on_event(coap_session_t *cs, const coap_event_t ev)
 {
@@ -1264,6 +1759,7 @@ struct lwm2m_server *lwm2m_server_new(const struct lwm2m_server_opts *o, const s
 	if (!s)
 		return NULL;
 	srv = s;
+	s->epfd = -1;
 	s->o = *o;
 	s->cb = *cb;
 	lwm2m_registry_init(&s->reg);
@@ -1285,9 +1781,26 @@ struct lwm2m_server *lwm2m_server_new(const struct lwm2m_server_opts *o, const s
 		free(s);
 		return NULL;
 	}
-	s->ep = *o->listen ? coap_new_endpoint(s->ctx, &addr, COAP_PROTO_UDP) : NULL;
-	if (*o->listen && !s->ep) {
-		log_error("unable to listen on udp %s: %s", o->listen, strerror(errno));
+	if (*o->listen) {
+		union lwm2m_addr a;
+		memset(&a, 0, sizeof a);
+		memcpy(&a, &addr.addr, addr.size < sizeof a ? addr.size : sizeof a);
+		s->udp = lwm2m_udp_open(&a, udp_recv, udp_fail, s);
+		if (!s->udp) {
+			log_error("unable to listen on udp %s: %s", o->listen, strerror(errno));
+			coap_free_context(s->ctx);
+			free(s);
+			return NULL;
+		}
+	}
+	struct epoll_event ev = {.events = EPOLLIN};
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (s->epfd < 0 || epoll_ctl(s->epfd, EPOLL_CTL_ADD, coap_context_get_coap_fd(s->ctx), &ev) < 0 ||
+	    (s->udp && epoll_ctl(s->epfd, EPOLL_CTL_ADD, lwm2m_udp_fd(s->udp), &ev) < 0)) {
+		log_error("unable to set up epoll: %s", strerror(errno));
+		if (s->epfd >= 0)
+			close(s->epfd);
+		lwm2m_udp_free(s->udp);
 		coap_free_context(s->ctx);
 		free(s);
 		return NULL;
@@ -1341,12 +1854,18 @@ void lwm2m_server_free(struct lwm2m_server *s)
 	struct lwm2m_request *rq, *next;
 	for (rq = s->all; rq; rq = next) {
 		next = rq->all_next;
-		if (rq->session)
-			coap_session_release(rq->session);
+		sess_release(rq->session);
+		if (rq->xmit)
+			lwm2m_udp_cancel(s->udp, rq->xmit);
 		lwm2m_request_free(rq);
 	}
 	s->all = NULL;
 	lwm2m_registry_free(&s->reg, free_reg_cb, s);
+	while (s->b1)
+		block1_free(s, s->b1);
+	lwm2m_udp_free(s->udp);
+	if (s->epfd >= 0)
+		close(s->epfd);
 	free(s->tok);
 	if (s->ctx)
 		coap_free_context(s->ctx);
@@ -1358,7 +1877,7 @@ void lwm2m_server_free(struct lwm2m_server *s)
 
 int lwm2m_server_fd(const struct lwm2m_server *s)
 {
-	return coap_context_get_coap_fd(s->ctx);
+	return s->epfd;
 }
 
 void lwm2m_server_io(struct lwm2m_server *s, int read_datagrams)
@@ -1371,6 +1890,8 @@ void lwm2m_server_io(struct lwm2m_server *s, int read_datagrams)
 	 * the timer itself (coap_wait_ack). */
 	struct epoll_event ev[16];
 	int epfd = coap_context_get_coap_fd(s->ctx), timer = 0;
+	if (read_datagrams && s->udp)
+		lwm2m_udp_recv(s->udp, IO_BATCH);
 	for (int done = 0; read_datagrams && done < IO_BATCH;) {
 		int n = epoll_wait(epfd, ev, (int)(sizeof ev / sizeof ev[0]), 0);
 		if (n <= 0)
@@ -1459,7 +1980,14 @@ int lwm2m_server_tick(struct lwm2m_server *s)
 	}
 	if (s->dirty && now - s->last_save >= s->o.sync_interval)
 		lwm2m_server_sync(s);
-	return 250;
+	/* Block1 bodies whose next part never came (RFC 7959: EXCHANGE_LIFETIME would be 247 s) */
+	for (struct block1 *b = s->b1, *next; b; b = next) {
+		next = b->next;
+		if (now - b->since > 60)
+			block1_free(s, b);
+	}
+	int ms = s->udp ? lwm2m_udp_timers(s->udp) : -1;
+	return ms >= 0 && ms < 250 ? ms : 250;
 }
 
 const struct lwm2m_registry *lwm2m_server_registry(const struct lwm2m_server *s)

@@ -54,6 +54,13 @@ struct lwm2m_request {
 	double since;              /* when held or sent */
 	struct lwm2m_reg *reg;     /* NULL once the registration is gone */
 	void *session;             /* the session it was sent on (referenced while in flight) */
+	struct lwm2m_xmit *xmit;   /* on our UDP socket: the CON message not yet acknowledged */
+	uint8_t *body;             /* on our UDP socket: Block2 body so far, or the Block1 payload */
+	uint32_t body_len;         /* bytes in body */
+	uint32_t block;            /* the block number being sent (Block1) or asked for (Block2) */
+	uint8_t bmode;             /* 0, 1 sending the payload in Block1, 2 fetching Block2 */
+	uint8_t szx;               /* the device's Block2 size exponent */
+	uint8_t body_obs;          /* the first block of the body carried Observe */
 	struct lwm2m_request *next_tok;          /* token hash chain */
 	struct lwm2m_request *reg_prev, *reg_next; /* all requests of a registration */
 	struct lwm2m_request *held_next;         /* the registration's queue of held requests */
