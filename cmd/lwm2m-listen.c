@@ -38,7 +38,7 @@ static const char usage_text[] =
     "  -j, --key FILE              our private key (PEM); without -c we present its raw public key\n"
     "  -A, --ca FILE               trust anchors (PEM): device certificates must chain to one\n"
     "  -H, --max-handshakes N      DTLS handshakes in progress at once (default 100)\n"
-    "  -I, --max-idle-sessions N   sessions of unregistered peers kept (default 1000)\n"
+    "  -I, --max-idle-sessions N   DTLS sessions of unregistered peers kept (default 1000)\n"
     "  -P, --max-per-address N     registrations from one IP address (default 10000; 0: no limit)\n"
     "  -C, --control PATH          control socket (Unix stream) for commands\n"
     "  -S, --state DIR             where registrations are kept (default ./var/lwm2m; \"\" for none)\n"

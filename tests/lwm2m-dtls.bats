@@ -410,6 +410,12 @@ PY
 	start_bg device timeout 60 coap-client-gnutls -B 40 -G 30 -m post -u dev1-id -k secret-one -e '</3/0>' \
 		"coaps://127.0.0.1:$DPORT/rd?ep=dev1"
 	wait_until 10 registered dev1
+	# NoSec requests go to lwm2m-listen's own socket: no libcoap session, nothing counted
+	for i in 1 2 3 4 5; do
+		run -0 coap-client-notls -B 2 -m get "coap://127.0.0.1:$PORT/rd"
+		assert_output --partial '4.05'
+	done
+	run ! grep -q 'session limit reached' "$BATS_TEST_TMPDIR/listen.err"
 	# five peers that handshake and then only ask for /rd over and over: idle sessions, not
 	# registrations; past three the least recently used goes
 	local i
