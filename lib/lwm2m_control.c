@@ -1,6 +1,7 @@
 #define _GNU_SOURCE /* accept4 */
 #include "lwm2m_control.h"
 
+#include "cbor.h"
 #include "jsonl.h"
 #include "linereader.h"
 #include "log.h"
@@ -481,36 +482,54 @@ static int add_attributes(struct lwm2m_request *rq, jv attrs, char *err, size_t 
 	return rc;
 }
 
-/* SenML JSON naming each path, for Read-Composite and Observe-Composite (FETCH). */
-static int composite_names(struct lwm2m_request *rq, jv paths, char *err, size_t errlen)
+/* The paths of a Read-Composite or Observe-Composite (FETCH) as SenML records with only a name
+ * (RFC 8790 3.1), in SenML JSON or SenML CBOR (label 0 for "n"). */
+static int composite_names(struct lwm2m_request *rq, jv paths, int ct, char *err, size_t errlen)
 {
-	jv a = jv_array();
-	int rc = 0;
+	struct obuf o = {0};
+	int rc = 0, n = jv_array_length(jv_copy(paths));
+	if (ct == LWM2M_CT_SENML_CBOR)
+		cbor_put_array(&o, (size_t)n);
+	else
+		obuf_byte(&o, '[');
 	jv_array_foreach(paths, i, p)
 	{
 		struct lwm2m_path lp;
-		if (jv_get_kind(p) != JV_KIND_STRING || lwm2m_path_parse(jv_string_value(p), &lp) < 0) {
+		char buf[LWM2M_PATH_STRLEN];
+		if (rc == 0 && (jv_get_kind(p) != JV_KIND_STRING || lwm2m_path_parse(jv_string_value(p), &lp) < 0)) {
 			snprintf(err, errlen, "paths[%d] is not an LwM2M path", i);
 			rc = -1;
-		} else {
-			char buf[LWM2M_PATH_STRLEN];
-			a = jv_array_append(a, jv_object_set(jv_object(), jv_string("n"),
-			                                     jv_string(lwm2m_path_str(&lp, buf, sizeof buf))));
+		} else if (rc == 0) {
+			lwm2m_path_str(&lp, buf, sizeof buf);
+			if (ct == LWM2M_CT_SENML_CBOR) {
+				cbor_put_map(&o, 1);
+				cbor_put_uint(&o, 0);
+				cbor_put_text(&o, buf, strlen(buf));
+			} else {
+				/* a path has only digits and slashes: nothing to escape */
+				if (i > 0)
+					obuf_byte(&o, ',');
+				obuf_put(&o, "{\"n\":\"", 6);
+				obuf_put(&o, buf, strlen(buf));
+				obuf_put(&o, "\"}", 2);
+			}
 		}
 		jv_free(p);
 	}
-	if (rc == 0) {
-		jv s = jv_dump_string(a, 0);
-		rq->len = (size_t)jv_string_length_bytes(jv_copy(s));
-		rq->payload = malloc(rq->len);
-		if (rq->payload)
-			memcpy(rq->payload, jv_string_value(s), rq->len);
-		jv_free(s);
-		rq->ct = LWM2M_CT_SENML_JSON;
-	} else {
-		jv_free(a);
+	if (ct != LWM2M_CT_SENML_CBOR)
+		obuf_byte(&o, ']');
+	if (rc == 0 && o.err) {
+		snprintf(err, errlen, "out of memory");
+		rc = -1;
 	}
-	return rc;
+	if (rc < 0) {
+		free(o.p);
+		return -1;
+	}
+	rq->payload = o.p;
+	rq->len = o.len;
+	rq->ct = ct;
+	return 0;
 }
 
 enum { M_GET = 1, M_POST = 2, M_PUT = 3, M_DELETE = 4, M_FETCH = 5, M_IPATCH = 7 };
@@ -574,6 +593,22 @@ static void device_command(struct lwm2m_control *c, uint64_t client, jv cmd, con
 	}
 
 	struct lwm2m_reg *g = lwm2m_server_find(c->srv, ep);
+	int composite_ct = fmt_ct >= 0 ? fmt_ct : LWM2M_CT_SENML_JSON;
+	if (composite && composite_ct != LWM2M_CT_SENML_JSON && composite_ct != LWM2M_CT_SENML_CBOR) {
+		bad_command(c, client, cmd, lineno, "%s uses format senml-json or senml-cbor", op);
+		return;
+	}
+	if (composite && g && g->version < 11) {
+		/* the 1.0 enabler has no FETCH or iPATCH: say so rather than ask for a 4.05 */
+		jv r = response_base(cmd, NULL);
+		jv_free(cmd);
+		r = jv_object_set(r, jv_string("code"), jv_string("not-supported"));
+		r = jv_object_set(r, jv_string("error"),
+		                  jv_string_fmt("%s registered with LwM2M %u.%u, which has no composite operations", g->ep,
+		                                g->version / 10, g->version % 10));
+		send_line(c, client, r);
+		return;
+	}
 	struct lwm2m_request *rq = lwm2m_request_new(jv_copy(cmd), client);
 	if (!rq) {
 		bad_command(c, client, cmd, lineno, "out of memory");
@@ -679,25 +714,26 @@ static void device_command(struct lwm2m_control *c, uint64_t client, jv cmd, con
 	} else if (strcmp(op, "read-composite") == 0 || strcmp(op, "observe-composite") == 0) {
 		jv paths = jl_get(cmd, "paths");
 		rq->method = M_FETCH;
-		rq->accept = fmt_ct >= 0 ? fmt_ct : LWM2M_CT_SENML_JSON;
+		/* the paths go in the format the answer is asked for, as Leshan does */
+		rq->accept = composite_ct;
 		if (op[0] == 'o')
 			rq->observe = 0;
 		if (jv_get_kind(paths) != JV_KIND_ARRAY || jv_array_length(jv_copy(paths)) == 0) {
 			snprintf(err, sizeof err, "%s needs \"paths\" (a non-empty array)", op);
 			bad = 1;
 			jv_free(paths);
-		} else if (composite_names(rq, paths, err, sizeof err) < 0) {
+		} else if (composite_names(rq, paths, composite_ct, err, sizeof err) < 0) {
 			bad = 1;
 		}
 	} else if (strcmp(op, "write-composite") == 0) {
 		jv values = jl_get(cmd, "values");
 		rq->method = M_IPATCH;
 		struct lwm2m_path root = {0};
-		if (jv_get_kind(values) != JV_KIND_OBJECT) {
+		if (jv_get_kind(values) != JV_KIND_OBJECT || jv_object_length(jv_copy(values)) == 0) {
 			jv_free(values);
-			snprintf(err, sizeof err, "write-composite needs \"values\" (an object)");
+			snprintf(err, sizeof err, "write-composite needs \"values\" (a non-empty object)");
 			bad = 1;
-		} else if (encode_values(rq, fmt_ct >= 0 ? fmt_ct : LWM2M_CT_SENML_JSON, &root, values, &eerr) < 0) {
+		} else if (encode_values(rq, composite_ct, &root, values, &eerr) < 0) {
 			snprintf(err, sizeof err, "%s", eerr ? eerr : "cannot encode the values");
 			bad = 1;
 		}

@@ -513,23 +513,130 @@ conn_has() { grep -q "$2" "$BATS_TEST_TMPDIR/$1.lines" 2>/dev/null; }
 	assert_output --partial "4.04"
 }
 
-@test "lwm2m-listen: composite operations go out as FETCH and iPATCH with SenML JSON; a device without them answers 4.05" {
+@test "lwm2m-listen: read-composite and write-composite, SenML JSON and CBOR, end to end" {
 	start_listen
 	start_device d11 --ep d11 --lwm2m 1.1
-	run -0 ctl '{"id":1,"op":"read-composite","ep":"d11","paths":["/3/0/9","/3303/0/5700"]}' \
-		'{"id":2,"op":"write-composite","ep":"d11","values":{"/3311/0/5850":true}}' \
-		'{"id":3,"op":"observe-composite","ep":"d11","paths":["/3303/0/5700"]}' \
-		'{"id":4,"op":"read-composite","ep":"d11","paths":["/3/x"]}' \
-		'{"id":5,"op":"read-composite","ep":"d11","paths":[]}'
-	run -0 jq -sc 'sort_by(.id)[] | [.id, .code, .error, .paths]' <<<"$output"
-	assert_line --index 0 '[1,"4.05","Method Not Allowed",["/3/0/9","/3303/0/5700"]]'
-	assert_line --index 1 '[2,"4.05","Method Not Allowed",null]'
-	assert_line --index 2 '[3,"4.05","Method Not Allowed",["/3303/0/5700"]]'
-	assert_line --index 3 --partial '[4,"bad-command","line 4: paths[0] is not an LwM2M path"'
-	assert_line --index 4 --partial '[5,"bad-command"'
-	wait_until 5 dev_saw d11 '"event":"bad-request","method":"FETCH","path":"/"'
-	wait_until 5 dev_saw d11 '"event":"bad-request","method":"iPATCH","path":"/"'
+	run -0 ctl '{"id":1,"op":"read-composite","ep":"d11","paths":["/3/0/9","/3303/0/5700","/3/0/7"]}' \
+		'{"id":2,"op":"read-composite","ep":"d11","format":"senml-cbor","paths":["/3/0/9","/3303/0/5700","/3/0/7"]}'
+	run -0 jq -sc 'sort_by(.id)[] | [.id, .code, .ct, .paths, .values]' <<<"$output"
+	assert_line --index 0 '[1,"2.05",110,["/3/0/9","/3303/0/5700","/3/0/7"],{"/3/0/9":100,"/3303/0/5700":21.5,"/3/0/7/0":3800,"/3/0/7/1":5000}]'
+	assert_line --index 1 '[2,"2.05",112,["/3/0/9","/3303/0/5700","/3/0/7"],{"/3/0/9":100,"/3303/0/5700":21.5,"/3/0/7/0":3800,"/3/0/7/1":5000}]'
+	# the device got one FETCH each, the paths in the asked format
+	wait_until 5 dev_saw d11 '"event":"read-composite","paths":\["/3/0/9","/3303/0/5700","/3/0/7"\],"format":"senml-json","request_format":"senml-json","code":"2.05"'
+	dev_saw d11 '"event":"read-composite","paths":\["/3/0/9","/3303/0/5700","/3/0/7"\],"format":"senml-cbor","request_format":"senml-cbor","code":"2.05"'
+
+	run -0 ctl '{"id":3,"op":"write-composite","ep":"d11","values":{"/3311/0/5850":true,"/3311/0/5851":42}}'
+	assert_output '{"id":3,"op":"write-composite","ep":"d11","code":"2.04"}'
+	run -0 ctl '{"id":4,"op":"write-composite","ep":"d11","format":"senml-cbor","values":{"/3311/0/5706":"red","/3303/0/5750":"hall"}}'
+	assert_output '{"id":4,"op":"write-composite","ep":"d11","code":"2.04"}'
+	run -0 jq -c 'select(.event == "write-composite") | [.path, .format, .code, .value]' "$BATS_TEST_TMPDIR/d11.out"
+	assert_output '["/3311/0/5850","senml-json","2.04",true]
+["/3311/0/5851","senml-json","2.04",42]
+["/3303/0/5750","senml-cbor","2.04","hall"]
+["/3311/0/5706","senml-cbor","2.04","red"]'
+	run -0 ctl '{"id":5,"op":"read-composite","ep":"d11","format":"senml-cbor","paths":["/3311/0","/3303/0/5750"]}'
+	run -0 jq -c '[.code, .values["/3311/0/5850"], .values["/3311/0/5851"], .values["/3311/0/5706"], .values["/3303/0/5750"]]' <<<"$output"
+	assert_output '["2.05",true,42,"red","hall"]'
+}
+
+@test "lwm2m-listen: composite bad input: missing paths, refused writes, malformed commands, a 1.0 device" {
+	start_listen
+	start_device d11 --ep d11 --lwm2m 1.1 --objects /3/0,/3311/0
+	start_device d10 --ep d10 --lwm2m 1.0
+	# Read-Composite is best effort (core TS 1.1 6.3.8): what the device lacks is left out; if it
+	# lacks everything, 4.04
+	run -0 ctl '{"id":1,"op":"read-composite","ep":"d11","paths":["/3/0/9","/3303/0/5700","/3311/0/9999"]}' \
+		'{"id":2,"op":"read-composite","ep":"d11","paths":["/3303/0/5700","/9/0"]}'
+	run -0 jq -sc 'sort_by(.id)[] | [.id, .code, .values]' <<<"$output"
+	assert_line --index 0 '[1,"2.05",{"/3/0/9":100}]'
+	assert_line --index 1 '[2,"4.04",null]'
+	# Write-Composite applies whole or not at all
+	run -0 ctl '{"id":3,"op":"write-composite","ep":"d11","values":{"/3311/0/5851":7,"/3/0/9":1}}' \
+		'{"id":4,"op":"write-composite","ep":"d11","values":{"/3311/0/5851":7,"/3311/1/5850":true}}' \
+		'{"id":5,"op":"write-composite","ep":"d11","values":{"/3311/0/5851":"seven"}}'
+	run -0 jq -sc 'sort_by(.id)[] | [.id, .code]' <<<"$output"
+	assert_output '[3,"4.05"]
+[4,"4.04"]
+[5,"bad-command"]'
+	run -0 ctl '{"id":6,"op":"read-composite","ep":"d11","paths":["/3311/0/5851"]}'
+	run -0 jq -c '.values' <<<"$output"
+	assert_output '{"/3311/0/5851":80}'
+	# malformed commands: a clear line each, and lwm2m-listen carries on
+	run -0 ctl '{"id":7,"op":"read-composite","ep":"d11","paths":["/3/x"]}' \
+		'{"id":8,"op":"read-composite","ep":"d11","paths":[]}' \
+		'{"id":9,"op":"observe-composite","ep":"d11","paths":"/3/0/9"}' \
+		'{"id":10,"op":"read-composite","ep":"d11","format":"tlv","paths":["/3/0/9"]}' \
+		'{"id":11,"op":"write-composite","ep":"d11","values":{}}' \
+		'{"id":12,"op":"cancel-observe-composite","ep":"d11"}' \
+		'{"id":13,"op":"read-composite","ep":"d11","paths":["/3/0/9"]}'
+	run -0 jq -sc 'sort_by(.id)[] | [.id, .code, .error]' <<<"$output"
+	assert_line --index 0 '[7,"bad-command","line 1: paths[0] is not an LwM2M path"]'
+	assert_line --index 1 '[8,"bad-command","line 2: read-composite needs \"paths\" (a non-empty array)"]'
+	assert_line --index 2 '[9,"bad-command","line 3: observe-composite needs \"paths\" (a non-empty array)"]'
+	assert_line --index 3 '[10,"bad-command","line 4: read-composite uses format senml-json or senml-cbor"]'
+	assert_line --index 4 '[11,"bad-command","line 5: write-composite needs \"values\" (a non-empty object)"]'
+	assert_line --index 5 '[12,"bad-command","line 6: cancel-observe-composite needs \"paths\" (an array)"]'
+	assert_line --index 6 '[13,"2.05",null]'
+	# a 1.0 device has no composite operations: refused here, nothing sent
+	run -0 ctl '{"id":14,"op":"read-composite","ep":"d10","paths":["/3/0/9"]}' \
+		'{"id":15,"op":"write-composite","ep":"d10","values":{"/3311/0/5850":true}}' \
+		'{"id":16,"op":"observe-composite","ep":"d10","paths":["/3/0/9"]}'
+	run -0 jq -sc 'sort_by(.id)[] | [.id, .code, .error]' <<<"$output"
+	assert_output '[14,"not-supported","d10 registered with LwM2M 1.0, which has no composite operations"]
+[15,"not-supported","d10 registered with LwM2M 1.0, which has no composite operations"]
+[16,"not-supported","d10 registered with LwM2M 1.0, which has no composite operations"]'
+	run dev_saw d10 'FETCH\|iPATCH'
+	assert_failure
 	run -0 ctl '{"op":"stats"}'
+	run -0 jq -c '.observations' <<<"$output"
+	assert_output '0'
+}
+
+@test "lwm2m-listen: observe-composite notifies all its paths together until cancelled (JSON), or its connection closes (CBOR)" {
+	start_listen
+	start_device d11 --ep d11 --lwm2m 1.1
+	conn_open a
+	conn_send a '{"id":"oc","op":"observe-composite","ep":"d11","paths":["/3303/0/5700","/3/0/9"]}'
+	wait_until 5 conn_has a '"id":"oc","op":"observe-composite"'
+	dev d11 "set /3303/0/5700 22.5"
+	wait_until 5 conn_has a '"op":"notify".*22.5'
+	dev d11 "set /3/0/9 80"
+	wait_until 5 conn_has a '"op":"notify".*"/3/0/9":80'
+	# a change outside the paths notifies nothing
+	dev d11 "set /3311/0/5851 3"
+	run -0 jq -c '[.id, .op, .code, .ct, .paths, .values]' "$BATS_TEST_TMPDIR/a.lines"
+	assert_line --index 0 '["oc","observe-composite","2.05",110,["/3303/0/5700","/3/0/9"],{"/3303/0/5700":21.5,"/3/0/9":100}]'
+	assert_line --index 1 '["oc","notify","2.05",110,["/3303/0/5700","/3/0/9"],{"/3303/0/5700":22.5,"/3/0/9":100}]'
+	assert_line --index 2 '["oc","notify","2.05",110,["/3303/0/5700","/3/0/9"],{"/3303/0/5700":22.5,"/3/0/9":80}]'
+	wait_until 5 dev_saw d11 '"event":"observe-composite","paths":\["/3303/0/5700","/3/0/9"\],"format":"senml-json"'
+	# cancelled with a FETCH carrying Observe 1 and the same paths
+	conn_send a '{"id":"cc","op":"cancel-observe-composite","ep":"d11","paths":["/3303/0/5700","/3/0/9"]}'
+	wait_until 5 conn_has a '"id":"cc","op":"cancel-observe-composite".*"code":"2.05"'
+	wait_until 5 dev_saw d11 '"event":"cancel-observe","path":"/"'
+	dev_saw d11 '"event":"cancel-observe-composite","paths":\["/3303/0/5700","/3/0/9"\],"format":"senml-json"'
+	dev d11 "set /3303/0/5700 30"
+	wait_until 5 dev_saw d11 '"event":"set".*"value":30'
+	run -0 ctl '{"id":"s","op":"stats"}'
+	run -0 jq -c '.observations' <<<"$output"
+	assert_output '0'
+	# the cancel's answer carries the values; the observation's end is one last notify line
+	run -0 jq -c 'select(.op != "observe-composite") | [.id, .op, .code, .values["/3/0/9"]]' "$BATS_TEST_TMPDIR/a.lines"
+	assert_output '["oc","notify","2.05",100]
+["oc","notify","2.05",80]
+["cc","cancel-observe-composite","2.05",80]
+["oc","notify","cancelled",null]'
+
+	# SenML CBOR; the connection that made it goes away: the device is told
+	conn_open b
+	conn_send b '{"id":"ob","op":"observe-composite","ep":"d11","format":"senml-cbor","paths":["/3311/0/5851","/3303/0"]}'
+	wait_until 5 conn_has b '"id":"ob","op":"observe-composite"'
+	dev d11 "set /3311/0/5851 9"
+	wait_until 5 conn_has b '"op":"notify"'
+	run -0 jq -c 'select(.op == "notify") | [.ct, .values["/3311/0/5851"], .values["/3303/0/5700"], .values["/3303/0/5701"]]' "$BATS_TEST_TMPDIR/b.lines"
+	assert_output '[112,9,30,"Cel"]'
+	stop_bg b
+	wait_until 5 dev_saw d11 '"event":"cancel-observe-composite","paths":\["/3311/0/5851","/3303/0"\],"format":"senml-cbor"'
+	run -0 ctl '{"id":"s","op":"stats"}'
 	run -0 jq -c '.observations' <<<"$output"
 	assert_output '0'
 }

@@ -4,7 +4,7 @@
 //
 //   node lwm2m-device.js --server 127.0.0.1:5683 --ep dev1 [--lwm2m 1.0|1.1] [--lt SECONDS]
 //        [--binding U|UQ] [--queue] [--objects /3/0,/4/0,...] [--port N] [--commands FILE]
-//        [--silent]
+//        [--silent] [--no-composite]
 //
 // Commands, one per line on stdin (and appended to --commands FILE):
 //   set PATH VALUE        change a resource (notifies observers)
@@ -17,8 +17,17 @@
 //   readonly PATH         refuse writes to resource PATH with 4.05 (a device stricter than the model)
 //   quit                  exit at once, without de-registering (power loss)
 // Events: one JSON object per line on stdout ({"event":"registered","location":"/rd/.."}, ...).
+//
+// Server requests: Read (TLV, SenML JSON/CBOR, text, opaque), Write, Write-Attributes, Discover,
+// Execute, Create, Delete, Observe (GET with Observe; cancel with Observe 1 or a Reset) and, on
+// an LwM2M 1.1 device, the composite operations: Read-Composite (FETCH / with SenML JSON or CBOR
+// records naming paths; best effort, 4.04 if nothing is readable), Observe-Composite (the same
+// FETCH with Observe 0; every notification carries all the paths) and Write-Composite (iPATCH /
+// with SenML values; all or nothing). A 1.0 device, or a 1.1 device started with --no-composite
+// (the composite operations are optional), answers FETCH and iPATCH with 4.05.
 'use strict';
 
+const cbor = require('cbor');
 const coap = require('coap');
 const dgram = require('dgram');
 const fs = require('fs');
@@ -28,6 +37,7 @@ const readline = require('readline');
 const opts = {
 	server: '127.0.0.1:5683', ep: 'dev1', lwm2m: '1.1', lt: 86400, binding: null, queue: false,
 	objects: '/3/0,/4/0,/3303/0,/3311/0,/3347/0,/3347/1', silent: false, port: 0, commands: null,
+	composite: true,
 };
 {
 	const argv = process.argv.slice(2);
@@ -46,6 +56,7 @@ const opts = {
 		case '--queue': opts.queue = true; break;
 		case '--objects': opts.objects = val(); break;
 		case '--silent': opts.silent = true; break;
+		case '--no-composite': opts.composite = false; break;
 		case '--port': opts.port = parseInt(val(), 10); break;
 		case '--commands': opts.commands = val(); break;
 		case '-h': case '--help': usage(null); break;
@@ -59,7 +70,7 @@ const opts = {
 function usage(msg) {
 	if (msg) process.stderr.write(`lwm2m-device: ${msg}\n`);
 	process.stderr.write('usage: lwm2m-device.js --server HOST:PORT --ep NAME [--lwm2m 1.0|1.1] ' +
-		'[--lt S] [--binding U|UQ] [--queue] [--objects LIST] [--port N] [--commands FILE] [--silent]\n');
+		'[--lt S] [--binding U|UQ] [--queue] [--objects LIST] [--port N] [--commands FILE] [--silent] [--no-composite]\n');
 	process.exit(msg ? 100 : 0);
 }
 
@@ -227,12 +238,13 @@ function collect(ids) {
 }
 
 // ---------------------------------------------------------------- content formats
-const CT = { text: 0, link: 40, opaque: 42, senml: 110, tlv: 11542, json: 11543 };
-const CT_NAME = { 0: 'text', 40: 'link', 42: 'opaque', 110: 'senml-json', 11542: 'tlv', 11543: 'json' };
+const CT = { text: 0, link: 40, opaque: 42, senml: 110, senmlCbor: 112, tlv: 11542, json: 11543 };
+const CT_NAME = { 0: 'text', 40: 'link', 42: 'opaque', 110: 'senml-json', 112: 'senml-cbor', 11542: 'tlv', 11543: 'json' };
 const CT_MIME = {
 	0: 'text/plain', 40: 'application/link-format', 42: 'application/octet-stream',
-	110: 'application/senml+json', 11542: 'application/vnd.oma.lwm2m+tlv',
+	110: 'application/senml+json', 112: 'application/senml+cbor', 11542: 'application/vnd.oma.lwm2m+tlv',
 };
+const isSenml = (ct) => ct === CT.senml || ct === CT.senmlCbor;
 function ctNumber(h) {
 	if (h === undefined || h === null) return null;
 	if (typeof h === 'number') return h;
@@ -377,7 +389,7 @@ function senmlRecord(it) {
 	}
 	return rec;
 }
-function encodeSenml(ids, items) {
+function encodeSenml(items, ct) {
 	const recs = [];
 	let lastBase = null;
 	for (const it of items) {
@@ -391,7 +403,53 @@ function encodeSenml(ids, items) {
 			recs.push(rec);
 		}
 	}
-	return Buffer.from(JSON.stringify(recs));
+	return senmlSerialize(recs, ct);
+}
+
+// SenML (RFC 8428) records as JSON-style objects ({bn, n, v, vs, vb, vd: base64, vlo}) to and
+// from the wire: JSON text, or CBOR (the npm `cbor` package) with the integer labels of RFC 8428
+// section 6 (LwM2M keeps the string label "vlo"; vd is a byte string in CBOR).
+const SENML_CBOR_LABEL = { bver: -1, bn: -2, bt: -3, bu: -4, bv: -5, bs: -6, n: 0, u: 1, v: 2, vs: 3, vb: 4, s: 5, t: 6, ut: 7, vd: 8 };
+const SENML_CBOR_NAME = Object.fromEntries(Object.entries(SENML_CBOR_LABEL).map(([k, v]) => [v, k]));
+function senmlSerialize(recs, ct) {
+	if (ct !== CT.senmlCbor) return Buffer.from(JSON.stringify(recs));
+	return cbor.encode(recs.map((r) => new Map(Object.entries(r).map(([k, v]) => [
+		k in SENML_CBOR_LABEL ? SENML_CBOR_LABEL[k] : k, k === 'vd' ? Buffer.from(v, 'base64') : v]))));
+}
+function senmlParse(buf, ct) {
+	let recs;
+	if (ct === CT.senmlCbor) {
+		try { recs = cbor.decodeFirstSync(buf); } catch (e) { throw new Error(`SenML CBOR: ${e.message}`); }
+	} else {
+		try { recs = JSON.parse(buf.toString('utf8')); } catch (e) { throw new Error(`SenML JSON: ${e.message}`); }
+	}
+	if (!Array.isArray(recs)) throw new Error('SenML must be an array of records');
+	let bn = '';
+	return recs.map((raw) => {
+		const rec = {};
+		if (raw instanceof Map) {
+			for (const [k, v] of raw) {
+				const name = typeof k === 'number' ? SENML_CBOR_NAME[k] : k;
+				if (name === undefined) throw new Error(`SenML CBOR label ${k} is unknown`);
+				rec[name] = name === 'vd' && Buffer.isBuffer(v) ? v.toString('base64') : v;
+			}
+		} else if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
+			Object.assign(rec, raw);
+		} else {
+			throw new Error('SenML record is not an object');
+		}
+		if ('bn' in rec) {
+			if (typeof rec.bn !== 'string') throw new Error('SenML base name is not a string');
+			bn = rec.bn;
+		}
+		if ('n' in rec && typeof rec.n !== 'string') throw new Error('SenML name is not a string');
+		rec.name = bn + (rec.n || '');
+		return rec;
+	});
+}
+function senmlValue(rec) {
+	for (const k of ['v', 'vs', 'vb', 'vd', 'vlo']) if (k in rec) return rec[k];
+	return undefined;
 }
 function textValue(it) {
 	if (it.type === 'b') return it.value ? '1' : '0';
@@ -459,21 +517,13 @@ function decodeWrite(ids, ct, payload) {
 		else throw new Error('TLV on an object path needs object instance TLVs');
 		return out;
 	}
-	if (ct === CT.senml) {
-		let recs;
-		try { recs = JSON.parse(payload.toString('utf8')); } catch (e) { throw new Error(`SenML JSON: ${e.message}`); }
-		if (!Array.isArray(recs)) throw new Error('SenML JSON must be an array');
-		let bn = '';
-		for (const rec of recs) {
-			if (typeof rec !== 'object' || rec === null) throw new Error('SenML record is not an object');
-			if (typeof rec.bn === 'string') bn = rec.bn;
-			const name = bn + (typeof rec.n === 'string' ? rec.n : '');
+	if (isSenml(ct)) {
+		for (const rec of senmlParse(payload, ct)) {
+			const name = rec.name;
 			const p = parsePath(name);
 			if (!p || p.ids.length < 3 || p.ids[0] !== o) throw new Error(`SenML name ${name} outside ${'/' + ids.join('/')}`);
-			let v;
-			if ('v' in rec) v = rec.v; else if ('vs' in rec) v = rec.vs; else if ('vb' in rec) v = rec.vb;
-			else if ('vd' in rec) v = rec.vd; else if ('vlo' in rec) v = rec.vlo;
-			else throw new Error(`SenML record ${name} has no value`);
+			const v = senmlValue(rec);
+			if (v === undefined) throw new Error(`SenML record ${name} has no value`);
 			pushDecoded(p.ids[1], p.ids[2], p.ids[3], v, coerce);
 		}
 		return out;
@@ -512,13 +562,13 @@ function reply(res, code, payload, ct) {
 	// an Observe request gets an ObserveWriteStream, which sends statusCode, not code
 	res.code = code;
 	res.statusCode = code;
-	if (ct !== undefined && ct !== null) res.setOption('Content-Format', CT_MIME[ct]);
+	if (ct !== undefined && ct !== null) res.setOption('Content-Format', ct);
 	res.end(payload === undefined ? undefined : payload);
 }
 
 function chooseReadFormat(ids, accept) {
 	if (accept === null) return opts.lwm2m === '1.0' ? CT.tlv : CT.senml;
-	if (accept === CT.tlv || accept === CT.senml) return accept;
+	if (accept === CT.tlv || isSenml(accept)) return accept;
 	if (accept === CT.text && ids.length >= 3) return CT.text;
 	if (accept === CT.opaque && ids.length >= 3) return CT.opaque;
 	return -1;
@@ -526,7 +576,7 @@ function chooseReadFormat(ids, accept) {
 
 function encodeRead(ids, items, ct) {
 	if (ct === CT.tlv) return encodeTlv(ids, items);
-	if (ct === CT.senml) return encodeSenml(ids, items);
+	if (isSenml(ct)) return encodeSenml(items, ct);
 	// text/opaque: exactly one value
 	const vals = items.filter((x) => !x.empty);
 	if (vals.length !== 1 || (vals[0].multiple && ids.length < 4)) return null;
@@ -585,7 +635,7 @@ function handleGet(req, res, p) {
 		});
 		res.on('error', () => {});
 		emit({ event: 'observe', path: p.str, format: CT_NAME[ct], token, values: itemsValue(p.ids, r.items) });
-		res.setOption('Content-Format', CT_MIME[ct]);
+		res.setOption('Content-Format', ct);
 		res.write(r.payload);
 		schedulePmax(o);
 		return;
@@ -617,7 +667,7 @@ function schedulePmax(o) {
 }
 
 function notifyOne(o, force) {
-	const r = readPayload(o.ids, o.ct);
+	const r = o.composite ? readComposite(o.composite, o.ct) : readPayload(o.ids, o.ct);
 	if (r.code !== '2.05') {
 		// The observed resource went away (instance deleted): end with 4.04 per RFC 7641.
 		const k = observers.indexOf(o);
@@ -633,18 +683,182 @@ function notifyOne(o, force) {
 	o.last = r.payload;
 	if (asleep) return; // a sleeping device sends nothing; the next wake notifies
 	o.res.write(r.payload);
-	emit({ event: 'notify', path: o.path, token: o.token, values: itemsValue(o.ids, r.items) });
+	emit({ event: 'notify', path: o.path, paths: o.paths, token: o.token, values: itemsValue(o.ids, r.items) });
 	schedulePmax(o);
+}
+
+function covers(ids, obj, inst, res) {
+	const [oo, oi, or] = ids;
+	if (ids.length === 0) return true;
+	if (oo !== obj) return false;
+	if (ids.length >= 2 && oi !== inst) return false;
+	if (ids.length >= 3 && res !== undefined && or !== res) return false;
+	return true;
 }
 
 function notifyChanged(obj, inst, res) {
 	for (const o of [...observers]) {
-		const [oo, oi, or] = o.ids;
-		if (oo !== obj) continue;
-		if (o.ids.length >= 2 && oi !== inst) continue;
-		if (o.ids.length >= 3 && res !== undefined && or !== res) continue;
-		notifyOne(o, false);
+		const hit = o.composite ? o.composite.some((ids) => covers(ids, obj, inst, res)) : covers(o.ids, obj, inst, res);
+		if (hit) notifyOne(o, false);
 	}
+}
+
+// ---------------------------------------------------------------- composite operations (LwM2M 1.1)
+// Read-Composite and Observe-Composite are a FETCH on the root path whose payload lists the paths
+// as SenML records with names only; Write-Composite an iPATCH on the root path with SenML values
+// (core TS 1.1 6.3.8, 6.3.9, 6.4.3; transport TS 1.1 table 6.4.3-1; RFC 8790).
+
+// The values under several paths, as one SenML payload. The operation is best effort: a path
+// with nothing readable is left out; if none is readable the answer is 4.04.
+function readComposite(list, ct) {
+	const items = [];
+	const seen = new Set();
+	let any = false;
+	for (const ids of list) {
+		let got;
+		if (ids.length === 0) {
+			got = [];
+			for (const o of Object.keys(DEFS).map(Number)) {
+				const r = collect([o]);
+				if (Array.isArray(r)) got.push(...r);
+			}
+		} else {
+			got = collect(ids);
+		}
+		if (!Array.isArray(got)) continue;
+		any = true;
+		for (const it of got) {
+			const key = `${it.obj}/${it.inst}/${it.res}/${it.multiple ? it.riid : ''}`;
+			if (seen.has(key)) continue;
+			seen.add(key);
+			items.push(it);
+		}
+	}
+	if (!any) return { code: '4.04' };
+	return { code: '2.05', payload: encodeSenml(items, ct), items };
+}
+
+// The paths named by a FETCH payload, as [ids]; throws on anything malformed.
+function compositePaths(req, ct) {
+	if (!req.payload || req.payload.length === 0) throw new Error('no paths in the payload');
+	const list = [];
+	for (const rec of senmlParse(req.payload, ct)) {
+		const p = parsePath(rec.name);
+		if (!p || rec.name.includes('?') || !rec.name.startsWith('/')) throw new Error(`${JSON.stringify(rec.name)} is not an LwM2M path`);
+		if (p.ids.length > 4) throw new Error(`${rec.name} is not an LwM2M path`);
+		list.push(p.ids);
+	}
+	if (list.length === 0) throw new Error('no paths in the payload');
+	return list;
+}
+
+// A 1.0 device knows neither FETCH nor iPATCH: refuse like the 1.0 enabler, 4.05.
+function refuseComposite(res, p, method) {
+	const why = opts.lwm2m === '1.0' ? 'LwM2M 1.0 has no composite operations' : 'this device has no composite operations';
+	emit({ event: 'bad-request', method, path: p.str, why });
+	return reply(res, '4.05');
+}
+
+function handleFetch(req, res, p) {
+	if (opts.lwm2m === '1.0' || !opts.composite) return refuseComposite(res, p, 'FETCH');
+	const observe = req.headers.Observe;
+	const op = observe === 0 ? 'observe-composite' : observe === 1 ? 'cancel-observe-composite' : 'read-composite';
+	const fail = (code, error) => {
+		emit({ event: op, code, error });
+		return reply(res, code);
+	};
+	if (p.ids.length !== 0) return fail('4.04', 'composite operations address the root path');
+	const ct = ctNumber(req.headers['Content-Format']);
+	if (!isSenml(ct)) return fail('4.15', `unsupported content format ${ct}`);
+	let list;
+	try {
+		list = compositePaths(req, ct);
+	} catch (e) {
+		return fail('4.00', e.message);
+	}
+	let accept = ctNumber(req.headers.Accept);
+	if (accept === null) accept = ct;
+	if (!isSenml(accept)) return fail('4.06', `cannot answer in content format ${accept}`);
+	const paths = list.map((ids) => '/' + ids.join('/'));
+	const token = req._packet.token.toString('hex');
+	const peer = `${req.rsinfo.address}:${req.rsinfo.port}`;
+	const r = readComposite(list, accept);
+	if (observe === 0 && r.code === '2.05') {
+		for (let k = observers.length - 1; k >= 0; k--) {
+			if (observers[k].token === token && observers[k].peer === peer) {
+				const old = observers.splice(k, 1)[0];
+				old.res.removeAllListeners('finish');
+			}
+		}
+		const o = { ids: [], composite: list, path: '/', paths, res, ct: accept, token, peer, last: r.payload };
+		observers.push(o);
+		res.on('finish', () => {
+			const k = observers.indexOf(o);
+			if (k >= 0) {
+				observers.splice(k, 1);
+				emit({ event: 'observe-end', paths, token });
+			}
+		});
+		res.on('error', () => {});
+		emit({ event: 'observe-composite', paths, format: CT_NAME[accept], request_format: CT_NAME[ct], token, values: itemsValue([], r.items) });
+		res.setOption('Content-Format', accept);
+		res.write(r.payload);
+		return;
+	}
+	if (observe === 1) cancelObserver(token, peer, '/');
+	emit({ event: op, paths, format: CT_NAME[accept], request_format: CT_NAME[ct], code: r.code, values: r.items ? itemsValue([], r.items) : undefined });
+	if (r.code !== '2.05') return reply(res, r.code);
+	return reply(res, '2.05', r.payload, accept);
+}
+
+// Write-Composite: every record names a resource or resource instance with its new value. It
+// applies whole or not at all: all records are checked before any is written.
+function handleIpatch(req, res, p) {
+	if (opts.lwm2m === '1.0' || !opts.composite) return refuseComposite(res, p, 'iPATCH');
+	const fail = (code, error) => {
+		emit({ event: 'write-composite', code, error });
+		return reply(res, code);
+	};
+	if (p.ids.length !== 0) return fail('4.04', 'composite operations address the root path');
+	const ct = ctNumber(req.headers['Content-Format']);
+	if (!isSenml(ct)) return fail('4.15', `unsupported content format ${ct}`);
+	const items = [];
+	try {
+		if (!req.payload || req.payload.length === 0) throw new Error('no values in the payload');
+		for (const rec of senmlParse(req.payload, ct)) {
+			const q = parsePath(rec.name);
+			if (!q || q.ids.length < 3 || q.ids.length > 4) throw new Error(`${JSON.stringify(rec.name)} is not a resource path`);
+			const v = senmlValue(rec);
+			if (v === undefined) throw new Error(`SenML record ${rec.name} has no value`);
+			items.push({ ids: q.ids, path: q.str, raw: v });
+		}
+	} catch (e) {
+		return fail('4.00', e.message);
+	}
+	for (const it of items) {
+		const [o, i, r, ri] = it.ids;
+		const rec = model.get(`${o}/${i}`);
+		if (!rec) return fail('4.04', `no object instance /${o}/${i}`);
+		const d = def(o, r);
+		if (!d || !(r in rec)) return fail('4.04', `no resource ${it.path}`);
+		if (d.type === null || !d.ops.includes('W') || readOnly.has(`/${o}/${i}/${r}`)) return fail('4.05', `${it.path} is not writable`);
+		if (d.multiple !== (ri !== undefined)) return fail('4.00', `${it.path}: ${d.multiple ? 'multi' : 'single'}-instance resource`);
+		try {
+			it.value = coerce(d.type, it.raw, it.path);
+		} catch (e) {
+			return fail('4.00', e.message);
+		}
+	}
+	const changed = [];
+	for (const it of items) {
+		const [o, i, r, ri] = it.ids;
+		if (ri !== undefined) model.get(`${o}/${i}`)[r][ri] = it.value;
+		else putValue(o, i, r, it.value);
+		if (!changed.some(([a, b, c]) => a === o && b === i && c === r)) changed.push([o, i, r]);
+		emit({ event: 'write-composite', path: it.path, format: CT_NAME[ct], code: '2.04', value: it.value });
+	}
+	reply(res, '2.04');
+	for (const [o, i, r] of changed) notifyChanged(o, i, r);
 }
 
 function handleDiscover(req, res, p) {
@@ -720,7 +934,7 @@ function handleWrite(req, res, p, method) {
 	if (!model.has(`${ids[0]}/${ids[1]}`)) return fail('4.04', 'no such object instance');
 	if (ids.length >= 3 && !(ids[2] in model.get(`${ids[0]}/${ids[1]}`))) return fail('4.04', 'no such resource');
 	if (ct === null) return fail('4.00', 'no Content-Format');
-	if (![CT.text, CT.opaque, CT.tlv, CT.senml].includes(ct)) return fail('4.15', `unsupported content format ${ct}`);
+	if (![CT.text, CT.opaque, CT.tlv, CT.senml, CT.senmlCbor].includes(ct)) return fail('4.15', `unsupported content format ${ct}`);
 	let items;
 	try {
 		items = decodeWrite(ids, ct, req.payload);
@@ -808,7 +1022,8 @@ function handleCreate(req, res, p) {
 	for (const it of items) if (it.res in rec && !it.unknown) rec[it.res] = it.value;
 	model.set(`${o}/${inst}`, rec);
 	emit({ event: 'create', path: `/${o}/${inst}`, code: '2.01' });
-	res.setOption('Location-Path', [String(o), String(inst)]);
+	// node-coap takes the values of a repeated option as Buffers
+	res.setOption('Location-Path', [Buffer.from(String(o)), Buffer.from(String(inst))]);
 	return reply(res, '2.01');
 }
 
@@ -854,6 +1069,8 @@ server.on('request', (req, res) => {
 		return handleWrite(req, res, p, 'POST');
 	}
 	if (method === 'DELETE') return handleDelete(req, res, p);
+	if (method === 'FETCH') return handleFetch(req, res, p);
+	if (method === 'iPATCH') return handleIpatch(req, res, p);
 	emit({ event: 'bad-request', method, path: p.str });
 	return reply(res, '4.05');
 });
@@ -867,7 +1084,7 @@ function linkPayload() {
 	const keys = [...model.keys()].map((k) => k.split('/').map(Number))
 		.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
 	const links = [];
-	if (opts.lwm2m === '1.1') links.push('</>;rt="oma.lwm2m";ct=110');
+	if (opts.lwm2m === '1.1') links.push('</>;rt="oma.lwm2m";ct="110 112"');
 	for (const [o, i] of keys) links.push(`</${o}/${i}>`);
 	return links.join(',');
 }
