@@ -34,11 +34,13 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: lwm2m-observe [-hqsvV] [-C path] [-c file] [-n shadow] [-d fd] [path ...]\n"
+	fprintf(f, "usage: lwm2m-observe [-hOqsvV] [-C path] [-c file] [-n shadow] [-d fd] [path ...]\n"
 	           "  -C, --control PATH   lwm2m-listen's control socket (default $LWM2M_CONTROL, else ./var/lwm2m.sock)\n"
 	           "  -c, --config FILE    YAML: paths, attributes, and per-endpoint rules\n"
 	           "  -s, --subscribe      take registration events from the control socket, not stdin\n"
 	           "  -n, --shadow NAME    write to the named shadow NAME (default: the classic shadow)\n"
+	           "  -O, --composite      one Observe-Composite per LwM2M 1.1+ device, so its values arrive together\n"
+	           "                       (per-path Observe if the device refuses it or is 1.0)\n"
 	           "  -d, --ready FD       write a newline to FD once connected\n"
 	           "  -v, --verbose        log more\n"
 	           "  -q, --quiet          log less\n"
@@ -71,17 +73,18 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"control", required_argument, 0, 'C'}, {"config", required_argument, 0, 'c'},
 		{"subscribe", no_argument, 0, 's'},     {"shadow", required_argument, 0, 'n'},
-		{"ready", required_argument, 0, 'd'},   {"verbose", no_argument, 0, 'v'},
+		{"ready", required_argument, 0, 'd'},   {"composite", no_argument, 0, 'O'},
+		{"verbose", no_argument, 0, 'v'},
 		{"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
 		{"version", no_argument, 0, 'V'},       {0, 0, 0, 0},
 	};
 	const char *control = getenv("LWM2M_CONTROL"), *config = NULL, *shadow = NULL;
-	int subscribe = 0, ready_fd = -1, c;
+	int subscribe = 0, composite = 0, ready_fd = -1, c;
 	log_init(argv[0]);
 	stdout_full_buffer(); /* flushed before every poll */
 	if (!control || !*control)
 		control = "var/lwm2m.sock";
-	while ((c = getopt_long(argc, argv, "C:c:sn:d:vqhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "C:c:sn:d:OvqhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'C':
 			control = optarg;
@@ -94,6 +97,9 @@ int main(int argc, char **argv)
 			break;
 		case 'n':
 			shadow = optarg;
+			break;
+		case 'O':
+			composite = 1;
 			break;
 		case 'd': {
 			char *end;
@@ -142,6 +148,7 @@ int main(int argc, char **argv)
 	struct observer *ob = ctl ? observer_new(ctl, &cfg, shadow, stdout) : NULL;
 	if (!ob)
 		die(EXIT_TEMPORARY, "out of memory");
+	observer_set_composite(ob, composite);
 	struct linereader in;
 	lr_init(&in, STDIN_FILENO, 0);
 	int rc = 0, stdin_open = !subscribe;

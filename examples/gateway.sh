@@ -11,6 +11,7 @@
 #   SHADOW_STORE   the shadow store (default $LWM2M_VAR/shadows)
 #   OBSERVE_PATHS  paths lwm2m-observe observes (default: its built-in list)
 #   OBSERVE_CONFIG a YAML file for lwm2m-observe -c
+#   OBSERVE_ARGS   more options for lwm2m-observe (e.g. "-O": Observe-Composite for 1.1 devices)
 #   LISTEN_ARGS    more options for lwm2m-listen (e.g. "-a 30 -t 1")
 # Shadow-put's results (one JSON line per update) go to standard output, logs to standard error.
 set -eu
@@ -47,8 +48,8 @@ stop() {
 trap 'stop; exit 0' INT TERM HUP
 trap 'stop' EXIT
 
-obs_args=
-[ -n "$config" ] && obs_args="-c $config"
+obs_args=${OBSERVE_ARGS:-}
+[ -n "$config" ] && obs_args="$obs_args -c $config"
 say "device -> shadow: lwm2m-listen -l $listen -C $sock -S $var/lwm2m $listen_args | lwm2m-observe -C $sock $obs_args $paths | shadow-put -s $store"
 # shellcheck disable=SC2086
 lwm2m-listen -l "$listen" -C "$sock" -S "$var/lwm2m" $listen_args >"$run/events" &

@@ -23,10 +23,11 @@ struct observer {
 	const struct observe_config *cfg;
 	const char *shadow;
 	FILE *out;
-	jv devs; /* ep -> {"reg", "objects", "paths": {path: {"st", "id"}}} */
-	jv ids;  /* "<id>" -> {"ep", "reg", "path", "op"} */
+	jv devs; /* ep -> {"reg", "objects", "lwm2m", "nocomp", "paths": {path: {"st", "id"}}} */
+	jv ids;  /* "<id>" -> {"ep", "reg", "path" | "paths", "op"} */
 	unsigned long updates;
 	struct jbuf line; /* the update line being written */
+	int composite; /* one Observe-Composite per LwM2M 1.1+ device */
 };
 
 struct observer *observer_new(struct ctlclient *ctl, const struct observe_config *cfg, const char *shadow,
@@ -52,6 +53,11 @@ void observer_free(struct observer *o)
 	jv_free(o->ids);
 	free(o->line.p);
 	free(o);
+}
+
+void observer_set_composite(struct observer *o, int on)
+{
+	o->composite = on;
 }
 
 unsigned long observer_updates(const struct observer *o)
@@ -107,12 +113,15 @@ static int device_has(jv objects, const char *path)
 	return found;
 }
 
+/* path NULL: a composite command, whose "paths" come in extra */
 static double send_cmd(struct observer *o, const char *op, const char *ep, const char *reg, const char *path, jv extra)
 {
 	jv cmd = jv_object();
 	cmd = jv_object_set(cmd, jv_string("op"), jv_string(op));
 	cmd = jv_object_set(cmd, jv_string("ep"), jv_string(ep));
-	cmd = jv_object_set(cmd, jv_string("path"), jv_string(path));
+	if (path)
+		cmd = jv_object_set(cmd, jv_string("path"), jv_string(path));
+	jv paths = jv_get_kind(extra) == JV_KIND_OBJECT ? jl_get(extra, "paths") : jv_invalid();
 	if (jv_get_kind(extra) == JV_KIND_OBJECT) {
 		jv_object_foreach(extra, k, v) cmd = jv_object_set(cmd, k, v);
 	}
@@ -122,11 +131,30 @@ static double send_cmd(struct observer *o, const char *op, const char *ep, const
 		jv rec = jv_object();
 		rec = jv_object_set(rec, jv_string("ep"), jv_string(ep));
 		rec = jv_object_set(rec, jv_string("reg"), jv_string(reg));
-		rec = jv_object_set(rec, jv_string("path"), jv_string(path));
+		if (path)
+			rec = jv_object_set(rec, jv_string("path"), jv_string(path));
+		else
+			rec = jv_object_set(rec, jv_string("paths"), jv_copy(paths));
 		rec = jv_object_set(rec, jv_string("op"), jv_string(op));
 		o->ids = jv_object_set(o->ids, id_key(id), rec);
 	}
+	jv_free(paths);
 	return id;
+}
+
+/* Observe-Composite for this device: asked for, LwM2M 1.1 or later, and not refused before. */
+static int use_composite(const struct observer *o, jv dev)
+{
+	if (!o->composite)
+		return 0;
+	jv no = jl_get(dev, "nocomp");
+	int refused = jv_get_kind(no) == JV_KIND_TRUE;
+	jv_free(no);
+	const char *v = jl_str(dev, "lwm2m");
+	unsigned major = 0, minor = 0;
+	if (refused || !v || sscanf(v, "%u.%u", &major, &minor) != 2)
+		return 0;
+	return major > 1 || (major == 1 && minor >= 1);
 }
 
 /* Observe every configured path the device has and is not observed yet. retry: also the paths
@@ -143,6 +171,8 @@ static void observe_device(struct observer *o, const char *ep, int retry)
 	const struct observe_rule *rule = observe_config_rule(o->cfg, ep);
 	jv objects = jl_get(dev, "objects");
 	const char *reg = jl_str(dev, "reg");
+	int comp = use_composite(o, dev);
+	jv group = jv_array(); /* the paths of this device's Observe-Composite */
 	for (size_t i = 0; i < rule->npaths; i++) {
 		const char *path = rule->paths[i];
 		jv hold;
@@ -166,12 +196,65 @@ static void observe_device(struct observer *o, const char *ep, int retry)
 			jv extra = jv_object_set(jv_object(), jv_string("attributes"), jv_copy(rule->attributes));
 			send_cmd(o, "write-attributes", ep, reg, path, extra);
 		}
+		if (comp) {
+			group = jv_array_append(group, jv_string(path));
+			continue;
+		}
 		double id = send_cmd(o, "observe", ep, reg, path, jv_null());
 		if (id > 0) {
 			log_debug("%s: observing %s", ep, path);
 			set_path_state(o, ep, path, ST_PENDING, id);
 		}
 	}
+	if (jv_array_length(jv_copy(group)) > 0) {
+		/* still one Observe-Composite per device: end the ones made before and take their paths in */
+		jv old = jv_object(), wanted = jv_object();
+		jv_array_foreach(group, i, p) wanted = jv_object_set(wanted, p, jv_true());
+		jv states = jl_get(dev, "paths");
+		jv_object_foreach(states, k, v)
+		{
+			const char *st = jl_str(v, "st");
+			double oid = jl_num(v, "id", 0);
+			if (st && oid > 0 && (strcmp(st, ST_ACTIVE) == 0 || strcmp(st, ST_PENDING) == 0)) {
+				wanted = jv_object_set(wanted, jv_copy(k), jv_true());
+				old = jv_object_set(old, id_key(oid), jv_true());
+			}
+			jv_free(k);
+			jv_free(v);
+		}
+		jv_free(states);
+		jv_object_foreach(old, k, v)
+		{
+			jv orec = jv_object_get(jv_copy(o->ids), jv_copy(k));
+			jv ops = jv_is_valid(orec) ? jl_get(orec, "paths") : jv_invalid();
+			if (jv_get_kind(ops) == JV_KIND_ARRAY)
+				send_cmd(o, "cancel-observe-composite", ep, reg, NULL,
+				         jv_object_set(jv_object(), jv_string("paths"), jv_copy(ops)));
+			jv_free(ops);
+			jv_free(orec);
+			o->ids = jv_object_delete(o->ids, k);
+			jv_free(v);
+		}
+		jv_free(old);
+		/* in the configured order */
+		jv_free(group);
+		group = jv_array();
+		for (size_t i = 0; i < rule->npaths; i++)
+			if (jv_object_has(jv_copy(wanted), jv_string(rule->paths[i])))
+				group = jv_array_append(group, jv_string(rule->paths[i]));
+		jv_free(wanted);
+		double id = send_cmd(o, "observe-composite", ep, reg, NULL,
+		                     jv_object_set(jv_object(), jv_string("paths"), jv_copy(group)));
+		if (id > 0) {
+			log_debug("%s: observing %d paths with one Observe-Composite", ep, jv_array_length(jv_copy(group)));
+			jv_array_foreach(group, i, p)
+			{
+				set_path_state(o, ep, jv_string_value(p), ST_PENDING, id);
+				jv_free(p);
+			}
+		}
+	}
+	jv_free(group);
 	jv_free(objects);
 	jv_free(dev);
 }
@@ -183,14 +266,35 @@ static void drop_vanished(struct observer *o, const char *ep)
 	jv objects = jl_get(dev, "objects");
 	jv paths = jl_get(dev, "paths");
 	const char *reg = jl_str(dev, "reg");
-	jv_object_foreach(paths, k, v)
+	jv_object_foreach(paths, k, snap)
 	{
+		/* the state now: ending an Observe-Composite below forgets the states of its group */
+		jv_free(snap);
+		jv cur = jv_object_get(jv_object_get(jv_object_get(jv_copy(o->devs), jv_string(ep)), jv_string("paths")),
+		                       jv_copy(k));
+		jv v = jv_get_kind(cur) == JV_KIND_OBJECT ? cur : (jv_free(cur), jv_object());
 		const char *st = jl_str(v, "st");
 		const char *path = jv_string_value(k);
 		if (st && (strcmp(st, ST_ACTIVE) == 0 || strcmp(st, ST_PENDING) == 0) && !device_has(objects, path)) {
 			log_info("%s: %s is gone from the device's objects; cancelling its observation", ep, path);
-			send_cmd(o, "cancel-observe", ep, reg, path, jv_null());
 			double old = jl_num(v, "id", 0);
+			jv rec = old > 0 ? jv_object_get(jv_copy(o->ids), id_key(old)) : jv_invalid();
+			jv group = jv_is_valid(rec) ? jl_get(rec, "paths") : jv_invalid();
+			if (jv_get_kind(group) == JV_KIND_ARRAY) {
+				/* one path of an Observe-Composite: end it; observe_device observes the rest again */
+				send_cmd(o, "cancel-observe-composite", ep, reg, NULL,
+				         jv_object_set(jv_object(), jv_string("paths"), jv_copy(group)));
+				jv_array_foreach(group, i, p)
+				{
+					jv d = jv_object_get(jv_copy(o->devs), jv_string(ep));
+					jv ps = jv_object_delete(jl_get(d, "paths"), p);
+					o->devs = jv_object_set(o->devs, jv_string(ep), jv_object_set(d, jv_string("paths"), ps));
+				}
+			} else {
+				send_cmd(o, "cancel-observe", ep, reg, path, jv_null());
+			}
+			jv_free(group);
+			jv_free(rec);
 			if (old > 0)
 				o->ids = jv_object_delete(o->ids, id_key(old));
 			set_path_state(o, ep, path, ST_SKIPPED, 0);
@@ -228,6 +332,7 @@ static void new_registration(struct observer *o, jv ev)
 	dev = jv_object_set(dev, jv_string("reg"), jl_get(ev, "reg"));
 	jv objects = jl_get(ev, "objects");
 	dev = jv_object_set(dev, jv_string("objects"), jv_get_kind(objects) == JV_KIND_ARRAY ? objects : (jv_free(objects), jv_array()));
+	dev = jv_object_set(dev, jv_string("lwm2m"), jl_get(ev, "lwm2m"));
 	dev = jv_object_set(dev, jv_string("paths"), jv_object());
 	o->devs = jv_object_set(o->devs, jv_string(ep), dev);
 	observe_device(o, ep, 0);
@@ -358,6 +463,60 @@ static void print_values(struct observer *o, const char *ep, jv values)
 	o->updates++;
 }
 
+static void set_group_state(struct observer *o, const char *ep, jv paths, const char *st, double id)
+{
+	jv_array_foreach(paths, i, p)
+	{
+		if (jv_get_kind(p) == JV_KIND_STRING)
+			set_path_state(o, ep, jv_string_value(p), st, id);
+		jv_free(p);
+	}
+}
+
+/* An answer or notification of an Observe-Composite: its values come as one update. A 4.xx first
+ * answer (the device has no composite operations, or not for these paths) turns this device to
+ * per-path Observe for the rest of its registration. */
+static void composite_answer(struct observer *o, double id, jv rec, jv msg)
+{
+	const char *ep = jl_str(rec, "ep");
+	const char *op = jl_str(msg, "op");
+	const char *code = jl_str(msg, "code");
+	const char *err = jl_str(msg, "error");
+	jv paths = jl_get(rec, "paths");
+	int first = op && strcmp(op, "observe-composite") == 0;
+	if (code && code[0] == '2') {
+		if (first)
+			set_group_state(o, ep, paths, ST_ACTIVE, id);
+		print_values(o, ep, jl_get(msg, "values"));
+	} else if (first && code && (code[0] == '4' || strcmp(code, "not-supported") == 0)) {
+		log_info("%s: Observe-Composite refused (%s%s%s); observing path by path", ep, code, err ? " " : "",
+		         err ? err : "");
+		o->ids = jv_object_delete(o->ids, id_key(id));
+		jv dev = jv_object_get(jv_copy(o->devs), jv_string(ep));
+		if (jv_is_valid(dev)) {
+			jv ps = jl_get(dev, "paths");
+			jv_array_foreach(paths, i, p) ps = jv_object_delete(ps, p);
+			dev = jv_object_set(dev, jv_string("paths"), ps);
+			dev = jv_object_set(dev, jv_string("nocomp"), jv_true());
+			o->devs = jv_object_set(o->devs, jv_string(ep), dev);
+			observe_device(o, ep, 0);
+		} else {
+			jv_free(dev);
+		}
+	} else {
+		int tr = transient_code(code);
+		if (first || strcmp(code ? code : "", "cancelled") != 0 || log_level >= LOG_LVL_INFO)
+			log_msg(first && !tr ? LOG_LVL_WARN : LOG_LVL_INFO, "%s: %s: %s%s%s%s", ep,
+			        first ? "Observe-Composite" : "Observe-Composite ended", code ? code : "?", err ? " " : "",
+			        err ? err : "", tr ? " (retried when the device next talks)" : "");
+		set_group_state(o, ep, paths, tr ? ST_TRANSIENT : ST_FAILED, 0);
+		o->ids = jv_object_delete(o->ids, id_key(id));
+	}
+	jv_free(paths);
+	jv_free(rec);
+	jv_free(msg);
+}
+
 static void list_answer(struct observer *o, jv msg)
 {
 	jv regs = jl_get(msg, "registrations");
@@ -418,6 +577,12 @@ void observer_control_line(struct observer *o, jv msg)
 	const char *code = jl_str(msg, "code");
 	const char *err = jl_str(msg, "error");
 	int ok = code && code[0] == '2';
+	if (strcmp(rop, "observe-composite") == 0) {
+		composite_answer(o, id, rec, msg);
+		return;
+	}
+	if (!path)
+		path = "(composite)";
 	if (strcmp(rop, "observe") != 0) {
 		if (!ok)
 			log_msg(strcmp(rop, "cancel-observe") == 0 ? LOG_LVL_DEBUG : LOG_LVL_WARN, "%s: %s %s: %s%s%s", ep, rop,

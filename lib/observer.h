@@ -17,6 +17,9 @@ struct observer;
 struct observer *observer_new(struct ctlclient *ctl, const struct observe_config *cfg, const char *shadow,
                               FILE *out);
 void observer_free(struct observer *o);
+/* on: observe all the paths of an LwM2M 1.1+ device with one Observe-Composite, so that its
+ * values arrive together; per-path Observe when the device refuses it or is 1.0. */
+void observer_set_composite(struct observer *o, int on);
 
 /* A registration event line (register, update, deregister, expire, ...), consumed. */
 void observer_event(struct observer *o, jv ev);

@@ -143,6 +143,84 @@ YML
 	done
 }
 
+@test "lwm2m-observe: observations are made again on every Register, not only at start" {
+	start_pair /3/0/9 /3303/0/5700
+	start_device dev dev1
+	wait_for 10 obs.out '.state.reported["3303"]["0"]["5700"] == 21.5'
+	wait_for 10 obs.out '.state.reported["3"]["0"]["9"] == 100'
+	# the device registers again (a reboot): lwm2m-listen ends the old observations
+	dev_cmd dev register
+	wait_until 10 test "$(count dev.out '.event == "registered"')" -eq 2
+	wait_until 10 test "$(count dev.out '.event == "observe"')" -eq 4
+	run -0 jq -c 'select(.event == "observe") | .path' "$BATS_TEST_TMPDIR/dev.out"
+	assert_output $'"/3/0/9"\n"/3303/0/5700"\n"/3/0/9"\n"/3303/0/5700"'
+	# and the new observations carry the values
+	dev_cmd dev "set /3303/0/5700 19.5"
+	wait_for 10 obs.out '.state.reported["3303"]["0"]["5700"] == 19.5'
+	# likewise with -O: one Observe-Composite per registration
+	stop_all
+	rm -f "$EVENTS"
+	PORT=
+	start_pair -O /3/0/9 /3303/0/5700
+	start_device dev2 dev2
+	wait_for 10 obs.out '.thing == "dev2" and .state.reported["3"]["0"]["9"] == 100'
+	dev_cmd dev2 register
+	wait_until 10 test "$(count dev2.out '.event == "observe-composite"')" -eq 2
+	dev_cmd dev2 "set /3/0/9 12"
+	wait_for 10 obs.out '.thing == "dev2" and .state.reported["3"]["0"]["9"] == 12'
+}
+
+@test "lwm2m-observe -O: one Observe-Composite per 1.1 device, its values in one update" {
+	start_pair -O
+	start_device dev dev1 --lwm2m 1.1 --objects /3/0,/4/0,/3303/0,/3347/0
+	wait_for 10 obs.out '.thing == "dev1"'
+	# the first answer: every path the device has, together
+	run -0 jq -c 'select(.thing == "dev1") | .state.reported' "$BATS_TEST_TMPDIR/obs.out"
+	assert_output '{"3":{"0":{"9":100}},"4":{"0":{"2":-60}},"3303":{"0":{"5700":21.5}},"3347":{"0":{"5501":3}}}'
+	run -0 jq -c 'select(.event | test("observe")) | [.event, .paths]' "$BATS_TEST_TMPDIR/dev.out"
+	assert_output '["observe-composite",["/3/0/9","/4/0/2","/3303/0/5700","/3347/0/5501"]]'
+	grep -q 'not observing /3347/1/5501' "$BATS_TEST_TMPDIR/obs.err"
+	# a change notifies all the paths at once
+	dev_cmd dev "set /3303/0/5700 23.25"
+	wait_for 10 obs.out '.state.reported["3303"]["0"]["5700"] == 23.25'
+	run -0 jq -c 'select(.state.reported["3303"]["0"]["5700"] == 23.25) | .state.reported | [.["3"]["0"]["9"], .["4"]["0"]["2"], .["3347"]["0"]["5501"]]' "$BATS_TEST_TMPDIR/obs.out"
+	assert_output '[100,-60,3]'
+	# a new object instance: the Observe-Composite is made again with it; a vanished one drops out
+	dev_cmd dev "objects /3/0,/4/0,/3303/0,/3347/0,/3347/1"
+	wait_for 10 dev.out '.event == "observe-composite" and (.paths | length) == 5'
+	wait_for 10 dev.out '.event == "cancel-observe-composite" and (.paths | length) == 4'
+	wait_for 10 obs.out '.state.reported["3347"]["1"]["5501"] == 4'
+	dev_cmd dev "objects /3/0,/3303/0"
+	wait_for 10 dev.out '.event == "observe-composite" and .paths == ["/3/0/9","/3303/0/5700"]'
+	dev_cmd dev "set /3/0/9 7"
+	wait_for 10 obs.out '.state.reported == {"3":{"0":{"9":7}},"3303":{"0":{"5700":23.25}}}'
+	run -0 ctl '{"op":"stats"}'
+	run -0 jq -c '.observations' <<<"$output"
+	assert_output 1
+}
+
+@test "lwm2m-observe -O: a 1.0 device, and a 1.1 device that refuses Observe-Composite, are observed path by path" {
+	start_pair -O /3/0/9 /3303/0/5700
+	start_device old dev10 --lwm2m 1.0
+	start_device nocomp devnc --lwm2m 1.1 --no-composite
+	wait_for 10 obs.out '.thing == "dev10" and .state.reported["3303"]["0"]["5700"] == 21.5'
+	wait_for 10 obs.out '.thing == "dev10" and .state.reported["3"]["0"]["9"] == 100'
+	wait_for 10 obs.out '.thing == "devnc" and .state.reported["3303"]["0"]["5700"] == 21.5'
+	wait_for 10 obs.out '.thing == "devnc" and .state.reported["3"]["0"]["9"] == 100'
+	# the 1.0 device was never asked; the other refused once (4.05) and got one Observe per path
+	run -0 count old.out '.method == "FETCH"'
+	assert_output 0
+	run -0 count old.out '.event == "observe"'
+	assert_output 2
+	run -0 count nocomp.out '.event == "bad-request" and .method == "FETCH"'
+	assert_output 1
+	run -0 count nocomp.out '.event == "observe"'
+	assert_output 2
+	grep -q 'devnc: Observe-Composite refused (4.05 Method Not Allowed); observing path by path' "$BATS_TEST_TMPDIR/obs.err"
+	dev_cmd nocomp "set /3/0/9 42"
+	wait_for 10 obs.out '.thing == "devnc" and .state.reported["3"]["0"]["9"] == 42'
+}
+
 @test "lwm2m-observe: a registration burst through the plain pipe does not deadlock" {
 	# lwm2m-listen blocks writing events while lwm2m-observe sends observe commands back: the
 	# commands are queued, never written blocking, so both keep going

@@ -10,13 +10,14 @@ teardown() {
 	stop_all
 }
 
-# start_gateway [LISTEN_ARGS]: examples/gateway.sh on $PORT with its state in $VAR.
+# start_gateway [LISTEN_ARGS]: examples/gateway.sh on $PORT with its state in $VAR
+# (lwm2m-observe's options in $OBSERVE_ARGS).
 start_gateway() {
 	PORT=${PORT:-$(free_port)}
 	VAR=$BATS_TEST_TMPDIR/var
 	STORE=$VAR/shadows
 	SOCK=$VAR/lwm2m.sock
-	LWM2M_LISTEN=127.0.0.1:$PORT LWM2M_VAR=$VAR LISTEN_ARGS="-t 0.3 -r 1 -s 0 $*" \
+	LWM2M_LISTEN=127.0.0.1:$PORT LWM2M_VAR=$VAR LISTEN_ARGS="-t 0.3 -r 1 -s 0 $*" OBSERVE_ARGS=${OBSERVE_ARGS:-} \
 		start_bg gw sh "$TOP/examples/gateway.sh"
 	wait_until 10 grep -q 'gateway: ready' "$BATS_TEST_TMPDIR/gw.err"
 	wait_until 10 test -S "$SOCK"
@@ -111,4 +112,32 @@ desire() { echo "$1" | shadow-put -s "$STORE" >/dev/null; }
 	wait_until 10 shadow dev2 '.state.reported["lwm2m:errors"]["/3311/0/5851"].code == "offline"'
 	start_device dev2 dev2
 	wait_until 10 shadow dev2 '.state.reported["3311"]["0"]["5851"] == 9 and .state.reported["lwm2m:errors"] == null'
+}
+
+@test "pipeline: with lwm2m-observe -O a 1.1 device's values reach its shadow through one Observe-Composite" {
+	OBSERVE_ARGS=-O start_gateway
+	start_device dev dev1 --lwm2m 1.1
+	start_device old dev10 --lwm2m 1.0
+	start_device nc devnc --lwm2m 1.1 --no-composite
+	wait_until 10 shadow dev1 '.state.reported["3"]["0"]["9"] == 100 and .state.reported["3347"]["1"]["5501"] == 4'
+	wait_until 10 shadow dev1 '.state.reported["3303"]["0"]["5700"] == 21.5 and .state.reported["4"]["0"]["2"] == -60'
+	# one shadow version for all five values: they came in one update
+	shadow dev1 '.version == 1'
+	run -0 jq -c 'select(.event | test("observe")) | [.event, (.paths | length)]' "$BATS_TEST_TMPDIR/dev.out"
+	assert_output '["observe-composite",5]'
+	# a notification updates the shadow
+	dev_cmd dev "set /3303/0/5700 24.5"
+	wait_until 10 shadow dev1 '.state.reported["3303"]["0"]["5700"] == 24.5 and .version == 2'
+	# the 1.0 device and the one that refuses composite operations: one Observe per path
+	wait_until 10 shadow dev10 '.state.reported["3"]["0"]["9"] == 100 and .state.reported["3347"]["1"]["5501"] == 4'
+	wait_until 10 shadow devnc '.state.reported["3"]["0"]["9"] == 100 and .state.reported["3347"]["1"]["5501"] == 4'
+	run -0 count old.out '.event == "observe"'
+	assert_output 5
+	run -0 count nc.out '.event == "observe"'
+	assert_output 5
+	# and a re-Register is observed again
+	dev_cmd dev register
+	wait_until 10 test "$(count dev.out '.event == "observe-composite"')" -eq 2
+	dev_cmd dev "set /3/0/9 61"
+	wait_until 10 shadow dev1 '.state.reported["3"]["0"]["9"] == 61'
 }
