@@ -448,6 +448,7 @@ static int encode_values(struct lwm2m_request *rq, int ct, const struct lwm2m_pa
 
 static const char *const attr_names[] = {"pmin", "pmax", "gt", "lt", "st", "epmin", "epmax", "edge", "con", "hqmax"};
 
+/* attrs is consumed */
 static int add_attributes(struct lwm2m_request *rq, jv attrs, char *err, size_t errlen)
 {
 	int rc = 0;
@@ -479,11 +480,12 @@ static int add_attributes(struct lwm2m_request *rq, jv attrs, char *err, size_t 
 		if (rc < 0)
 			break;
 	}
+	jv_free(attrs); /* jv_object_foreach only borrows it */
 	return rc;
 }
 
-/* The paths of a Read-Composite or Observe-Composite (FETCH) as SenML records with only a name
- * (RFC 8790 3.1), in SenML JSON or SenML CBOR (label 0 for "n"). */
+/* The paths (consumed) of a Read-Composite or Observe-Composite (FETCH) as SenML records with only
+ * a name (RFC 8790 3.1), in SenML JSON or SenML CBOR (label 0 for "n"). */
 static int composite_names(struct lwm2m_request *rq, jv paths, int ct, char *err, size_t errlen)
 {
 	struct obuf o = {0};
@@ -516,6 +518,7 @@ static int composite_names(struct lwm2m_request *rq, jv paths, int ct, char *err
 		}
 		jv_free(p);
 	}
+	jv_free(paths);
 	if (ct != LWM2M_CT_SENML_CBOR)
 		obuf_byte(&o, ']');
 	if (rc == 0 && o.err) {

@@ -1852,6 +1852,11 @@ void lwm2m_server_free(struct lwm2m_server *s)
 	if (!s)
 		return;
 	struct lwm2m_request *rq, *next;
+	/* held requests are on s->all too: empty the queues before freeing them, not after */
+	size_t b;
+	for (struct lwm2m_reg *g = lwm2m_reg_first(&s->reg, &b); g; g = lwm2m_reg_next(&s->reg, g, &b))
+		while (lwm2m_queue_pop(g) != NULL)
+			;
 	for (rq = s->all; rq; rq = next) {
 		next = rq->all_next;
 		sess_release(rq->session);

@@ -332,7 +332,8 @@ static void new_registration(struct observer *o, jv ev)
 	dev = jv_object_set(dev, jv_string("reg"), jl_get(ev, "reg"));
 	jv objects = jl_get(ev, "objects");
 	dev = jv_object_set(dev, jv_string("objects"), jv_get_kind(objects) == JV_KIND_ARRAY ? objects : (jv_free(objects), jv_array()));
-	dev = jv_object_set(dev, jv_string("lwm2m"), jl_get(ev, "lwm2m"));
+	jv ver = jl_get(ev, "lwm2m");
+	dev = jv_object_set(dev, jv_string("lwm2m"), jv_get_kind(ver) == JV_KIND_STRING ? ver : (jv_free(ver), jv_null()));
 	dev = jv_object_set(dev, jv_string("paths"), jv_object());
 	o->devs = jv_object_set(o->devs, jv_string(ep), dev);
 	observe_device(o, ep, 0);

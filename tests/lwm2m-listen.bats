@@ -543,7 +543,7 @@ conn_has() { grep -q "$2" "$BATS_TEST_TMPDIR/$1.lines" 2>/dev/null; }
 	start_listen
 	start_device d11 --ep d11 --lwm2m 1.1 --objects /3/0,/3311/0
 	start_device d10 --ep d10 --lwm2m 1.0
-	# Read-Composite is best effort (core TS 1.1 6.3.8): what the device lacks is left out; if it
+	# Read-Composite is best effort (LwM2M core TS 1.1): what the device lacks is left out; if it
 	# lacks everything, 4.04
 	run -0 ctl '{"id":1,"op":"read-composite","ep":"d11","paths":["/3/0/9","/3303/0/5700","/3311/0/9999"]}' \
 		'{"id":2,"op":"read-composite","ep":"d11","paths":["/3303/0/5700","/9/0"]}'

@@ -706,7 +706,7 @@ function notifyChanged(obj, inst, res) {
 // ---------------------------------------------------------------- composite operations (LwM2M 1.1)
 // Read-Composite and Observe-Composite are a FETCH on the root path whose payload lists the paths
 // as SenML records with names only; Write-Composite an iPATCH on the root path with SenML values
-// (core TS 1.1 6.3.8, 6.3.9, 6.4.3; transport TS 1.1 table 6.4.3-1; RFC 8790).
+// (OMA LwM2M core and transport TS 1.1, as Leshan implements them; RFC 8790).
 
 // The values under several paths, as one SenML payload. The operation is best effort: a path
 // with nothing readable is left out; if none is readable the answer is 4.04.
