@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cmdutil.h"
 #include "jsonl.h"
 #include "linereader.h"
 #include "log.h"
@@ -23,24 +24,6 @@
 #endif
 
 #define LINE_MAX_BYTES 65536
-
-static volatile sig_atomic_t stop;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
-/* ppoll(2) puts the blocked mask back when descriptors are ready, so a SIGTERM that arrives
- * while input keeps flowing would stay pending for ever: look for it too. */
-static int stop_requested(void)
-{
-	sigset_t p;
-	if (!stop && sigpending(&p) == 0 && (sigismember(&p, SIGTERM) == 1 || sigismember(&p, SIGINT) == 1))
-		stop = 1;
-	return stop;
-}
 
 static void usage(FILE *f)
 {
@@ -69,7 +52,7 @@ static int wait_input(const sigset_t *unblocked, int timeout_zero)
 	struct timespec zero = {0, 0};
 	for (;;) {
 		int n = ppoll(&p, 1, timeout_zero ? &zero : NULL, unblocked);
-		if (n >= 0 && stop_requested())
+		if (n >= 0 && cmd_stop_requested())
 			return -1;
 		if (n > 0)
 			return 0;
@@ -77,7 +60,7 @@ static int wait_input(const sigset_t *unblocked, int timeout_zero)
 			return 1;
 		if (errno != EINTR)
 			die_sys(EXIT_TEMPORARY, "unable to poll stdin");
-		if (stop)
+		if (cmd_stop)
 			return -1;
 	}
 }
@@ -100,7 +83,7 @@ int main(int argc, char **argv)
 	log_init(argv[0]);
 	stdout_full_buffer(); /* flushed once per committed batch */
 	shadow_aws_opts_init(&aws);
-	aws.stop = &stop;
+	aws.stop = &cmd_stop;
 	while ((c = getopt_long(argc, argv, "s:b:d:vqhVTI:r:" SHADOW_AWS_SHORTOPTS, opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
@@ -114,14 +97,9 @@ int main(int argc, char **argv)
 				die(EXIT_USAGE, "bad batch size: %s (1 to 65536)", optarg);
 			break;
 		}
-		case 'd': {
-			char *end;
-			long fd = strtol(optarg, &end, 10);
-			if (*end || !*optarg || fd < 0 || fd > 1 << 20)
-				die(EXIT_USAGE, "-d: not a file descriptor: %s", optarg);
-			ready_fd = (int)fd;
+		case 'd':
+			ready_fd = cmd_fd_arg(optarg);
 			break;
-		}
 		case 'v':
 			log_more();
 			break;
@@ -163,15 +141,8 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 
-	sigset_t block, unblocked;
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigprocmask(SIG_BLOCK, &block, &unblocked);
-	struct sigaction sa = {.sa_handler = on_signal};
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	sigset_t unblocked;
+	cmd_stop_signals(&unblocked);
 	/* a reader that went away is EPIPE: said, and exit 111, not a silent death by SIGPIPE */
 	signal(SIGPIPE, SIG_IGN);
 
@@ -249,7 +220,7 @@ int main(int argc, char **argv)
 			die_sys(EXIT_TEMPORARY, "unable to write to stdout");
 		if (aws.enabled && shadow_aws_auth_failed(be))
 			die(EXIT_USAGE, "AWS IoT refused the credentials; see the rejected line above");
-		if (stop_requested())
+		if (cmd_stop_requested())
 			done = 1;
 	}
 	free(batch);

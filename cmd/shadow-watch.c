@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cmdutil.h"
 #include "jsonl.h"
 #include "log.h"
 #include "shadow_backend.h"
@@ -20,24 +21,6 @@
 #ifndef VERSION
 #define VERSION "0.1"
 #endif
-
-static volatile sig_atomic_t stop;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
-/* ppoll(2) puts the blocked mask back when descriptors are ready, so a SIGTERM that arrives
- * while input keeps flowing would stay pending for ever: look for it too. */
-static int stop_requested(void)
-{
-	sigset_t p;
-	if (!stop && sigpending(&p) == 0 && (sigismember(&p, SIGTERM) == 1 || sigismember(&p, SIGINT) == 1))
-		stop = 1;
-	return stop;
-}
 
 static void usage(FILE *f)
 {
@@ -113,14 +96,9 @@ int main(int argc, char **argv)
 		case 'n':
 			initial = 0;
 			break;
-		case 'd': {
-			char *end;
-			long fd = strtol(optarg, &end, 10);
-			if (*end || fd < 0 || fd > 65535)
-				die(EXIT_USAGE, "bad file descriptor: %s", optarg);
-			ready_fd = (int)fd;
+		case 'd':
+			ready_fd = cmd_fd_arg(optarg);
 			break;
-		}
 		case 'v':
 			log_more();
 			break;
@@ -149,15 +127,8 @@ int main(int argc, char **argv)
 	for (int i = optind; i < argc; i++)
 		sel.patterns[sel.n++] = argv[i];
 
-	sigset_t block, unblocked;
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigprocmask(SIG_BLOCK, &block, &unblocked);
-	struct sigaction sa = {.sa_handler = on_signal};
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	sigset_t unblocked;
+	cmd_stop_signals(&unblocked);
 
 	const char *dir = shadow_store_dir(store);
 	struct shadow_backend *be;
@@ -177,15 +148,11 @@ int main(int argc, char **argv)
 	struct ctx ctx = {jv_object()};
 	if (be->ops->watch_start(be, &sel, initial, emit, &ctx) < 0)
 		die_sys(EXIT_TEMPORARY, "unable to watch the shadow store %s", dir);
-	if (ready_fd >= 0) {
-		if (write(ready_fd, "\n", 1) != 1)
-			log_warn("unable to write to readiness fd %d: %s", ready_fd, strerror(errno));
-		close(ready_fd);
-	}
+	ready_notify(&ready_fd);
 	int rc = 0;
 	struct linereader lr;
 	lr_init(&lr, STDIN_FILENO, LR_DEFAULT_MAX);
-	while (!stop_requested()) {
+	while (!cmd_stop_requested()) {
 		if (fflush(stdout) == EOF)
 			die_sys(EXIT_TEMPORARY, "unable to write to stdout");
 		struct pollfd p[2] = {{.fd = be->ops->watch_fd(be), .events = POLLIN},
