@@ -1,6 +1,7 @@
 #include "js_http.h"
 
 #include <errno.h>
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <limits.h>
@@ -23,6 +24,8 @@
 
 #define MAX_BODY (64 * 1024)
 #define CONNECTION_LIMIT 4096
+#define VCACHE 64      /* client certificate chains known good, per server generation */
+#define VCACHE_TTL 300 /* seconds, or less when a certificate expires sooner */
 
 /* ---- the client-CA map ---- */
 
@@ -186,6 +189,14 @@ struct gen {
 	struct js_ca_map *cas;
 	time_t retired;
 	struct gen *next;
+	/* chains verified lately, by SHA-256 of sender and certificates: a client that connects
+	 * again with the same chain costs no signature check (its handshake still proves the key) */
+	pthread_mutex_t vmu;
+	struct {
+		uint8_t key[32];
+		time_t until;
+	} vc[VCACHE];
+	unsigned vc_next;
 	/* MHD_stop_daemon must not find a suspended connection: it waits for held == 0 */
 	pthread_mutex_t mu;
 	pthread_cond_t idle;
@@ -199,6 +210,7 @@ struct js_http {
 	int lfd;
 	struct gen *cur, *old;
 	struct js_jwt *jwt;
+	gnutls_datum_t ticket_key; /* TLS session tickets: clients may resume */
 };
 
 struct body {
@@ -228,14 +240,10 @@ struct auth_ctx {
 	char jwt_err[160];
 };
 
-static int verify_chain(gnutls_session_t s, gnutls_x509_trust_list_t tl, char *err, size_t errlen)
+/* 0 when the peer's chain holds in tl, with *expires the first expiry in it. */
+static int verify_chain(const gnutls_datum_t *raw, unsigned n, gnutls_x509_trust_list_t tl, time_t *expires,
+                        char *err, size_t errlen)
 {
-	unsigned n = 0;
-	const gnutls_datum_t *raw = gnutls_certificate_get_peers(s, &n);
-	if (!raw || n == 0) {
-		snprintf(err, errlen, "no client certificate");
-		return -1;
-	}
 	if (n > 16)
 		n = 16;
 	gnutls_x509_crt_t crts[16];
@@ -250,6 +258,12 @@ static int verify_chain(gnutls_session_t s, gnutls_x509_trust_list_t tl, char *e
 		}
 	}
 	unsigned status = 0;
+	*expires = (time_t)-1;
+	for (unsigned i = 0; i < n; i++) {
+		time_t t = gnutls_x509_crt_get_expiration_time(crts[i]);
+		if (t != (time_t)-1 && (*expires == (time_t)-1 || t < *expires))
+			*expires = t;
+	}
 	if (gnutls_x509_trust_list_verify_crt2(tl, crts, n, NULL, 0, 0, &status, NULL) < 0 || status != 0) {
 		gnutls_datum_t txt = {0};
 		if (status && gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &txt, 0) == 0) {
@@ -265,6 +279,49 @@ out:
 	for (unsigned i = 0; i < k; i++)
 		gnutls_x509_crt_deinit(crts[i]);
 	return rc;
+}
+
+static int verify_cached(struct gen *g, gnutls_session_t s, const char *sender, gnutls_x509_trust_list_t tl,
+                         char *err, size_t errlen)
+{
+	unsigned n = 0;
+	const gnutls_datum_t *raw = gnutls_certificate_get_peers(s, &n);
+	if (!raw || n == 0) {
+		snprintf(err, errlen, "no client certificate");
+		return -1;
+	}
+	uint8_t key[32];
+	gnutls_hash_hd_t hh;
+	bool keyed = gnutls_hash_init(&hh, GNUTLS_DIG_SHA256) == 0;
+	if (keyed) {
+		gnutls_hash(hh, sender, strlen(sender) + 1);
+		for (unsigned i = 0; i < n; i++) {
+			uint32_t len = raw[i].size;
+			gnutls_hash(hh, &len, sizeof len);
+			gnutls_hash(hh, raw[i].data, raw[i].size);
+		}
+		gnutls_hash_deinit(hh, key);
+	}
+	time_t now = time(NULL), expires;
+	bool hit = false;
+	if (keyed) {
+		pthread_mutex_lock(&g->vmu);
+		for (unsigned i = 0; i < VCACHE && !hit; i++)
+			hit = g->vc[i].until > now && memcmp(g->vc[i].key, key, sizeof key) == 0;
+		pthread_mutex_unlock(&g->vmu);
+	}
+	if (hit)
+		return 0;
+	if (verify_chain(raw, n, tl, &expires, err, errlen) != 0)
+		return -1;
+	if (keyed) {
+		pthread_mutex_lock(&g->vmu);
+		unsigned i = g->vc_next++ % VCACHE;
+		memcpy(g->vc[i].key, key, sizeof key);
+		g->vc[i].until = expires != (time_t)-1 && expires < now + VCACHE_TTL ? expires : now + VCACHE_TTL;
+		pthread_mutex_unlock(&g->vmu);
+	}
+	return 0;
 }
 
 static int authorize(void *ctx, const char *sender, char *err, size_t errlen)
@@ -295,7 +352,7 @@ static int authorize(void *ctx, const char *sender, char *err, size_t errlen)
 		snprintf(err, errlen, "not a TLS connection");
 		return -1;
 	}
-	if (verify_chain((gnutls_session_t)ci->tls_session, tl, err, errlen) != 0)
+	if (verify_cached(a->g, (gnutls_session_t)ci->tls_session, sender, tl, err, errlen) != 0)
 		return -1;
 	if (a->cc && strlen(sender) < sizeof a->cc->sender)
 		strcpy(a->cc->sender, sender);
@@ -479,10 +536,15 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
                           enum MHD_ConnectionNotificationCode toe)
 {
 	struct gen *g = cls;
-	(void)c;
-	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
 		*socket_context = calloc(1, sizeof(struct conn_ctx));
-	else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		/* before the handshake: offer session tickets, so a client may resume */
+		const union MHD_ConnectionInfo *ci =
+			g->h->ticket_key.data ? MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION) : NULL;
+		if (ci && ci->tls_session &&
+		    gnutls_session_ticket_enable_server((gnutls_session_t)ci->tls_session, &g->h->ticket_key) < 0)
+			log_debug("unable to offer a TLS session ticket");
+	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
 		struct conn_ctx *cc = *socket_context;
 		if (g->h->o.tls != JS_TLS_NONE && cc && !cc->requested)
 			js_stats_count(&g->h->srv->stats.tls_failures);
@@ -520,6 +582,7 @@ static void gen_free(struct gen *g)
 	js_ca_map_free(g->cas);
 	pthread_mutex_destroy(&g->mu);
 	pthread_cond_destroy(&g->idle);
+	pthread_mutex_destroy(&g->vmu);
 	free(g);
 }
 
@@ -529,6 +592,7 @@ static struct gen *gen_start(struct js_http *h, char *err, size_t errlen)
 	size_t len;
 	pthread_mutex_init(&g->mu, NULL);
 	pthread_cond_init(&g->idle, NULL);
+	pthread_mutex_init(&g->vmu, NULL);
 	g->h = h;
 	g->fd = dup(h->lfd);
 	if (g->fd < 0) {
@@ -567,9 +631,12 @@ static struct gen *gen_start(struct js_http *h, char *err, size_t errlen)
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, g};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_STACK_SIZE, 256 * 1024, NULL};
 	if (g->cert) {
-		/* X25519 first: the cheapest key exchange, so more handshakes per core */
+		/* X25519 first: the cheapest key exchange, so more handshakes per core; AES-128-GCM first:
+		 * SHA-256 for the TLS 1.3 key schedule instead of SHA-384 */
 		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
-		                                    "NORMAL:%SERVER_PRECEDENCE:-GROUP-ALL:+GROUP-X25519:"
+		                                    "NORMAL:%SERVER_PRECEDENCE:-CIPHER-ALL:+AES-128-GCM:"
+		                                    "+CHACHA20-POLY1305:+AES-256-GCM:+AES-128-CCM:+AES-256-CCM:"
+		                                    "+AES-128-CBC:+AES-256-CBC:-GROUP-ALL:+GROUP-X25519:"
 		                                    "+GROUP-SECP256R1:+GROUP-SECP384R1:+GROUP-X448"};
 		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, g->cert};
 		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, g->key};
@@ -634,6 +701,10 @@ struct js_http *js_http_start(struct js_server *srv, const struct js_http_opts *
 		if (!h->jwt)
 			goto fail;
 	}
+	if (o->tls != JS_TLS_NONE && gnutls_session_ticket_key_generate(&h->ticket_key) < 0) {
+		snprintf(err, errlen, "unable to make a TLS session ticket key");
+		goto fail;
+	}
 	h->lfd = listen_on(o->listen, err, errlen);
 	if (h->lfd < 0)
 		goto fail;
@@ -645,6 +716,10 @@ fail:
 	if (h->lfd > 0)
 		close(h->lfd);
 	js_jwt_free(h->jwt);
+	if (h->ticket_key.data) {
+		gnutls_memset(h->ticket_key.data, 0, h->ticket_key.size);
+		gnutls_free(h->ticket_key.data);
+	}
 	free(h);
 	return NULL;
 }
@@ -714,5 +789,9 @@ void js_http_stop(struct js_http *h)
 	gen_free(h->cur);
 	close(h->lfd);
 	js_jwt_free(h->jwt);
+	if (h->ticket_key.data) {
+		gnutls_memset(h->ticket_key.data, 0, h->ticket_key.size);
+		gnutls_free(h->ticket_key.data);
+	}
 	free(h);
 }

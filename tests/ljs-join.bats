@@ -423,6 +423,30 @@ EOF
 	[ "$(jq -r .Result.ResultCode <<<"$output")" = UnknownSender ]
 }
 
+# gnutls-cli -r: a full handshake, then a second connection resuming its session with the ticket
+# it got, over which the message goes
+resumed() {
+	local c=$1 port=$2 body=$3
+	printf 'POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' "${#body}" "$body" |
+		timeout 20 gnutls-cli --x509cafile pki/srvca.pem --x509certfile "pki/$c.pem" --x509keyfile "pki/$c.key" -r -p "$port" 127.0.0.1 2>&1
+}
+
+@test "ljs-join: TLS mutual: a client resumes its session with a ticket, and still speaks only for its CA's sender" {
+	make_pki
+	port=$(free_port tcp)
+	start_bg js ljs-join -D devices.jsonl -S st -l 127.0.0.1:$port -t mutual -e pki/server.pem -k pki/server.key -A interop/interop.yml -d 3 3>ready
+	wait_until 5 test -s ready
+	run resumed ns13 $port "$(homens 000013)"
+	assert_output --partial "This is a resumed session"
+	assert_output --partial '"ResultCode":"Success"'
+	run resumed ns13 $port "$(homens C00053)"
+	assert_output --partial "This is a resumed session"
+	assert_output --partial '"ResultCode":"UnknownSender"'
+	run resumed nsrogue $port "$(homens 000013)"
+	assert_output --partial "This is a resumed session"
+	assert_output --partial '"ResultCode":"UnknownSender"'
+}
+
 @test "ljs-join: SIGHUP reloads the client-CA map; a broken map keeps the old one" {
 	make_pki
 	port=$(free_port tcp)
