@@ -321,6 +321,28 @@ jv shadow_delta(jv doc, time_t now)
 	return out;
 }
 
+/* Does merging sec (borrowed) into cur (borrowed, the section before) keep the shape that
+ * meta_merge gives the metadata: no null and no empty object in sec, and no leaf of cur turned
+ * into an object? Then the metadata needs no meta_restrict (it rebuilds the whole tree). */
+static int plain(jv sec, jv cur)
+{
+	int ok = 1;
+	jv_object_foreach(sec, k, v) {
+		jv_kind kind = jv_get_kind(v);
+		if (ok && (kind == JV_KIND_NULL || (kind == JV_KIND_OBJECT && jv_object_length(jv_copy(v)) == 0))) {
+			ok = 0;
+		} else if (ok && kind == JV_KIND_OBJECT) {
+			jv c = jv_get_kind(cur) == JV_KIND_OBJECT ? jv_object_get(jv_copy(cur), jv_copy(k)) : jv_invalid();
+			jv_kind ck = jv_get_kind(c);
+			ok = (ck == JV_KIND_INVALID || ck == JV_KIND_OBJECT) && plain(v, c);
+			jv_free(c);
+		}
+		jv_free(k);
+		jv_free(v);
+	}
+	return ok;
+}
+
 /* Apply one request section (borrowed; null clears) to the document's section. */
 static void apply_section(jv *state, jv *meta, const char *name, jv sec, time_t now)
 {
@@ -332,6 +354,7 @@ static void apply_section(jv *state, jv *meta, const char *name, jv sec, time_t 
 		return;
 	}
 	jv cur = jv_object_get(jv_copy(*state), jv_string(name));
+	int same_shape = plain(sec, cur);
 	cur = merge(cur, sec);
 	jv m = meta_merge(jv_object_get(jv_copy(*meta), jv_string(name)), sec, now);
 	if (jv_object_length(jv_copy(cur)) == 0) {
@@ -341,8 +364,9 @@ static void apply_section(jv *state, jv *meta, const char *name, jv sec, time_t 
 		*meta = jv_object_delete(*meta, jv_string(name));
 		return;
 	}
-	jv mr = meta_restrict(m, cur, now);
-	jv_free(m);
+	jv mr = same_shape ? m : meta_restrict(m, cur, now);
+	if (!same_shape)
+		jv_free(m);
 	*state = jv_object_set(*state, jv_string(name), cur);
 	*meta = jv_object_set(*meta, jv_string(name), mr);
 }
