@@ -130,8 +130,9 @@ int main(int argc, char **argv)
 	lr_init(&in, STDIN_FILENO, 0);
 	int rc = 0, input_open = 1;
 
-	/* At the end of the input, wait for the answers to the writes already sent. */
-	while (!stop && (input_open || (writer_in_flight(wr) > 0 && ctl_connected(ctl)))) {
+	/* At the end of the input, wait for the registration list (the writes it lets go out) and
+	 * for the answers to the writes sent. */
+	while (!stop && (input_open || (ctl_connected(ctl) && (!writer_listed(wr) || writer_in_flight(wr) > 0)))) {
 		struct pollfd fds[2];
 		int timeout = ctl_poll_setup(ctl, &fds[0]);
 		fds[1].fd = input_open ? STDIN_FILENO : -1;

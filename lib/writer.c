@@ -65,6 +65,11 @@ size_t writer_in_flight(const struct writer *w)
 	return w->inflight;
 }
 
+int writer_listed(const struct writer *w)
+{
+	return w->listed;
+}
+
 size_t writer_pending(const struct writer *w)
 {
 	size_t n = 0;

@@ -30,6 +30,9 @@ void writer_control_line(struct writer *w, jv msg);
 void writer_connected(struct writer *w);
 void writer_disconnected(struct writer *w);
 /* Writes sent and not answered yet. */
+/* 1 once the registration list has come on the current connection (every write that can go
+ * now has been sent). */
+int writer_listed(const struct writer *w);
 size_t writer_in_flight(const struct writer *w);
 /* Paths still waiting (for a registration, or after a failure). */
 size_t writer_pending(const struct writer *w);

@@ -140,3 +140,20 @@ delta() { echo "$1" >>"$BATS_TEST_TMPDIR/deltas.jsonl"; }
 		grep -q -- "Fl Fl ${opt#--}" "$TOP/man/lwm2m-write.1" || { echo "man page lacks $opt"; false; }
 	done
 }
+
+@test "lwm2m-write: one delta piped in by hand is written before it exits" {
+	start_listen
+	start_device dev dev1
+	wait_for 10 dev.out '.event == "registered"'
+	local n # not i: bats' run changes i
+	for n in 1 2 3 4 5; do
+		run -0 --separate-stderr sh -c "echo '{\"thing\":\"dev1\",\"state\":{\"3311\":{\"0\":{\"5851\":$n}}}}' | lwm2m-write -C '$SOCK'"
+		echo "$output" | jq -e "select(.state.reported[\"3311\"][\"0\"][\"5851\"] == $n)"
+	done
+	# not registered: said, and left for the shadow's delta
+	run -0 --separate-stderr sh -c "echo '{\"thing\":\"nodev\",\"state\":{\"3311\":{\"0\":{\"5850\":true}}}}' | lwm2m-write -C '$SOCK'"
+	[[ $stderr == *'1 desired value not written at exit'* ]]
+	# lwm2m-listen not running: says so
+	run -0 --separate-stderr sh -c "echo '{\"thing\":\"dev1\",\"state\":{\"3311\":{\"0\":{\"5850\":true}}}}' | lwm2m-write -C '$BATS_TEST_TMPDIR/nosock'"
+	[[ $stderr == *'1 desired value not written at exit'* ]]
+}
