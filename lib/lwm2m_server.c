@@ -308,8 +308,11 @@ static int udp_send_rq(struct lwm2m_server *s, struct lwm2m_reg *g, struct lwm2m
 	char seg[8];
 	struct lwm2m_coapw w;
 	token_bytes(rq->token, tok);
+	/* an Observe-Composite ends with the same FETCH and body (RFC 8132 2.4), others with a GET */
+	int cancel_fetch = cancel && rq->method == COAP_REQUEST_CODE_FETCH;
 	lwm2m_coapw_begin(&w, buf, sizeof buf, con ? COAP_MESSAGE_CON : COAP_MESSAGE_NON,
-	                  cancel ? COAP_REQUEST_CODE_GET : rq->method, lwm2m_udp_mid(s->udp), tok, sizeof tok);
+	                  cancel && !cancel_fetch ? COAP_REQUEST_CODE_GET : rq->method, lwm2m_udp_mid(s->udp), tok,
+	                  sizeof tok);
 	if (cancel)
 		lwm2m_coapw_opt_uint(&w, COAP_OPTION_OBSERVE, 1);
 	else if (rq->observe >= 0 && rq->bmode != 2)
@@ -318,7 +321,7 @@ static int udp_send_rq(struct lwm2m_server *s, struct lwm2m_reg *g, struct lwm2m
 		int n = snprintf(seg, sizeof seg, "%u", rq->path.id[i]);
 		lwm2m_coapw_opt(&w, COAP_OPTION_URI_PATH, seg, (size_t)n);
 	}
-	int with_payload = !cancel && rq->payload && rq->bmode != 2;
+	int with_payload = (!cancel || cancel_fetch) && rq->payload && rq->bmode != 2;
 	if (with_payload && rq->ct >= 0)
 		lwm2m_coapw_opt_uint(&w, COAP_OPTION_CONTENT_FORMAT, (uint32_t)rq->ct);
 	for (int i = 0; !cancel && i < rq->nqueries; i++)
@@ -329,7 +332,7 @@ static int udp_send_rq(struct lwm2m_server *s, struct lwm2m_reg *g, struct lwm2m
 		lwm2m_coapw_opt_uint(&w, COAP_OPTION_BLOCK2, rq->block << 4 | rq->szx);
 	const uint8_t *data = with_payload ? rq->payload : NULL;
 	size_t len = with_payload ? rq->len : 0;
-	if (with_payload && rq->bmode == 1) {
+	if (with_payload && rq->bmode == 1 && !cancel) {
 		size_t bs = (size_t)1 << (UDP_SZX + 4), off = (size_t)rq->block * bs;
 		int more = off + bs < rq->len;
 		lwm2m_coapw_opt_uint(&w, COAP_OPTION_BLOCK1, rq->block << 4 | (more ? 8 : 0) | UDP_SZX);
