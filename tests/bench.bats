@@ -97,6 +97,26 @@ PY
 	assert_output "0 true"
 }
 
+@test "bench: lwm2m-loadgen --psk devices handshake with their own PSK and register; a wrong key registers none" {
+	port=$(free_port udp)
+	dport=$(free_port udp)
+	for i in 0 1 2 3 4; do
+		printf '{"ep":"psk-%06d","psk_identity":"psk-%06d","psk_key":"00112233445566778899aabbccddeeff"}\n' "$i" "$i"
+	done >"$BATS_TEST_TMPDIR/creds.jsonl"
+	start_bg listen lwm2m-listen -l "127.0.0.1:$port" -D "127.0.0.1:$dport" -k "$BATS_TEST_TMPDIR/creds.jsonl" -S ""
+	wait_until 5 grep -q listening "$BATS_TEST_TMPDIR/listen.err"
+	run -0 --separate-stderr "$UNIT/lwm2m-loadgen" -s "127.0.0.1:$dport" -n 5 -w 2 -e psk- \
+		-k 00112233445566778899aabbccddeeff -T 30 -q
+	run -0 jq -r '"\(.sec) \(.registered) \(.register_failed)"' <<<"$output"
+	assert_output "psk 5 0"
+	wait_until 5 test "$(grep -c '"sec":"psk"' "$BATS_TEST_TMPDIR/listen.out")" -eq 5
+	run -0 jq -r 'select(.event == "register") | .identity' "$BATS_TEST_TMPDIR/listen.out"
+	assert_line psk-000004
+	run -1 --separate-stderr "$UNIT/lwm2m-loadgen" -s "127.0.0.1:$dport" -n 2 -e psk- -k 0011 -T 10 -q
+	run -0 jq -r '"\(.registered) \(.register_failed)"' <<<"$output"
+	assert_output "0 2"
+}
+
 @test "bench: bench-http JoinReqs are accepted by ljs-join (MIC, DevNonce, keep-alive)" {
 	[ -x "$BIN/ljs-join" ] || skip "ljs-join not built yet"
 	cat >"$BATS_TEST_TMPDIR/devices.jsonl" <<-'EOF'

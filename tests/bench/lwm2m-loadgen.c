@@ -71,6 +71,7 @@ static struct {
 	bool deregister;
 	unsigned per_ip;
 	unsigned long first; /* global index of this job's first device */
+	const char *psk;     /* DTLS-PSK key (hex) of every device: PSK devices through libcoap */
 } opt = {
 	.ndev = 100, .window = 256, .duration = 10, .links = "</1/0>,</3/0>,</3303/0>",
 	.prefix = "bench-", .lifetime = 86400, .version = "1.1", .timeout = 300, .settle = 1,
@@ -924,11 +925,13 @@ static void add_stats(struct stats *a, const struct stats *b)
 	}
 }
 
+#include "pskdev.h"
+
 static void print_results(const struct stats *s)
 {
 	double reg_s = s->reg_t1 > s->reg_t0 ? (double)(s->reg_t1 - s->reg_t0) / 1e6 : 0;
 	double not_s = s->notify_t1 > s->notify_t0 ? (double)(s->notify_t1 - s->notify_t0) / 1e6 : 0;
-	printf("{\"tool\":\"lwm2m-loadgen\",\"devices\":%lu,\"jobs\":%u,\"sec\":\"nosec\","
+	printf("{\"tool\":\"lwm2m-loadgen\",\"devices\":%lu,\"jobs\":%u,\"sec\":\"%s\","
 	       "\"registered\":%" PRIu64 ",\"register_failed\":%" PRIu64 ",\"register_seconds\":%.3f,"
 	       "\"registers_per_s\":%.0f,\"register_p50_ms\":%.2f,\"register_p99_ms\":%.2f,"
 	       "\"observe_requests\":%" PRIu64 ",\"observations\":%" PRIu64 ",\"observe_cancels\":%" PRIu64 ","
@@ -940,7 +943,7 @@ static void print_results(const struct stats *s)
 	       "\"retransmissions\":%" PRIu64 ",\"timeouts\":%" PRIu64 ",\"resets\":%" PRIu64 ","
 	       "\"bad_packets\":%" PRIu64 ",\"duplicates\":%" PRIu64 ",\"unexpected\":%" PRIu64 ","
 	       "\"deregistered\":%" PRIu64 ",\"deregister_failed\":%" PRIu64 ",\"errors\":%" PRIu64 "}\n",
-	       opt.ndev, opt.jobs, s->registered, s->reg_failed, reg_s,
+	       opt.ndev, opt.jobs, opt.psk ? "psk" : "nosec", s->registered, s->reg_failed, reg_s,
 	       reg_s > 0 ? (double)s->registered / reg_s : 0, hist_q(s->reg_hist, 0.5), hist_q(s->reg_hist, 0.99),
 	       s->observe_reqs, s->obs_at_ready, s->obs_cancels, s->notify_sent, s->notify_acked,
 	       s->notify_busy, s->notify_reset, s->notify_timeout, not_s,
@@ -970,6 +973,7 @@ static noreturn void usage(int code)
 	fprintf(code ? stderr : stdout,
 	        "Usage: lwm2m-loadgen [options]\n"
 	        "Simulate many LwM2M devices (CoAP over UDP, NoSec) against one LwM2M server.\n"
+	        "With --psk, DTLS-PSK devices (libcoap clients) that handshake and register, and stay.\n"
 	        "  -s, --server ADDR:PORT   the server (127.0.0.1:5683)\n"
 	        "  -n, --devices N          number of devices (100)\n"
 	        "  -r, --rate R             registrations per second, 0 = as fast as the window allows (0)\n"
@@ -990,6 +994,7 @@ static noreturn void usage(int code)
 	        "  -j, --jobs P             split devices over P processes (default: as the fd limit needs)\n"
 	        "  -a, --per-address K      devices per loopback source address (20000)\n"
 	        "  -T, --timeout S          bound on the whole run (300)\n"
+	        "  -k, --psk KEYHEX         DTLS-PSK devices, identity = endpoint name, this key\n"
 	        "  -d FD                    write a newline to FD once registered and observed\n"
 	        "  -v, -q                   more, less logging\n"
 	        "  -h, --help, -V, --version\n");
@@ -1006,10 +1011,10 @@ int main(int argc, char **argv)
 		{"lifetime", 1, 0, 'l'}, {"lwm2m", 1, 0, 'L'}, {"expect-obs", 1, 0, 'E'},
 		{"settle", 1, 0, 1}, {"settle-max", 1, 0, 2}, {"hold", 1, 0, 'H'},
 		{"deregister", 0, 0, 'x'}, {"jobs", 1, 0, 'j'}, {"per-address", 1, 0, 'a'},
-		{"timeout", 1, 0, 'T'}, {"help", 0, 0, 'h'}, {"version", 0, 0, 'V'}, {0, 0, 0, 0}};
+		{"timeout", 1, 0, 'T'}, {"psk", 1, 0, 'k'}, {"help", 0, 0, 'h'}, {"version", 0, 0, 'V'}, {0, 0, 0, 0}};
 	const char *server = "127.0.0.1:5683";
 	int c;
-	while ((c = getopt_long(argc, argv, "s:n:r:w:N:D:c:Co:e:l:L:E:H:xj:a:T:d:vqhV", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:n:r:w:N:D:c:Co:e:l:L:E:H:xj:a:T:d:k:vqhV", lo, NULL)) != -1) {
 		switch (c) {
 		case 's': server = optarg; break;
 		case 'n': opt.ndev = strtoul(optarg, NULL, 10); break;
@@ -1032,6 +1037,7 @@ int main(int argc, char **argv)
 		case 'a': opt.per_ip = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'T': opt.timeout = atof(optarg); break;
 		case 'd': opt.ready_fd = atoi(optarg); break;
+		case 'k': opt.psk = optarg; break;
 		case 'v': log_more(); break;
 		case 'q': log_less(); break;
 		case 'h': usage(0);
@@ -1058,6 +1064,18 @@ int main(int argc, char **argv)
 			die(EXIT_USAGE, "bad server address: %s", server);
 	}
 	parse_links(opt.links);
+	if (opt.psk) {
+		size_t n = strlen(opt.psk);
+		if (n == 0 || n % 2 || n / 2 > sizeof psk.key)
+			die(EXIT_USAGE, "--psk wants 1 to %zu bytes in hex", sizeof psk.key);
+		for (size_t i = 0; i < n / 2; i++) {
+			unsigned v;
+			if (sscanf(opt.psk + 2 * i, "%2x", &v) != 1)
+				die(EXIT_USAGE, "--psk: not hex: %s", opt.psk);
+			psk.key[i] = (uint8_t)v;
+		}
+		psk.keylen = n / 2;
+	}
 
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -1065,6 +1083,9 @@ int main(int argc, char **argv)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	unsigned long per_job_max = rl.rlim_cur > 128 ? (unsigned long)rl.rlim_cur - 64 : 64;
+	/* libcoap 4.3.1's client I/O hits an fd_set (FD_SETSIZE 1024) somewhere: PSK jobs stay below */
+	if (opt.psk && per_job_max > 900)
+		per_job_max = 900;
 	if (opt.jobs == 0)
 		opt.jobs = (unsigned)((opt.ndev + per_job_max - 1) / per_job_max);
 	if (opt.ndev / opt.jobs + 1 > per_job_max)
@@ -1079,7 +1100,7 @@ int main(int argc, char **argv)
 
 	if (opt.jobs == 1) {
 		ndevs = opt.ndev;
-		run_job(opt.ready_fd);
+		opt.psk ? psk_run(opt.ready_fd) : run_job(opt.ready_fd);
 		print_results(&st);
 		stdout_flush_or_die();
 		return st.registered == opt.ndev ? 0 : 1;
@@ -1108,7 +1129,7 @@ int main(int argc, char **argv)
 				close(opt.ready_fd);
 			opt.first = opt.ndev * j / opt.jobs;
 			ndevs = opt.ndev * (j + 1) / opt.jobs - opt.first;
-			run_job(ready[1]);
+			opt.psk ? psk_run(ready[1]) : run_job(ready[1]);
 			if (write(p[1], &st, sizeof st) != (ssize_t)sizeof st)
 				_exit(EXIT_TEMPORARY);
 			_exit(0);
