@@ -124,7 +124,7 @@ launch_listen() {
 	CTL="$work/$_tag.sock"
 	mkdir -p "$work/$_tag.state"
 	: >"$work/$_tag.ready"
-	OUTF=${2:-$work/listen-$_tag.out} start listen-$_tag sh -c 'exec lwm2m-listen -l "$1" -S "$2" -C "$3" -q -d 3 3>"$4"' sh \
+	OUTF=${2:-$work/listen-$_tag.out} start listen-$_tag sh -c 'exec lwm2m-listen -l "$1" -S "$2" -C "$3" -P 0 -q -d 3 3>"$4"' sh \
 		"127.0.0.1:$LPORT" "$work/$_tag.state" "$CTL" "$work/$_tag.ready"
 	if ! wait_for 10 nonempty "$work/$_tag.ready"; then
 		log "lwm2m-listen did not get ready"
@@ -193,7 +193,7 @@ if section psk; then
 		DPORT=$(free_port udp)
 		mkdir -p "$work/psk.state"
 		: >"$work/psk.ready"
-		OUTF="$work/listen-psk.out" start listen-psk sh -c 'exec lwm2m-listen -l "$1" -D "$2" -k "$3" -S "$4" -q -d 3 3>"$5"' sh \
+		OUTF="$work/listen-psk.out" start listen-psk sh -c 'exec lwm2m-listen -l "$1" -D "$2" -k "$3" -S "$4" -P 0 -q -d 3 3>"$5"' sh \
 			"127.0.0.1:$LPORT" "127.0.0.1:$DPORT" "$creds" "$work/psk.state" "$work/psk.ready"
 		if wait_for 10 nonempty "$work/psk.ready"; then
 			lp=$(pid_of listen-psk)
