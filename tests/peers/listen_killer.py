@@ -87,9 +87,11 @@ listen = start_listen()
 kills = acked_ops = 0
 deadline = time.monotonic() + 240
 # A kill comes at a random moment after the restarted server answered something, so that every
-# life of it makes progress however slowly it starts (sanitizer builds, a loaded machine).
+# life of it makes progress however slowly it starts (sanitizer builds, a loaded machine), and
+# at the latest after a few acknowledged operations, so that a fast server is killed too.
 next_kill = None
 acked_at_start = 0
+kill_after = rng.randint(1, 8)
 try:
     while any(d.pending or d.ops > 0 for d in devices):
         if time.monotonic() > deadline:
@@ -112,13 +114,14 @@ try:
         for d in devices:
             if not d.pending and d.ops > 0:
                 d.send("deregister" if d.acked and rng.random() < 0.5 else "register")
-        if next_kill is not None and time.monotonic() >= next_kill:
+        if next_kill is not None and (time.monotonic() >= next_kill or acked_ops - acked_at_start >= kill_after):
             kill(listen)
             kills += 1
             time.sleep(rng.uniform(0, 0.2))
             listen = start_listen()
             next_kill = None
             acked_at_start = acked_ops
+            kill_after = rng.randint(1, 8)
     # from the files alone
     kill(listen)
     kills += 1
