@@ -80,12 +80,18 @@ desire() { echo "$1" | shadow-put -s "$STORE" >/dev/null; }
 	shadow mute '.state.reported | keys == ["lwm2m:errors"]'
 }
 
+# asleep_in_list EP: lwm2m-listen's list says EP is asleep (a function: `sh -c` would not see ctl,
+# and jq -e on empty input succeeds).
+asleep_in_list() {
+	ctl '{"op":"list"}' | jq -e --arg ep "$1" '[.registrations[] | select(.ep == $ep) | .asleep] == [true]'
+}
+
 @test "pipeline: a sleeping queue-mode device gets the write when it wakes" {
 	start_gateway -a 1
 	start_device dev sleepy --queue --lwm2m 1.1
 	wait_until 10 shadow sleepy '.state.reported["3"]["0"]["9"] == 100'
 	dev_cmd dev sleep
-	wait_until 10 sh -c "ctl '{\"op\":\"list\"}' | jq -e '.registrations[] | select(.ep == \"sleepy\") | .asleep'"
+	wait_until 10 asleep_in_list sleepy
 	desire '{"thing":"sleepy","state":{"desired":{"3311":{"0":{"5851":55}}}}}'
 	# held in lwm2m-listen while it sleeps: nothing reaches the device
 	sleep 1
