@@ -9,6 +9,8 @@ int fs_mkdir_p(const char *path);
 /* Replace path with data: write a temporary file beside it, fsync, rename over path, fsync the
  * directory. Readers see the old or the new content, never a mix. 0, or -1 with errno. */
 int fs_write_atomic(const char *path, const void *data, size_t len);
+/* write(2) all of data, again after EINTR and short writes. 0, or -1 with errno. */
+int fs_write_all(int fd, const void *data, size_t len);
 /* fsync a directory (after rename/unlink in it). */
 int fs_fsync_dir(const char *dir);
 /* Read a whole file (at most max bytes; EFBIG beyond). *data is NUL-terminated, caller frees. */

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "hex.h"
 #include "js_devices.h"
 #include "jsonl.h"
@@ -391,21 +392,6 @@ out:
 	return ans;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int js_cryptod_serve(int in_fd, int out_fd, js_root_key_fn lookup, void *ctx, bool expose_root_keys)
 {
 	struct linereader r;
@@ -419,7 +405,7 @@ int js_cryptod_serve(int in_fd, int out_fd, js_root_key_fn lookup, void *ctx, bo
 		int k = lr_next(&r, &line, &len);
 		if (k == LR_NEED_MORE) {
 			int olen = jv_string_length_bytes(jv_copy(out));
-			if (olen && write_all(out_fd, jv_string_value(out), (size_t)olen) != 0) {
+			if (olen && fs_write_all(out_fd, jv_string_value(out), (size_t)olen) != 0) {
 				log_error("unable to write answers: %s", strerror(errno));
 				rc = EXIT_TEMPORARY;
 				break;

@@ -136,20 +136,6 @@ struct group {
 	char name[256];
 };
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Replace one document. Its twin .prev.<name> (the version before) is overwritten in place
  * and swapped with it by one renameat2(RENAME_EXCHANGE): creating an inode per document costs
  * ~15 times as much CPU as that here (ext4, ~270 against ~19 us). Not synced: the log holds the
@@ -218,7 +204,7 @@ static int journal_append(struct local *l, const char *data, size_t len)
 			fd = openat(l->jdirfd, "deltas", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	}
 	if (fd >= 0) {
-		rc = write_all(fd, data, len);
+		rc = fs_write_all(fd, data, len);
 		if (close(fd) < 0)
 			rc = -1;
 	}
