@@ -30,7 +30,8 @@ struct writer {
 	FILE *out;
 	jv things; /* key -> {"thing", "shadow", "seq", "paths": {path: {"v", "st", "id"}}} */
 	jv regs;   /* ep -> registration id */
-	jv ids;    /* "<id>" -> {"key", "inst", "values": {path: v}} */
+	jv ids;    /* "<id>" -> {"key", "inst", "values": {path: v}, "talks"} */
+	jv talks;  /* ep -> how many times it registered, updated or woke (seen by this writer) */
 	double seq;
 	size_t inflight;
 	int listed; /* regs holds lwm2m-listen's registrations (answer to list) */
@@ -47,6 +48,7 @@ struct writer *writer_new(struct ctlclient *ctl, const struct writer_opts *opts,
 	w->things = jv_object();
 	w->regs = jv_object();
 	w->ids = jv_object();
+	w->talks = jv_object();
 	return w;
 }
 
@@ -57,6 +59,7 @@ void writer_free(struct writer *w)
 	jv_free(w->things);
 	jv_free(w->regs);
 	jv_free(w->ids);
+	jv_free(w->talks);
 	free(w);
 }
 
@@ -239,6 +242,11 @@ static void send_group(struct writer *w, const char *key, const char *ep, const 
 	rec = jv_object_set(rec, jv_string("key"), jv_string(key));
 	rec = jv_object_set(rec, jv_string("inst"), jv_string(inst));
 	rec = jv_object_set(rec, jv_string("values"), jv_copy(values));
+	jv talks = jv_object_get(jv_copy(w->talks), jv_string(ep));
+	if (jv_is_valid(talks))
+		rec = jv_object_set(rec, jv_string("talks"), talks);
+	else
+		jv_free(talks);
 	w->ids = jv_object_set(w->ids, id_key(id), rec);
 	jv_object_foreach(values, k, v)
 	{
@@ -485,6 +493,10 @@ static void on_event(struct writer *w, jv ev)
 		jv_free(known);
 		if (reg)
 			w->regs = jv_object_set(w->regs, jv_string(ep), jv_string(reg));
+		jv n = jv_object_get(jv_copy(w->talks), jv_string(ep));
+		double talks = jv_get_kind(n) == JV_KIND_NUMBER ? jv_number_value(n) : 0;
+		jv_free(n);
+		w->talks = jv_object_set(w->talks, jv_string(ep), jv_number(talks + 1));
 		flush_ep(w, ep, 1, fresh);
 	} else if (strcmp(event, "deregister") == 0 || strcmp(event, "expire") == 0) {
 		w->regs = jv_object_delete(w->regs, jv_string(ep));
@@ -606,7 +618,14 @@ static void on_answer(struct writer *w, double id, jv msg)
 		if (code && strcmp(code, "unknown-endpoint") == 0)
 			w->regs = jv_object_delete(w->regs, jv_string(ep));
 		emit_errors(w, jv_copy(t), errors);
-		flush(w, key, 0, 0);
+		/* the device talked while this write was out (it woke, say, while the request was still
+		 * being retransmitted to it asleep): that was the moment to retry, so retry now */
+		jv sent = jl_get(rec, "talks"), now = jv_object_get(jv_copy(w->talks), jv_string(ep));
+		int talked = jv_get_kind(now) == JV_KIND_NUMBER &&
+		             (jv_get_kind(sent) != JV_KIND_NUMBER || jv_number_value(now) > jv_number_value(sent));
+		jv_free(sent);
+		jv_free(now);
+		flush(w, key, tr && talked, 0);
 	}
 	jv_free(paths);
 	jv_free(values);

@@ -101,6 +101,22 @@ delta() { echo "$1" >>"$BATS_TEST_TMPDIR/deltas.jsonl"; }
 	wait_for 60 w.out '.state.reported["3311"]["0"]["5850"] == true and .state.reported["lwm2m:errors"]["/3311/0/5850"] == null'
 }
 
+@test "lwm2m-write: a device that talks while a write to it still waits for its answer gets it again at once" {
+	start_listen -t 3 -r 0
+	start_device dev dev1 --silent
+	wait_for 10 dev.out '.event == "registered"'
+	start_writer
+	delta '{"thing":"dev1","version":2,"state":{"3311":{"0":{"5851":33}}}}'
+	# the write went unanswered (no retransmission with -r 0); its answer timeout still runs
+	wait_for 20 dev.out '.event == "dropped"'
+	dev_cmd dev "silent off"
+	dev_cmd dev "update"
+	wait_for 10 dev.out '.event == "updated"'
+	# the timeout comes after the Update: the write goes again now, not at the next Update
+	wait_for 20 dev.out '.event == "write" and .path == "/3311/0/5851" and .value == 33'
+	wait_for 10 w.out '.state.reported["3311"]["0"]["5851"] == 33'
+}
+
 @test "lwm2m-write: an offline device gets the write when it registers" {
 	start_listen
 	start_writer
