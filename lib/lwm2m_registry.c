@@ -534,6 +534,7 @@ int lwm2m_registry_save(struct lwm2m_registry *r, const char *path)
 	/* Everything the journal says is in the file now. Replaying it again (killed before this
 	 * truncation) gives the same registrations: each line sets or removes one endpoint. */
 	char jp[PATH_MAX];
+	r->jlines = 0;
 	if (r->jfd >= 0)
 		return ftruncate(r->jfd, 0);
 	if (journal_path(path, jp) < 0 || (truncate(jp, 0) < 0 && errno != ENOENT))
@@ -593,8 +594,10 @@ int lwm2m_registry_journal(struct lwm2m_registry *r, const char *path, const str
 	ssize_t w = write(r->jfd, line, n + 1);
 	int e = errno;
 	free(line);
-	if (w == (ssize_t)(n + 1))
+	if (w == (ssize_t)(n + 1)) {
+		r->jlines++;
 		return 0;
+	}
 	if (w >= 0) {
 		/* short write (disk full): end the torn line so the next one stands alone */
 		if (write(r->jfd, "\n", 1) < 0) {
@@ -603,6 +606,11 @@ int lwm2m_registry_journal(struct lwm2m_registry *r, const char *path, const str
 	}
 	errno = e;
 	return -1;
+}
+
+int lwm2m_registry_journal_sync(struct lwm2m_registry *r)
+{
+	return r->jfd >= 0 ? fdatasync(r->jfd) : 0;
 }
 
 static int version_parse(const char *s)

@@ -58,6 +58,7 @@ struct lwm2m_registry {
 	size_t nbuckets, count;
 	struct lwm2m_ipcount **by_ip; /* registrations per source IP address */
 	int jfd; /* the journal beside the saved file, open once written to; -1 before */
+	size_t jlines; /* lines in it since the last save */
 };
 
 void lwm2m_registry_init(struct lwm2m_registry *r);
@@ -114,6 +115,8 @@ int lwm2m_registry_save(struct lwm2m_registry *r, const char *path);
 enum lwm2m_journal_op { LWM2M_JOURNAL_SET, LWM2M_JOURNAL_DEL };
 int lwm2m_registry_journal(struct lwm2m_registry *r, const char *path, const struct lwm2m_reg *g,
                            enum lwm2m_journal_op op);
+/* Make the journal durable (fdatasync). 0, or -1 with errno. */
+int lwm2m_registry_journal_sync(struct lwm2m_registry *r);
 /* Load a saved file and replay its journal; registrations whose lifetime ended before now are
  * passed to expired (may be NULL) and dropped. Returns the number loaded, or -1 with errno
  * (ENOENT: nothing saved). */

@@ -1919,7 +1919,7 @@ void lwm2m_server_io(struct lwm2m_server *s, int read_datagrams)
 
 void lwm2m_server_sync(struct lwm2m_server *s)
 {
-	if (!s->dirty || !s->state_file[0])
+	if ((!s->dirty && !s->reg.jlines) || !s->state_file[0])
 		return;
 	if (lwm2m_registry_save(&s->reg, s->state_file) < 0) {
 		s->st.save_errors++;
@@ -1986,8 +1986,20 @@ int lwm2m_server_tick(struct lwm2m_server *s)
 			}
 		}
 	}
-	if (s->dirty && now - s->last_save >= s->o.sync_interval)
-		lwm2m_server_sync(s);
+	if (s->dirty && now - s->last_save >= s->o.sync_interval) {
+		/* Every change is in the journal already: a whole save costs O(registrations), so it
+		 * waits until the journal is as long as the registry (O(1) per change however many
+		 * devices); until then the journal is made durable. */
+		if (s->reg.jlines > s->reg.count + 1024 || s->reg.jfd < 0) {
+			lwm2m_server_sync(s);
+		} else if (lwm2m_registry_journal_sync(&s->reg) < 0) {
+			s->st.save_errors++;
+			log_error("unable to sync %s.journal: %s", s->state_file, strerror(errno));
+		} else {
+			s->dirty = 0;
+			s->last_save = now;
+		}
+	}
 	/* Block1 bodies whose next part never came (RFC 7959: EXCHANGE_LIFETIME would be 247 s) */
 	for (struct block1 *b = s->b1, *next; b; b = next) {
 		next = b->next;
