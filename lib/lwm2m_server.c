@@ -1545,6 +1545,28 @@ static void udp_request(struct lwm2m_server *s, const union lwm2m_addr *from, co
 	coap_delete_pdu(resp);
 }
 
+#define BLOCK2_MAX (1u << 20) /* a Block2 body from a NoSec device larger than this is refused */
+
+/* The device broke a block-wise transfer (RFC 7959): the partial body is dropped, a request
+ * fails with bad-response, an observation ends (the device is told). */
+static void block_abort(struct lwm2m_server *s, struct lwm2m_request *rq, const char *why)
+{
+	log_warn("block-wise answer from %s (%s) abandoned: %s", rq->reg ? rq->reg->ep : "?", peer_str(NULL), why);
+	free(rq->body);
+	rq->body = NULL;
+	rq->body_len = 0;
+	rq->bmode = 0;
+	if (rq->state == RQ_OBSERVING) {
+		s->st.errors++;
+		end_observation(s, rq, why, 1);
+	} else if (rq->state == RQ_INFLIGHT) {
+		s->st.errors++;
+		reply_status(s, rq, "bad-response", why, 0);
+	} else {
+		nack(s, rq, COAP_NACK_NOT_DELIVERABLE);
+	}
+}
+
 /* A response, a notification, an ACK or a Reset on our socket. */
 static void udp_response(struct lwm2m_server *s, const union lwm2m_addr *from, const coap_pdu_t *pdu)
 {
@@ -1582,7 +1604,15 @@ static void udp_response(struct lwm2m_server *s, const union lwm2m_addr *from, c
 	int has_obs;
 	decode_reply(pdu, &rep, &has_obs);
 	if (rq->bmode == 1) {
-		if (rep.code == 231 && (size_t)(rq->block + 1) << (UDP_SZX + 4) < rq->len) {
+		if (rep.code == 231) {
+			unsigned b1 = 0;
+			int has_b1 = opt_uint(pdu, COAP_OPTION_BLOCK1, &b1);
+			if (has_b1 && b1 >> 4 < rq->block)
+				return; /* a retransmitted answer to a part sent before */
+			if (!has_b1 || b1 >> 4 != rq->block || (size_t)(rq->block + 1) << (UDP_SZX + 4) >= rq->len) {
+				block_abort(s, rq, "2.31 Continue that does not match the Block1 part sent");
+				return;
+			}
 			rq->block++;
 			if (udp_send_rq(s, rq->reg, rq, 0, 1) < 0)
 				nack(s, rq, COAP_NACK_NOT_DELIVERABLE);
@@ -1595,19 +1625,36 @@ static void udp_response(struct lwm2m_server *s, const union lwm2m_addr *from, c
 	if (o && rep.code / 100 == 2) {
 		unsigned v = coap_decode_var_bytes(coap_opt_value(o), coap_opt_length(o));
 		unsigned num = v >> 4, szx = v & 7;
-		if (num == 0) {
+		char why[96];
+		if (szx == 7) {
+			block_abort(s, rq, "Block2 size exponent 7 is reserved");
+			return;
+		}
+		/* parts are placed by offset: the device may answer with smaller blocks (RFC 7959 2.4) */
+		size_t bs = (size_t)1 << (szx + 4), off = (size_t)num * bs;
+		if (num == 0 && (rq->bmode != 2 || has_obs)) {
+			/* a new body; a new notification replaces a transfer in progress (RFC 7959 3.4) */
 			rq->body_len = 0;
 			rq->body_obs = (uint8_t)has_obs;
-		} else if (rq->bmode != 2 || num != rq->block) {
-			return; /* a stray part */
+		} else if (rq->bmode != 2 || off < rq->body_len) {
+			return; /* a stray part, or one already taken (retransmitted) */
+		} else if (off > rq->body_len) {
+			snprintf(why, sizeof why, "Block2 part at byte %zu when %u bytes came before it", off, rq->body_len);
+			block_abort(s, rq, why);
+			return;
 		}
-		if (szx == 7 || rq->body_len + rep.len > 1024 * 1024) {
-			nack(s, rq, COAP_NACK_NOT_DELIVERABLE);
+		if ((v & 8) && rep.len != bs) {
+			snprintf(why, sizeof why, "Block2 part of %zu bytes, not %zu, and not the last", rep.len, bs);
+			block_abort(s, rq, why);
+			return;
+		}
+		if (rq->body_len + rep.len > BLOCK2_MAX) {
+			block_abort(s, rq, "Block2 body larger than 1 MiB");
 			return;
 		}
 		uint8_t *nb = realloc(rq->body, rq->body_len + rep.len + 1);
 		if (!nb) {
-			nack(s, rq, COAP_NACK_NOT_DELIVERABLE);
+			block_abort(s, rq, "out of memory for the Block2 body");
 			return;
 		}
 		rq->body = nb;

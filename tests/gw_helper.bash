@@ -52,3 +52,16 @@ for _ in sys.argv[2:]:
     print(f.readline(), end="")
 PY
 }
+
+# hwm_kb NAME: the peak resident memory of background process NAME, in kB
+hwm_kb() { awk '$1 == "VmHWM:" {print $2}' "/proc/$(bg_pid "$1")/status"; }
+
+# bounded NAME: its peak resident memory is under 64 MB (256 MB in a sanitizer build, whose
+# allocator keeps freed memory in quarantine)
+bounded() {
+	local hwm limit=$((64 * 1024))
+	hwm=$(hwm_kb "$1")
+	! ldd "$BIN/lwm2m-listen" | grep -q libasan || limit=$((256 * 1024))
+	echo "$1: VmHWM $hwm kB (bound $limit kB)"
+	[ "$hwm" -lt "$limit" ]
+}

@@ -115,19 +115,6 @@ with open(sys.argv[1], "wb") as f:
 	flood_line write lwm2m-write -C "$SOCK"
 }
 
-# hwm_kb NAME: the peak resident memory of background process NAME, in kB
-hwm_kb() { awk '$1 == "VmHWM:" {print $2}' "/proc/$(bg_pid "$1")/status"; }
-
-# bounded NAME: its peak resident memory is under 64 MB (256 MB in a sanitizer build, whose
-# allocator keeps freed memory in quarantine)
-bounded() {
-	local hwm limit=$((64 * 1024))
-	hwm=$(hwm_kb "$1")
-	! ldd "$BIN/lwm2m-listen" | grep -q libasan || limit=$((256 * 1024))
-	echo "$1: VmHWM $hwm kB (bound $limit kB)"
-	[ "$hwm" -lt "$limit" ]
-}
-
 @test "lwm2m-listen: 3000 Registers from one address under made-up names: -P caps them, one log line, stats count" {
 	start_listen -P 100
 	run -0 python3 "$PEERS/coap_flood.py" registers "$PORT" 3000

@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+# A NoSec LwM2M device from a raw UDP socket that plays block-wise games (RFC 7959) with the
+# server, for tests/blockwise.bats. It registers as EP with </3311/0>, then answers every GET
+# with a Block2 body and every Block1 request part as MODE says; one JSON line per event.
+#
+#   block_device.py PORT EP MODE
+#     endless    every GET gets the part it asks for, 1024 bytes, always "more to come"
+#     gap        part 0, then part 3 when asked for part 1
+#     short      part 0 of 1000 bytes (not the block size) with "more to come"
+#     small      a 3000-byte body in 512-byte parts, though 1024 were asked for (allowed);
+#                each part sent twice, the copy as a separate CON response (a retransmission)
+#     dup        Block1 parts: each 2.31 Continue is sent twice (a retransmitted ACK);
+#                the whole body gets 2.04 and an event with its length and SHA-256
+#     observe    a GET with Observe 0 gets a plain answer, then a notification whose Block2
+#                body never ends (parts asked for as in endless)
+import hashlib
+import json
+import socket
+import struct
+import sys
+
+port, ep, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect(("127.0.0.1", port))
+s.settimeout(60)
+mid = 0x1000
+
+
+def emit(**kw):
+    print(json.dumps(kw), flush=True)
+
+
+def enc_opts(options):
+    out, last = b"", 0
+    for number, value in sorted(options, key=lambda o: o[0]):
+        d, ln = number - last, len(value)
+
+        def nib(x):
+            if x < 13:
+                return x, b""
+            if x < 269:
+                return 13, bytes([x - 13])
+            return 14, struct.pack(">H", x - 269)
+        dn, dx = nib(d)
+        lnn, lx = nib(ln)
+        out += bytes([dn << 4 | lnn]) + dx + lx + value
+        last = number
+    return out
+
+
+def uint(v):
+    return v.to_bytes(max(1, (v.bit_length() + 7) // 8), "big") if v else b""
+
+
+def msg(typ, code, m, token, options, payload=b""):
+    return (bytes([0x40 | typ << 4 | len(token), code]) + struct.pack(">H", m) + token + enc_opts(options) +
+            (b"\xff" + payload if payload else b""))
+
+
+def parse(b):
+    typ, tkl, code = (b[0] >> 4) & 3, b[0] & 15, b[1]
+    m = struct.unpack(">H", b[2:4])[0]
+    token, i, num, opts = b[4:4 + tkl], 4 + tkl, 0, {}
+    while i < len(b) and b[i] != 0xff:
+        d, ln = b[i] >> 4, b[i] & 15
+        i += 1
+        if d == 13:
+            d, i = b[i] + 13, i + 1
+        elif d == 14:
+            d, i = struct.unpack(">H", b[i:i + 2])[0] + 269, i + 2
+        if ln == 13:
+            ln, i = b[i] + 13, i + 1
+        elif ln == 14:
+            ln, i = struct.unpack(">H", b[i:i + 2])[0] + 269, i + 2
+        num += d
+        opts.setdefault(num, []).append(b[i:i + ln])
+        i += ln
+    payload = b[i + 1:] if i < len(b) else b""
+    return typ, code, m, token, opts, payload
+
+
+def opt_uint(opts, n):
+    v = opts.get(n)
+    return int.from_bytes(v[0], "big") if v else None
+
+
+def block(num, more, szx):
+    return uint(num << 4 | (8 if more else 0) | szx)
+
+
+# Register
+mid += 1
+s.send(msg(0, 2, mid, b"\x42", [(11, b"rd"), (15, f"ep={ep}".encode()), (15, b"lt=600"), (15, b"lwm2m=1.1"),
+                                 (12, uint(40))], b"</3311/0>"))
+while True:
+    typ, code, m, _, opts, _ = parse(s.recv(2048))
+    if m == mid and code == 0x41:
+        emit(event="registered")
+        break
+
+body1 = b""
+ACK, CON, CT_TEXT = 2, 0, 0
+while True:
+    try:
+        b = s.recv(4096)
+    except socket.timeout:
+        emit(event="idle")
+        continue
+    if len(b) < 4:
+        continue
+    typ, code, m, token, opts, payload = parse(b)
+    if code == 0 or code >= 32:
+        continue  # ACK, Reset, or a response to us
+    b2, b1 = opt_uint(opts, 23), opt_uint(opts, 27)
+    if code == 1:  # GET
+        num, szx = (b2 >> 4, b2 & 7) if b2 is not None else (0, 6)
+        observe = opt_uint(opts, 6)
+        emit(event="get", num=num, szx=szx, observe=observe)
+        if mode == "observe" and observe != 0 and 6 in opts:
+            # the cancelling GET (Observe 1)
+            s.send(msg(ACK, 0x45, m, token, [(12, uint(CT_TEXT))], b"bye"))
+            emit(event="cancel")
+            continue
+        o = [(12, uint(CT_TEXT))]
+        if mode == "observe" and observe == 0:
+            # a plain first answer, then a notification whose body never ends
+            s.send(msg(ACK, 0x45, m, token, o + [(6, uint(2))], b"first"))
+            mid += 1
+            s.send(msg(CON, 0x45, mid, token, o + [(6, uint(3)), (23, block(0, True, 6))], b"x" * 1024))
+            continue
+        if mode in ("endless", "observe"):
+            s.send(msg(ACK, 0x45, m, token, o + [(23, block(num, True, 6))], b"x" * 1024))
+        elif mode == "gap":
+            n = 3 if num == 1 else num
+            s.send(msg(ACK, 0x45, m, token, o + [(23, block(n, True, 6))], b"g" * 1024))
+        elif mode == "short":
+            s.send(msg(ACK, 0x45, m, token, o + [(23, block(num, True, 6))], b"s" * 1000))
+        elif mode == "small":
+            body = bytes(ord("a") + i % 26 for i in range(3000))
+            n = num * (1 << (szx + 4)) // 512  # the same offset in 512-byte parts
+            part = body[n * 512:(n + 1) * 512]
+            more = (n + 1) * 512 < len(body)
+            pkt = msg(ACK, 0x45, m, token, o + [(23, block(n, more, 5))], part)
+            s.send(pkt)
+            mid += 1
+            s.send(msg(CON, 0x45, mid, token, o + [(23, block(n, more, 5))], part))
+        continue
+    if b1 is not None:  # a request in Block1 parts
+        num, more = b1 >> 4, b1 & 8
+        if num == 0:
+            body1 = b""
+        body1 += payload
+        emit(event="block1", num=num, more=bool(more), len=len(payload))
+        if more:
+            ans = msg(ACK, 0x5f, m, token, [(27, uint(b1))])  # 2.31 Continue
+            s.send(ans)
+            if mode == "dup":
+                s.send(ans)
+        else:
+            s.send(msg(ACK, 0x44, m, token, [(27, uint(b1))]))  # 2.04
+            emit(event="body", len=len(body1), sha256=hashlib.sha256(body1).hexdigest())
+        continue
+    s.send(msg(ACK, 0x44, m, token, []))
