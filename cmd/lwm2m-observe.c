@@ -1,16 +1,15 @@
 #define _GNU_SOURCE
 /* lwm2m-observe: observe the configured resources of every registered device and print each value
  * received as a shadow update. */
-#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cmdutil.h"
 #include "jsonl.h"
 #include "linereader.h"
 #include "log.h"
@@ -68,15 +67,45 @@ static int load_config(struct observe_config *cfg, const char *file, char **path
 	return 0;
 }
 
+struct loop_arg {
+	struct observer *ob;
+	int subscribe;
+};
+
+static int on_event(void *arg, jv ev, unsigned long lineno)
+{
+	struct loop_arg *a = arg;
+	(void)lineno;
+	if (jl_str(ev, "event"))
+		observer_event(a->ob, ev);
+	else
+		jv_free(ev); /* lwm2m-listen's answers to stdin commands share its stdout */
+	return 0;
+}
+
+static void on_control_line(void *arg, jv line)
+{
+	observer_control_line(((struct loop_arg *)arg)->ob, line);
+}
+
+static void on_connected(void *arg)
+{
+	struct loop_arg *a = arg;
+	observer_connected(a->ob, a->subscribe);
+}
+
+static void on_disconnected(void *arg)
+{
+	observer_disconnected(((struct loop_arg *)arg)->ob);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"control", required_argument, 0, 'C'}, {"config", required_argument, 0, 'c'},
 		{"subscribe", no_argument, 0, 's'},     {"shadow", required_argument, 0, 'n'},
 		{"ready", required_argument, 0, 'd'},   {"composite", no_argument, 0, 'O'},
-		{"verbose", no_argument, 0, 'v'},
-		{"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
-		{"version", no_argument, 0, 'V'},       {0, 0, 0, 0},
+		CMD_COMMON_LONGOPTS,                    {0, 0, 0, 0},
 	};
 	const char *control = getenv("LWM2M_CONTROL"), *config = NULL, *shadow = NULL;
 	int subscribe = 0, composite = 0, ready_fd = -1, c;
@@ -84,7 +113,7 @@ int main(int argc, char **argv)
 	stdout_full_buffer(); /* flushed before every poll */
 	if (!control || !*control)
 		control = "var/lwm2m.sock";
-	while ((c = getopt_long(argc, argv, "C:c:sn:d:OvqhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "C:c:sn:d:O" CMD_COMMON_SHORTOPTS, opts, NULL)) != -1) {
 		switch (c) {
 		case 'C':
 			control = optarg;
@@ -101,27 +130,12 @@ int main(int argc, char **argv)
 		case 'O':
 			composite = 1;
 			break;
-		case 'd': {
-			char *end;
-			long fd = strtol(optarg, &end, 10);
-			if (!*optarg || *end || fd < 0 || fd > 65535)
-				die(EXIT_USAGE, "bad file descriptor: %s", optarg);
-			ready_fd = (int)fd;
+		case 'd':
+			ready_fd = cmd_fd_arg(optarg);
 			break;
-		}
-		case 'v':
-			log_more();
-			break;
-		case 'q':
-			log_less();
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			printf("lwm2m-observe (lwm2m-gw) %s\n", VERSION);
-			return 0;
 		default:
+			if (cmd_common_option(c, usage, "lwm2m-observe (lwm2m-gw) " VERSION))
+				break;
 			usage(stderr);
 			return EXIT_USAGE;
 		}
@@ -151,7 +165,10 @@ int main(int argc, char **argv)
 	observer_set_composite(ob, composite);
 	struct linereader in;
 	lr_init(&in, STDIN_FILENO, 0);
-	int rc = 0, stdin_open = !subscribe;
+	struct loop_arg arg = {ob, subscribe};
+	struct cmd_ctl_loop l = {.ctl = ctl, .in = &in, .in_open = !subscribe, .ready_fd = ready_fd, .arg = &arg,
+	                         .control_line = on_control_line, .connected = on_connected,
+	                         .disconnected = on_disconnected, .object = on_event};
 
 	while (!stop) {
 		if (reload) {
@@ -159,54 +176,11 @@ int main(int argc, char **argv)
 			if (config && load_config(&cfg, config, paths, npaths) == 0)
 				log_info("configuration reloaded from %s (applies to the next registrations)", config);
 		}
-		struct pollfd fds[2];
-		int timeout = ctl_poll_setup(ctl, &fds[0]);
-		fds[1].fd = stdin_open ? STDIN_FILENO : -1;
-		fds[1].events = POLLIN;
-		fds[1].revents = 0;
-		if (fflush(stdout) == EOF)
-			die_sys(EXIT_TEMPORARY, "unable to write to stdout");
-		int n = poll(fds, 2, timeout);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			log_error("unable to poll: %s", strerror(errno));
-			rc = EXIT_TEMPORARY;
+		if (cmd_ctl_turn(&l) < 0)
 			break;
-		}
-		int k = ctl_poll_done(ctl, &fds[0]);
-		jv line;
-		while (jv_is_valid(line = ctl_next(ctl)))
-			observer_control_line(ob, line);
-		if (k == 1) {
-			observer_connected(ob, subscribe);
-			ready_notify(&ready_fd);
-		} else if (k < 0) {
-			observer_disconnected(ob);
-		}
-		if (stdin_open && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-			ssize_t r = lr_fill(&in);
-			if (r < 0 && errno != EAGAIN && errno != EINTR) {
-				log_error("unable to read stdin: %s", strerror(errno));
-				rc = EXIT_TEMPORARY;
-				break;
-			}
-			jv ev;
-			int t;
-			while ((t = jsonl_next_object(&in, &ev)) != JSONL_NONE) {
-				if (t == JSONL_BAD) {
-					rc = EXIT_NEGATIVE;
-					continue;
-				}
-				if (jl_str(ev, "event"))
-					observer_event(ob, ev);
-				else
-					jv_free(ev); /* lwm2m-listen's answers to stdin commands share its stdout */
-			}
-			if (in.eof) {
-				log_debug("end of input");
-				break;
-			}
+		if (in.eof) {
+			log_debug("end of input");
+			break;
 		}
 	}
 	lr_free(&in);
@@ -214,5 +188,5 @@ int main(int argc, char **argv)
 	ctl_free(ctl);
 	observe_config_free(&cfg);
 	stdout_flush_or_die();
-	return rc;
+	return l.rc;
 }

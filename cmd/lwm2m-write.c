@@ -3,13 +3,13 @@
  * device accepted or refused as shadow updates. */
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cmdutil.h"
 #include "jsonl.h"
 #include "linereader.h"
 #include "log.h"
@@ -44,6 +44,31 @@ static void usage(FILE *f)
 	           "  -V, --version          print the version\n");
 }
 
+static int on_delta(void *wr, jv d, unsigned long lineno)
+{
+	const char *why = NULL;
+	if (writer_delta(wr, d, &why) < 0) {
+		log_warn("line %lu: %s", lineno, why);
+		return -1;
+	}
+	return 0;
+}
+
+static void on_control_line(void *wr, jv line)
+{
+	writer_control_line(wr, line);
+}
+
+static void on_connected(void *wr)
+{
+	writer_connected(wr);
+}
+
+static void on_disconnected(void *wr)
+{
+	writer_disconnected(wr);
+}
+
 static double number_arg(const char *s, double min, double max, const char *what)
 {
 	char *end;
@@ -60,9 +85,7 @@ int main(int argc, char **argv)
 		{"control", required_argument, 0, 'C'},   {"timeout", required_argument, 0, 't'},
 		{"max-things", required_argument, 0, 'm'}, {"max-paths", required_argument, 0, 'p'},
 		{"objects", required_argument, 0, 'o'},   {"ready", required_argument, 0, 'd'},
-		{"verbose", no_argument, 0, 'v'},         {"quiet", no_argument, 0, 'q'},
-		{"help", no_argument, 0, 'h'},            {"version", no_argument, 0, 'V'},
-		{0, 0, 0, 0},
+		CMD_COMMON_LONGOPTS,                      {0, 0, 0, 0},
 	};
 	const char *control = getenv("LWM2M_CONTROL"), *objdir = NULL;
 	struct writer_opts wo = {0, 10000, 256};
@@ -71,7 +94,7 @@ int main(int argc, char **argv)
 	stdout_full_buffer(); /* flushed before every poll */
 	if (!control || !*control)
 		control = "var/lwm2m.sock";
-	while ((c = getopt_long(argc, argv, "C:t:m:p:o:d:vqhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "C:t:m:p:o:d:" CMD_COMMON_SHORTOPTS, opts, NULL)) != -1) {
 		switch (c) {
 		case 'C':
 			control = optarg;
@@ -89,21 +112,11 @@ int main(int argc, char **argv)
 			objdir = optarg;
 			break;
 		case 'd':
-			ready_fd = (int)number_arg(optarg, 0, 65535, "file descriptor");
+			ready_fd = cmd_fd_arg(optarg);
 			break;
-		case 'v':
-			log_more();
-			break;
-		case 'q':
-			log_less();
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			printf("lwm2m-write (lwm2m-gw) %s\n", VERSION);
-			return 0;
 		default:
+			if (cmd_common_option(c, usage, "lwm2m-write (lwm2m-gw) " VERSION))
+				break;
 			usage(stderr);
 			return EXIT_USAGE;
 		}
@@ -128,58 +141,17 @@ int main(int argc, char **argv)
 		die(EXIT_TEMPORARY, "out of memory");
 	struct linereader in;
 	lr_init(&in, STDIN_FILENO, 0);
-	int rc = 0, input_open = 1;
+	struct cmd_ctl_loop l = {.ctl = ctl, .in = &in, .in_open = 1, .ready_fd = ready_fd, .arg = wr,
+	                         .control_line = on_control_line, .connected = on_connected,
+	                         .disconnected = on_disconnected, .object = on_delta};
 
 	/* At the end of the input, wait for the registration list (the writes it lets go out) and
 	 * for the answers to the writes sent. */
-	while (!stop && (input_open || (ctl_connected(ctl) && (!writer_listed(wr) || writer_in_flight(wr) > 0)))) {
-		struct pollfd fds[2];
-		int timeout = ctl_poll_setup(ctl, &fds[0]);
-		fds[1].fd = input_open ? STDIN_FILENO : -1;
-		fds[1].events = POLLIN;
-		fds[1].revents = 0;
-		if (fflush(stdout) == EOF)
-			die_sys(EXIT_TEMPORARY, "unable to write to stdout");
-		if (poll(fds, 2, timeout) < 0) {
-			if (errno == EINTR)
-				continue;
-			log_error("unable to poll: %s", strerror(errno));
-			rc = EXIT_TEMPORARY;
+	while (!stop && (l.in_open || (ctl_connected(ctl) && (!writer_listed(wr) || writer_in_flight(wr) > 0)))) {
+		if (cmd_ctl_turn(&l) < 0)
 			break;
-		}
-		int k = ctl_poll_done(ctl, &fds[0]);
-		jv line;
-		while (jv_is_valid(line = ctl_next(ctl)))
-			writer_control_line(wr, line);
-		if (k == 1) {
-			writer_connected(wr);
-			ready_notify(&ready_fd);
-		} else if (k < 0) {
-			writer_disconnected(wr);
-		}
-		if (input_open && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-			ssize_t r = lr_fill(&in);
-			if (r < 0 && errno != EAGAIN && errno != EINTR) {
-				log_error("unable to read stdin: %s", strerror(errno));
-				rc = EXIT_TEMPORARY;
-				break;
-			}
-			jv d;
-			int t;
-			while ((t = jsonl_next_object(&in, &d)) != JSONL_NONE) {
-				if (t == JSONL_BAD) {
-					rc = EXIT_NEGATIVE;
-					continue;
-				}
-				const char *why = NULL;
-				if (writer_delta(wr, d, &why) < 0) {
-					log_warn("line %lu: %s", in.lineno, why);
-					rc = EXIT_NEGATIVE;
-				}
-			}
-			if (in.eof)
-				input_open = 0;
-		}
+		if (in.eof)
+			l.in_open = 0;
 	}
 	size_t left = writer_pending(wr);
 	if (left)
@@ -189,5 +161,5 @@ int main(int argc, char **argv)
 	writer_free(wr);
 	ctl_free(ctl);
 	stdout_flush_or_die();
-	return rc;
+	return l.rc;
 }

@@ -1,8 +1,15 @@
 /* See cmdutil.h. */
+#include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "cmdutil.h"
+#include "jsonl.h"
+#include "linereader.h"
 #include "log.h"
+#include "lwm2m_ctlclient.h"
 
 volatile sig_atomic_t cmd_stop;
 
@@ -40,4 +47,66 @@ int cmd_fd_arg(const char *s)
 	if (!*s || *end || fd < 0 || fd > 1 << 20)
 		die(EXIT_USAGE, "-d: not a file descriptor: %s", s);
 	return (int)fd;
+}
+
+int cmd_common_option(int c, void (*usage)(FILE *), const char *version)
+{
+	switch (c) {
+	case 'v':
+		log_more();
+		return 1;
+	case 'q':
+		log_less();
+		return 1;
+	case 'h':
+		usage(stdout);
+		exit(0);
+	case 'V':
+		puts(version);
+		exit(0);
+	default:
+		return 0;
+	}
+}
+
+int cmd_ctl_turn(struct cmd_ctl_loop *l)
+{
+	struct pollfd fds[2];
+	int timeout = ctl_poll_setup(l->ctl, &fds[0]);
+	fds[1].fd = l->in_open ? STDIN_FILENO : -1;
+	fds[1].events = POLLIN;
+	fds[1].revents = 0;
+	if (fflush(stdout) == EOF)
+		die_sys(EXIT_TEMPORARY, "unable to write to stdout");
+	if (poll(fds, 2, timeout) < 0) {
+		if (errno == EINTR)
+			return 0;
+		log_error("unable to poll: %s", strerror(errno));
+		l->rc = EXIT_TEMPORARY;
+		return -1;
+	}
+	int k = ctl_poll_done(l->ctl, &fds[0]);
+	jv line;
+	while (jv_is_valid(line = ctl_next(l->ctl)))
+		l->control_line(l->arg, line);
+	if (k == 1) {
+		l->connected(l->arg);
+		ready_notify(&l->ready_fd);
+	} else if (k < 0) {
+		l->disconnected(l->arg);
+	}
+	if (!l->in_open || !(fds[1].revents & (POLLIN | POLLHUP | POLLERR)))
+		return 0;
+	ssize_t r = lr_fill(l->in);
+	if (r < 0 && errno != EAGAIN && errno != EINTR) {
+		log_error("unable to read stdin: %s", strerror(errno));
+		l->rc = EXIT_TEMPORARY;
+		return -1;
+	}
+	jv obj;
+	int t;
+	while ((t = jsonl_next_object(l->in, &obj)) != JSONL_NONE)
+		if (t == JSONL_BAD || l->object(l->arg, obj, l->in->lineno) < 0)
+			l->rc = EXIT_NEGATIVE;
+	return 0;
 }
