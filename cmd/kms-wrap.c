@@ -1,6 +1,7 @@
 /* kms-wrap: protect LoRaWAN keys. KMS-style encryption of key fields in JSON lines (a local
  * keyring, or AWS KMS), RFC 3394 KeyEnvelopes, and `serve`, the crypto co-process that alone
  * holds root keys. */
+#include "cmdutil.h"
 #include "hex.h"
 #include "jsonl.h"
 #include "kek_keyring.h"
@@ -71,16 +72,18 @@ static const struct option longopts[] = {
     {"parts", required_argument, NULL, 'p'},
     {"expose-root-keys", no_argument, NULL, 'X'},
     {"listen", required_argument, NULL, 'L'},
-    {"verbose", no_argument, NULL, 'v'},
-    {"quiet", no_argument, NULL, 'q'},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},
+    CMD_COMMON_LONGOPTS,
     {NULL, 0, NULL, 0},
 };
 
+static void help(FILE *f)
+{
+	fputs(usage_text, f);
+}
+
 static noreturn void usage(void)
 {
-	fputs(usage_text, stderr);
+	help(stderr);
 	exit(EXIT_USAGE);
 }
 
@@ -163,14 +166,10 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2)
 		usage();
-	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-		fputs(usage_text, stdout);
-		return 0;
-	}
-	if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
-		puts("kms-wrap " VERSION);
-		return 0;
-	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)
+		cmd_common_option('h', help, NULL);
+	if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0)
+		cmd_common_option('V', help, "kms-wrap " VERSION);
 	static const char *const names[] = {"encrypt", "decrypt", "genkey", "wrap", "unwrap", "serve"};
 	int cmd = -1;
 	for (int i = 0; i < 6; i++)
@@ -193,7 +192,7 @@ int main(int argc, char **argv)
 	int c;
 	argc--;
 	argv++;
-	while ((c = getopt_long(argc, argv, "ak:K:f:x:e:c:C:E:r:j:l:D:p:XL:d:vqhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "ak:K:f:x:e:c:C:E:r:j:l:D:p:XL:d:" CMD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
 		switch (c) {
 		case 'a': aws = true; break;
 		case 'k': keyring = optarg; break;
@@ -228,23 +227,10 @@ int main(int argc, char **argv)
 		case 'p': parts = optarg; break;
 		case 'X': expose = true; break;
 		case 'L': listen_path = optarg; break;
-		case 'd': {
-			char *end;
-			long fd = strtol(optarg, &end, 10);
-			if (!*optarg || *end || fd < 0 || fd > 1 << 20)
-				die(EXIT_USAGE, "-d: not a file descriptor: \"%s\"", optarg);
-			ready_fd = (int)fd;
-			break;
-		}
-		case 'v': log_more(); break;
-		case 'q': log_less(); break;
-		case 'h':
-			fputs(usage_text, stdout);
-			return 0;
-		case 'V':
-			puts("kms-wrap " VERSION);
-			return 0;
-		default: usage();
+		case 'd': ready_fd = cmd_fd_arg(optarg); break;
+		default:
+			if (!cmd_common_option(c, help, "kms-wrap " VERSION))
+				usage();
 		}
 	}
 	argc -= optind;

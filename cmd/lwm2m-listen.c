@@ -1,4 +1,5 @@
 /* lwm2m-listen: the LwM2M server endpoint. Registrations in, events out, commands to devices. */
+#include "cmdutil.h"
 #include "log.h"
 #include "lwm2m_control.h"
 #include "lwm2m_security.h"
@@ -55,10 +56,9 @@ static const char usage_text[] =
     "  -h, --help                  this help\n"
     "  -V, --version               print the version\n";
 
-static noreturn void usage(int code)
+static void help(FILE *f)
 {
-	fputs(usage_text, code ? stderr : stdout);
-	exit(code);
+	fputs(usage_text, f);
 }
 
 static double num_arg(const char *opt, const char *s, double min, double max)
@@ -101,10 +101,7 @@ int main(int argc, char **argv)
 	    {"max-handshakes", required_argument, NULL, 'H'},
 	    {"max-idle-sessions", required_argument, NULL, 'I'},
 	    {"max-per-address", required_argument, NULL, 'P'},
-	    {"verbose", no_argument, NULL, 'v'},
-	    {"quiet", no_argument, NULL, 'q'},
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
+	    CMD_COMMON_LONGOPTS,
 	    {NULL, 0, NULL, 0},
 	};
 	struct lwm2m_server_opts o = {
@@ -125,9 +122,11 @@ int main(int argc, char **argv)
 	const char *control = NULL, *creds = NULL;
 	char dtls[300];
 	int ready_fd = -1, verbose = 0, c;
+	char version[100];
+	snprintf(version, sizeof version, "lwm2m-listen %s (libcoap %s)", VERSION, coap_package_version());
 
 	log_init(argv[0]);
-	while ((c = getopt_long(argc, argv, "l:C:S:a:Q:T:t:r:w:s:D:k:c:j:A:H:I:P:d:vqhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:C:S:a:Q:T:t:r:w:s:D:k:c:j:A:H:I:P:d:" CMD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l': o.listen = optarg; break;
 		case 'C': control = optarg; break;
@@ -147,18 +146,21 @@ int main(int argc, char **argv)
 		case 'H': o.max_handshakes = (unsigned)num_arg("-H", optarg, 1, 1e6); break;
 		case 'I': o.max_idle_sessions = (unsigned)num_arg("-I", optarg, 1, 1e7); break;
 		case 'P': o.max_per_address = (unsigned)num_arg("-P", optarg, 0, 1e9); break;
-		case 'd': ready_fd = (int)num_arg("-d", optarg, 0, 1 << 20); break;
-		case 'v': log_more(); verbose++; break;
-		case 'q': log_less(); break;
-		case 'h': usage(0);
-		case 'V': printf("lwm2m-listen %s (libcoap %s)\n", VERSION, coap_package_version()); return 0;
-		default: usage(EXIT_USAGE);
+		case 'd': ready_fd = cmd_fd_arg(optarg); break;
+		default:
+			verbose += c == 'v';
+			if (cmd_common_option(c, help, version))
+				break;
+			help(stderr);
+			return EXIT_USAGE;
 		}
 	}
 	argc -= optind;
 	argv += optind;
-	if (argc > 0)
-		usage(EXIT_USAGE);
+	if (argc > 0) {
+		help(stderr);
+		return EXIT_USAGE;
+	}
 	if (!*o.listen && !o.dtls_listen)
 		die(EXIT_USAGE, "nothing to listen on: give -l or -D");
 	if (creds && !o.dtls_listen)

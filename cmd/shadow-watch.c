@@ -66,9 +66,8 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"store", required_argument, 0, 's'}, {"thing", required_argument, 0, 't'},
 		{"initial", no_argument, 0, 'i'},     {"no-initial", no_argument, 0, 'n'},
-		{"ready", required_argument, 0, 'd'}, {"verbose", no_argument, 0, 'v'},
-		{"quiet", no_argument, 0, 'q'},       {"help", no_argument, 0, 'h'},
-		{"version", no_argument, 0, 'V'},     SHADOW_AWS_LONGOPTS,
+		{"ready", required_argument, 0, 'd'}, CMD_COMMON_LONGOPTS,
+		SHADOW_AWS_LONGOPTS,
 		{"shadow", required_argument, 0, 'N'}, {"events", no_argument, 0, 'E'},
 		{0, 0, 0, 0},
 	};
@@ -82,7 +81,7 @@ int main(int argc, char **argv)
 	stdout_full_buffer(); /* flushed before every wait */
 	shadow_aws_opts_init(&aws);
 	aws.shadows = names;
-	while ((c = getopt_long(argc, argv, "s:t:ind:vqhVN:E" SHADOW_AWS_SHORTOPTS, opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:t:ind:N:E" CMD_COMMON_SHORTOPTS SHADOW_AWS_SHORTOPTS, opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			store = optarg;
@@ -99,18 +98,6 @@ int main(int argc, char **argv)
 		case 'd':
 			ready_fd = cmd_fd_arg(optarg);
 			break;
-		case 'v':
-			log_more();
-			break;
-		case 'q':
-			log_less();
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			printf("shadow-watch (lwm2m-gw) %s\n", VERSION);
-			return 0;
 		case 'N':
 			aws.shadows[aws.nshadows++] = optarg;
 			break;
@@ -118,7 +105,8 @@ int main(int argc, char **argv)
 			events = 1;
 			break;
 		default:
-			if (shadow_aws_option(&aws, c, optarg) == 0)
+			if (cmd_common_option(c, usage, "shadow-watch (lwm2m-gw) " VERSION) ||
+			    shadow_aws_option(&aws, c, optarg) == 0)
 				break;
 			usage(stderr);
 			return EXIT_USAGE;
