@@ -109,7 +109,7 @@ PY
 		-k 00112233445566778899aabbccddeeff -T 30 -q
 	run -0 jq -r '"\(.sec) \(.registered) \(.register_failed)"' <<<"$output"
 	assert_output "psk 5 0"
-	wait_until 5 test "$(grep -c '"sec":"psk"' "$BATS_TEST_TMPDIR/listen.out")" -eq 5
+	wait_until 5 counted -eq 5 grep -c '"sec":"psk"' "$BATS_TEST_TMPDIR/listen.out"
 	run -0 jq -r 'select(.event == "register") | .identity' "$BATS_TEST_TMPDIR/listen.out"
 	assert_line psk-000004
 	run -1 --separate-stderr "$UNIT/lwm2m-loadgen" -s "127.0.0.1:$dport" -n 2 -e psk- -k 0011 -T 10 -q

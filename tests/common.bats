@@ -6,3 +6,9 @@ load test_helper
 	run "$UNIT/test_common"
 	assert_success
 }
+
+@test "tests: no wait_until expands a command substitution once and then waits on a fixed value" {
+	# wait_until 5 test "$(count ...)" -eq 2 runs count once, at the call: use counted
+	run grep -nE '^[[:space:]]*wait_[a-z_]+ [0-9]+ (test|\[) .*\$\(' "$TOP"/tests/*.bats "$TOP"/tests/*.bash
+	[ "$status" -eq 1 ] || { echo "$output"; false; }
+}

@@ -210,7 +210,7 @@ while True:
 	touch go
 	# the reader catches up; the waiting Register is read and answered (into a closed socket)
 	wait_until 30 grep -q 'the reader caught up' "$BATS_TEST_TMPDIR/listen.err"
-	wait_until 30 test "$(grep -c '"event":"register"' events.jsonl)" -eq $((acked + 1))
+	wait_until 30 counted -eq $((acked + 1)) grep -c '"event":"register"' events.jsonl
 	run -0 ctl '{"op":"stats"}'
 	[ "$(jq .registrations <<<"$output")" -eq $((acked + 1)) ]
 	# every acknowledged Register has its line, none twice

@@ -78,7 +78,7 @@ count_events() {
 
 	# Update with no payload keeps the objects
 	run -0 coap-client-gnutls -B 5 -m post "coap://127.0.0.1:$PORT/rd/$reg"
-	wait_until 5 test "$(count_events update)" -eq 2
+	wait_until 5 counted -eq 2 count_events update
 	run -0 jq -ce 'select(.event == "update") | .objects' "$OUT"
 	assert_line --index 1 '["/3/0","/3303/0","/3303/1"]'
 
@@ -128,10 +128,10 @@ count_events() {
 @test "lwm2m-listen: a re-Register of a known endpoint replaces the old registration" {
 	start_listen
 	run -0 register "ep=dev1&lt=60&lwm2m=1.1"
-	wait_until 5 test "$(count_events register)" -eq 1
+	wait_until 5 counted -eq 1 count_events register
 	first=$(reg_of dev1)
 	run -0 register "ep=dev1&lt=90&lwm2m=1.1" "</3/0>"
-	wait_until 5 test "$(count_events register)" -eq 2
+	wait_until 5 counted -eq 2 count_events register
 	second=$(reg_of dev1)
 	[ "$first" != "$second" ]
 	run -0 jq -ce 'select(.event == "register") | [.reg, .replaced, .lt, .objects]' "$OUT"
@@ -159,7 +159,7 @@ count_events() {
 	start_listen
 	run -0 register "ep=dev1&lt=600&lwm2m=1.1&b=U"
 	run -0 register "ep=dev2&lt=600&lwm2m=1.0&b=UQ" "</3/0>"
-	wait_until 5 test "$(count_events register)" -eq 2
+	wait_until 5 counted -eq 2 count_events register
 	reg1=$(reg_of dev1)
 	stop_bg listen
 	[ -s "$STATE/registrations.jsonl" ]

@@ -150,8 +150,8 @@ YML
 	wait_for 10 obs.out '.state.reported["3"]["0"]["9"] == 100'
 	# the device registers again (a reboot): lwm2m-listen ends the old observations
 	dev_cmd dev register
-	wait_until 10 test "$(count dev.out '.event == "registered"')" -eq 2
-	wait_until 10 test "$(count dev.out '.event == "observe"')" -eq 4
+	wait_until 10 counted -eq 2 count dev.out '.event == "registered"'
+	wait_until 10 counted -eq 4 count dev.out '.event == "observe"'
 	run -0 jq -c 'select(.event == "observe") | .path' "$BATS_TEST_TMPDIR/dev.out"
 	assert_output $'"/3/0/9"\n"/3303/0/5700"\n"/3/0/9"\n"/3303/0/5700"'
 	# and the new observations carry the values
@@ -165,7 +165,7 @@ YML
 	start_device dev2 dev2
 	wait_for 10 obs.out '.thing == "dev2" and .state.reported["3"]["0"]["9"] == 100'
 	dev_cmd dev2 register
-	wait_until 10 test "$(count dev2.out '.event == "observe-composite"')" -eq 2
+	wait_until 10 counted -eq 2 count dev2.out '.event == "observe-composite"'
 	dev_cmd dev2 "set /3/0/9 12"
 	wait_for 10 obs.out '.thing == "dev2" and .state.reported["3"]["0"]["9"] == 12'
 }
@@ -230,5 +230,5 @@ YML
 	run -0 "$UNIT/lwm2m-loadgen" -s "127.0.0.1:$PORT" -n 3000 -E 1 --settle-max 90 -T 150 -q
 	echo "$output" | jq -e '.registered > 2500 and .observations == .registered'
 	# values flow (lwm2m-listen may drop answers to a connection that reads too slowly)
-	wait_until 30 test "$(count obs.out '.state.reported["3303"]["0"]["5700"]')" -gt 2000
+	wait_until 30 counted -gt 2000 count obs.out '.state.reported["3303"]["0"]["5700"]'
 }

@@ -63,7 +63,7 @@ delta() { echo "$1" >>"$BATS_TEST_TMPDIR/deltas.jsonl"; }
 	delta '{"thing":"dev1","version":3,"state":{"3311":{"0":{"5706":"red"},"1":{"5850":true}},"3303":{"0":{"5750":"x"}}}}'
 	delta '{"thing":"dev1","version":4,"state":{"3311":{"0":{"5706":"blue"},"1":{"5850":true}},"3303":{"0":{"5750":"x"}}}}'
 	wait_for 10 dev.out '.event == "write" and .code == "4.05" and (.error | test("5706"))' 
-	wait_until 10 test "$(count w.out '.state.reported["lwm2m:errors"]["/3311/0/5706"].code == "4.05"')" -ge 2
+	wait_until 10 counted -ge 2 count w.out '.state.reported["lwm2m:errors"]["/3311/0/5706"].code == "4.05"'
 	[ "$(count dev.out '.event == "write"')" -eq $((n + 1)) ]
 }
 

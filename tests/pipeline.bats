@@ -143,7 +143,7 @@ asleep_in_list() {
 	assert_output 5
 	# and a re-Register is observed again
 	dev_cmd dev register
-	wait_until 10 test "$(count dev.out '.event == "observe-composite"')" -eq 2
+	wait_until 10 counted -eq 2 count dev.out '.event == "observe-composite"'
 	dev_cmd dev "set /3/0/9 61"
 	wait_until 10 shadow dev1 '.state.reported["3"]["0"]["9"] == 61'
 }

@@ -249,7 +249,7 @@ want_is() { [ "$(want "$1")" = "$2" ]; }
 	# (the socket file outlived the killed process: wait for lwm2m-observe's new observations)
 	wait_until 20 grep -q 'from the registration list' "$ROOT/log/lwm2m-reported/current"
 	dev_cmd dev update
-	wait_until 20 test "$(count dev.out '.event == "observe" and .path == "/3/0/9"')" -ge 2
+	wait_until 20 counted -ge 2 count dev.out '.event == "observe" and .path == "/3/0/9"'
 	dev_cmd dev "set /3/0/9 41"
 	wait_until 20 shadow dev1 '.state.reported["3"]["0"]["9"] == 41'
 }

@@ -22,6 +22,9 @@ PY
 
 # wait_until SECONDS CMD...: retry CMD every 50 ms until it succeeds; fail after SECONDS.
 # (A bound on waiting for an event, not a timing assertion.)
+# wait_until SECONDS CMD...: run CMD until it succeeds. CMD runs anew each time, but its arguments
+# are expanded once, at the call: `wait_until 5 test "$(count ...)" -eq 2` compares one fixed number
+# and can never see the count change; write `wait_until 5 counted -eq 2 count ...` instead.
 wait_until() {
 	local limit=$1; shift
 	local end=$((SECONDS + limit))
@@ -29,6 +32,15 @@ wait_until() {
 		[ $SECONDS -ge $end ] && { echo "timed out after ${limit}s waiting for: $*" >&2; return 1; }
 		sleep 0.05
 	done
+}
+
+# counted OP N CMD...: CMD prints a number; true if it is OP (-eq, -ge, -gt...) N. For wait_until,
+# which runs it again each time.
+counted() {
+	local op=$1 n=$2 v
+	shift 2
+	v=$("$@")
+	test "${v:-none}" "$op" "$n" 2>/dev/null
 }
 
 # start_bg NAME CMD...: run CMD in the background, stdout to $BATS_TEST_TMPDIR/NAME.out,
