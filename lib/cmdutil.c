@@ -1,4 +1,5 @@
 /* See cmdutil.h. */
+#define _GNU_SOURCE /* ppoll */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -38,6 +39,19 @@ int cmd_stop_requested(void)
 	if (!cmd_stop && sigpending(&p) == 0 && (sigismember(&p, SIGTERM) == 1 || sigismember(&p, SIGINT) == 1))
 		cmd_stop = 1;
 	return cmd_stop;
+}
+
+int cmd_wait_input(int fd, const sigset_t *unblocked)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	while (!cmd_stop_requested()) {
+		int n = ppoll(&p, 1, NULL, unblocked);
+		if (n > 0)
+			return !cmd_stop_requested();
+		if (n < 0 && errno != EINTR)
+			return -1;
+	}
+	return 0;
 }
 
 int cmd_fd_arg(const char *s)

@@ -19,6 +19,10 @@ void cmd_stop_signals(sigset_t *unblocked);
  * are ready, so one that arrives while input keeps flowing would otherwise wait for ever. */
 int cmd_stop_requested(void);
 
+/* Wait (with cmd_stop_signals' mask) until fd is readable: 1, or 0 once SIGTERM or SIGINT asks
+ * to stop; -1 on a poll error (errno). */
+int cmd_wait_input(int fd, const sigset_t *unblocked);
+
 /* The FD of -d FD (s6 readiness), or die with 100. */
 int cmd_fd_arg(const char *s);
 

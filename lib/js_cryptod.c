@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cmdutil.h"
 #include "fsutil.h"
 #include "hex.h"
 #include "js_devices.h"
@@ -392,7 +393,8 @@ out:
 	return ans;
 }
 
-int js_cryptod_serve(int in_fd, int out_fd, js_root_key_fn lookup, void *ctx, bool expose_root_keys)
+int js_cryptod_serve(int in_fd, int out_fd, js_root_key_fn lookup, void *ctx, bool expose_root_keys,
+                     const sigset_t *unblocked)
 {
 	struct linereader r;
 	lr_init(&r, in_fd, 64 * 1024);
@@ -416,7 +418,10 @@ int js_cryptod_serve(int in_fd, int out_fd, js_root_key_fn lookup, void *ctx, bo
 			}
 			if (r.eof)
 				break;
-			if (lr_fill(&r) < 0 && errno != EINTR) {
+			int w = unblocked ? cmd_wait_input(in_fd, unblocked) : 1;
+			if (w == 0)
+				break;
+			if (w < 0 || (lr_fill(&r) < 0 && errno != EINTR)) {
 				log_error("unable to read requests: %s", strerror(errno));
 				rc = EXIT_TEMPORARY;
 				break;

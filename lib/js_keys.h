@@ -6,6 +6,7 @@
 #ifndef JS_KEYS_H
 #define JS_KEYS_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,9 +23,11 @@ typedef int (*js_root_key_fn)(void *ctx, const uint8_t dev_eui[8], const uint8_t
                               struct js_root_keys *out, char *err, size_t errlen);
 
 /* Serve crypto requests (JSON lines, defined in lib/js_cryptod.c and kms-wrap(1)) read from
- * in_fd, answering on out_fd, until end of input. Root keys come only from lookup; no answer
- * carries a root key unless expose_root_keys. Returns 0 at clean end of input, 111 on I/O error.
+ * in_fd, answering on out_fd, until end of input, or with unblocked (cmd_stop_signals' mask) until
+ * SIGTERM/SIGINT, once the requests read are answered. Root keys come only from lookup; no answer
+ * carries a root key unless expose_root_keys. Returns 0 at a clean end, 111 on I/O error.
  * Implemented in lib/js_cryptod.c (ljs-join side); called by `kms-wrap serve`. */
-int js_cryptod_serve(int in_fd, int out_fd, js_root_key_fn lookup, void *ctx, bool expose_root_keys);
+int js_cryptod_serve(int in_fd, int out_fd, js_root_key_fn lookup, void *ctx, bool expose_root_keys,
+                     const sigset_t *unblocked);
 
 #endif

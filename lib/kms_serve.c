@@ -1,6 +1,7 @@
 #define _GNU_SOURCE /* accept4 */
 #include "kms_serve.h"
 
+#include "cmdutil.h"
 #include "hex.h"
 #include "js_devices.h"
 #include "js_keys.h"
@@ -133,7 +134,7 @@ struct conn {
 static void *conn_main(void *arg)
 {
 	struct conn *c = arg;
-	js_cryptod_serve(c->fd, c->fd, lookup_locked, c->s, c->s->o->expose_root_keys);
+	js_cryptod_serve(c->fd, c->fd, lookup_locked, c->s, c->s->o->expose_root_keys, NULL);
 	c->done = 1;
 	return NULL;
 }
@@ -274,7 +275,10 @@ int kms_serve(const struct kms_serve_opts *o)
 			log_warn("unable to write the readiness notification: %s", strerror(errno));
 		close(o->ready_fd);
 	}
-	rc = js_cryptod_serve(STDIN_FILENO, STDOUT_FILENO, lookup, &s, o->expose_root_keys);
+	/* SIGTERM and SIGINT end the request loop (exit 0) once what was read is answered */
+	sigset_t unblocked;
+	cmd_stop_signals(&unblocked);
+	rc = js_cryptod_serve(STDIN_FILENO, STDOUT_FILENO, lookup, &s, o->expose_root_keys, &unblocked);
 	keys_free(&s.k);
 	pthread_rwlock_destroy(&s.lk);
 	return rc;

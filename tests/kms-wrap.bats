@@ -334,6 +334,26 @@ LORA="$BATS_TEST_DIRNAME/node/lora-join.js"
 	grep -q 'reloaded on SIGHUP' "$BATS_TEST_TMPDIR/serve.err"
 }
 
+@test "kms-wrap serve on stdin: SIGTERM ends it cleanly (exit 0) after the answers to what it read" {
+	se_setup
+	mkfifo in
+	start_bg serve sh -c 'exec kms-wrap serve -d 3 -D devices.jsonl -p parts.jsonl -k ring.yml -C part_number <in 3>ready'
+	exec 4>in
+	wait_until 10 test -s ready
+	jr=$(node "$LORA" jr "$APP10" 70B3D57ED0000001 0004A30B001C0540 0004)
+	echo "{\"id\":1,\"op\":\"check-mic\",\"DevEUI\":\"0004A30B001C0540\",\"JoinEUI\":\"70B3D57ED0000001\",\"MACVersion\":\"1.0.3\",\"PHYPayload\":\"$jr\"}" >&4
+	wait_until 10 grep -q '"id":1' "$BATS_TEST_TMPDIR/serve.out"
+	# its input stays open: only the signal ends it
+	local pid rc=0
+	pid=$(bg_pid serve)
+	kill -TERM "$pid"
+	wait "$pid" || rc=$?
+	exec 4>&-
+	[ "$rc" -eq 0 ]
+	run -0 jq -c '[.id, .ok]' "$BATS_TEST_TMPDIR/serve.out"
+	assert_output '[1,true]'
+}
+
 @test "ljs-join --crypto 'kms-wrap serve': joins of secure-element devices whose keys ljs-join never sees" {
 	se_setup
 	crypto="kms-wrap serve -D devices.jsonl -p parts.jsonl -k ring.yml -C part_number"

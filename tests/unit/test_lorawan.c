@@ -187,7 +187,7 @@ static void *serve_thread(void *arg)
 		int c = accept(listen_fd, NULL, NULL);
 		if (c < 0)
 			return NULL;
-		js_cryptod_serve(c, c, test_lookup, NULL, 0);
+		js_cryptod_serve(c, c, test_lookup, NULL, 0, NULL);
 		close(c);
 	}
 	return NULL;
