@@ -179,6 +179,7 @@ int main(int argc, char **argv)
 				log_warn("line %lu: longer than %d bytes", lr.lineno, LINE_MAX_BYTES);
 				batch[n].req = jv_null();
 				batch[n].line = lr.lineno;
+				batch[n].text = NULL;
 				batch[n].result = jv_invalid();
 				shadow_req_reject(&batch[n++], 413, "The payload exceeds the maximum size allowed",
 				                  time(NULL));
@@ -208,12 +209,10 @@ int main(int argc, char **argv)
 		log_debug("committed %zu lines in %.1f ms", n,
 		          (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 		for (size_t i = 0; i < n; i++) {
-			const char *res = jl_str(batch[i].result, "result");
-			if (!res || strcmp(res, "accepted") != 0)
+			if (!shadow_req_accepted(&batch[i]))
 				rejected = 1;
-			if (jsonl_put(stdout, batch[i].result) < 0)
+			if (shadow_req_put(stdout, &batch[i]) < 0)
 				die_sys(EXIT_TEMPORARY, "unable to write to stdout");
-			batch[i].result = jv_invalid();
 			shadow_req_free(&batch[i]);
 		}
 		if (fflush(stdout) == EOF)

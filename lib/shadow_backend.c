@@ -33,6 +33,8 @@ void shadow_req_reject(struct shadow_req *r, int code, const char *message, time
 	out = jv_object_set(out, jv_string("line"), jv_number((double)r->line));
 	jv_free(r->result);
 	r->result = out;
+	free(r->text);
+	r->text = NULL;
 }
 
 void shadow_req_accept(struct shadow_req *r, jv body)
@@ -41,9 +43,35 @@ void shadow_req_accept(struct shadow_req *r, jv body)
 	r->result = shadow_tag(body, shadow_req_thing(r), shadow_req_shadow(r), "accepted");
 }
 
+void shadow_req_accept_text(struct shadow_req *r, struct jbuf *b)
+{
+	jv_free(r->result);
+	free(r->text);
+	r->result = jv_true();
+	r->text = b->p;
+	r->text_len = b->len;
+	*b = (struct jbuf){0};
+}
+
+int shadow_req_accepted(const struct shadow_req *r)
+{
+	if (r->text)
+		return 1;
+	const char *res = jv_get_kind(r->result) == JV_KIND_OBJECT ? jl_str(r->result, "result") : NULL;
+	return res && strcmp(res, "accepted") == 0;
+}
+
+int shadow_req_put(FILE *f, const struct shadow_req *r)
+{
+	if (r->text)
+		return jsonl_put_text(f, r->text, r->text_len);
+	return jsonl_put(f, jv_copy(r->result));
+}
+
 void shadow_req_init(struct shadow_req *r, const char *line, size_t len, unsigned long lineno)
 {
 	r->line = lineno;
+	r->text = NULL;
 	r->result = jv_invalid();
 	jv v = jsonl_parse_object(line, len);
 	if (!jv_is_valid(v)) {
@@ -67,6 +95,8 @@ void shadow_req_free(struct shadow_req *r)
 {
 	jv_free(r->req);
 	jv_free(r->result);
+	free(r->text);
+	r->text = NULL;
 	r->req = jv_null();
 	r->result = jv_invalid();
 }

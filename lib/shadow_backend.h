@@ -6,19 +6,31 @@
 
 #include <jv.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <time.h>
+
+#include "json_out.h"
 
 /* One input line of shadow-put. */
 struct shadow_req {
 	jv req;             /* the checked update line (owned); jv_null() when the line was refused */
 	unsigned long line; /* its line number on input */
 	jv result;          /* the result line to print; jv_invalid() until decided */
+	char *text;         /* or the result line already as JSON text (newline included, malloc'd;
+	                     * result is then jv_true()) */
+	size_t text_len;
 };
 
 /* Parse and check one update line into r (result set already when refused). */
 void shadow_req_init(struct shadow_req *r, const char *line, size_t len, unsigned long lineno);
 /* Set r->result to the accepted record (body consumed, the /update/accepted document). */
 void shadow_req_accept(struct shadow_req *r, jv body);
+/* The same with the accepted line already written as JSON text (b's content, taken over). */
+void shadow_req_accept_text(struct shadow_req *r, struct jbuf *b);
+/* 1 if r's result says accepted. */
+int shadow_req_accepted(const struct shadow_req *r);
+/* Write r's result line to f (see jsonl_put). 0, or -1 on a write error. */
+int shadow_req_put(FILE *f, const struct shadow_req *r);
 /* Set r->result to a rejection with this code and message (AWS's wording). */
 void shadow_req_reject(struct shadow_req *r, int code, const char *message, time_t now);
 void shadow_req_free(struct shadow_req *r);

@@ -19,11 +19,117 @@
 #include "jsonl.h"
 #include "log.h"
 #include "shadow_doc.h"
+#include "shadow_tree.h"
 #include "shadow_wal.h"
 
 #define DOC_MAX (1u << 20)
 #define PARTIAL_MAX (1u << 20)
 #define CACHE_MAX 200000 /* documents remembered between commits */
+
+/* "thing/shadow" -> the document as a tree (lib/shadow_tree.c), changed in place by commits */
+struct centry {
+	struct centry *next;
+	struct shadow_tdoc *doc;
+	size_t hash;
+	char key[];
+};
+struct cache {
+	struct centry **b;
+	size_t nb, n;
+};
+
+static size_t hash_key(const char *s)
+{
+	size_t h = 1469598103934665603u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211u;
+	return h;
+}
+
+static struct centry **cache_slot(struct cache *c, const char *key, size_t h)
+{
+	struct centry **e = &c->b[h & (c->nb - 1)];
+	while (*e && ((*e)->hash != h || strcmp((*e)->key, key) != 0))
+		e = &(*e)->next;
+	return e;
+}
+
+static struct shadow_tdoc *cache_get(struct cache *c, const char *key)
+{
+	if (!c->nb)
+		return NULL;
+	struct centry *e = *cache_slot(c, key, hash_key(key));
+	return e ? e->doc : NULL;
+}
+
+/* Remember doc (taken over, freed on failure). 0 or -1. */
+static int cache_put(struct cache *c, const char *key, struct shadow_tdoc *doc)
+{
+	if (c->n >= c->nb) {
+		size_t nb = c->nb ? c->nb * 2 : 1024;
+		struct centry **b = calloc(nb, sizeof *b);
+		if (!b) {
+			shadow_tdoc_free(doc);
+			return -1;
+		}
+		for (size_t i = 0; i < c->nb; i++)
+			for (struct centry *e = c->b[i], *next; e; e = next) {
+				next = e->next;
+				e->next = b[e->hash & (nb - 1)];
+				b[e->hash & (nb - 1)] = e;
+			}
+		free(c->b);
+		c->b = b;
+		c->nb = nb;
+	}
+	size_t h = hash_key(key), kl = strlen(key);
+	struct centry *e = malloc(sizeof *e + kl + 1);
+	if (!e) {
+		shadow_tdoc_free(doc);
+		return -1;
+	}
+	memcpy(e->key, key, kl + 1);
+	e->hash = h;
+	e->doc = doc;
+	struct centry **slot = cache_slot(c, key, h);
+	if (*slot) {
+		struct centry *old = *slot;
+		e->next = old->next;
+		shadow_tdoc_free(old->doc);
+		free(old);
+		c->n--;
+	} else {
+		e->next = NULL;
+	}
+	*slot = e;
+	c->n++;
+	return 0;
+}
+
+static void cache_drop(struct cache *c, const char *key)
+{
+	if (!c->nb)
+		return;
+	struct centry **slot = cache_slot(c, key, hash_key(key)), *e = *slot;
+	if (!e)
+		return;
+	*slot = e->next;
+	shadow_tdoc_free(e->doc);
+	free(e);
+	c->n--;
+}
+
+static void cache_clear(struct cache *c)
+{
+	for (size_t i = 0; i < c->nb; i++)
+		for (struct centry *e = c->b[i], *next; e; e = next) {
+			next = e->next;
+			shadow_tdoc_free(e->doc);
+			free(e);
+		}
+	free(c->b);
+	*c = (struct cache){0};
+}
 
 struct local {
 	struct shadow_backend base;
@@ -32,8 +138,7 @@ struct local {
 	size_t jmax;
 	struct shadow_wal *wal;
 	int replay_pending; /* a document of this batch could not be written */
-	jv cache;           /* "thing/shadow" -> the stored document, while nobody else writes */
-	size_t ncache;
+	struct cache cache; /* the stored documents, while nobody else writes */
 	/* watching */
 	const struct shadow_select *sel;
 	int inofd, jfd;
@@ -130,10 +235,11 @@ static int item_cmp(const void *a, const void *b)
 
 struct group {
 	size_t first, count; /* range in the sorted items */
-	jv doc;
+	struct shadow_tdoc *doc; /* the cache's */
 	int dirty, failed;
 	size_t off, len; /* the new document's text in the batch's log lines */
 	char name[256];
+	char key[256]; /* "thing/shadow" in the cache */
 };
 
 /* Replace one document. Its twin .prev.<name> (the version before) is overwritten in place
@@ -224,7 +330,8 @@ static void journal_publish(struct local *l, const struct jbuf *j)
 /* The log's lines for a batch (shadow-store(5)):
  *   d <thing> <shadow, or . for the classic one> <the new document>
  *   j <a delta line for the journal> */
-static int add_doc_line(struct jbuf *b, const char *thing, const char *shadow, jv doc, size_t *off, size_t *len)
+static int add_doc_line(struct jbuf *b, const char *thing, const char *shadow, const struct shadow_tdoc *doc,
+                        size_t *off, size_t *len)
 {
 	jbuf_add(b, "d ", 2);
 	jbuf_add(b, thing, strlen(thing));
@@ -232,7 +339,7 @@ static int add_doc_line(struct jbuf *b, const char *thing, const char *shadow, j
 	jbuf_add(b, *shadow ? shadow : ".", *shadow ? strlen(shadow) : 1);
 	jbuf_add(b, " ", 1);
 	*off = b->len;
-	json_out_append(b, doc);
+	shadow_tdoc_append(b, doc);
 	jbuf_add(b, "\n", 1);
 	*len = b->len - *off;
 	return b->failed ? -1 : 0;
@@ -324,41 +431,59 @@ static int commit(struct local *l, struct shadow_req *reqs, size_t n, struct ite
 		const char *thing = it[g->first].thing;
 		const char *shadow = *it[g->first].shadow ? it[g->first].shadow : NULL;
 		g->dirty = g->failed = 0;
-		jv key = jv_string_fmt("%s/%s", thing, shadow ? shadow : "");
-		g->doc = jv_object_get(jv_copy(l->cache), jv_copy(key));
-		if (jv_is_valid(g->doc)) {
-			jv_free(key);
-		} else if (doc_name(g->name, sizeof g->name, thing, shadow) < 0 ||
-		           shadow_local_read(l->dirfd, thing, shadow, &g->doc) < 0) {
-			jv_free(key);
-			log_error("unable to read shadow %s%s%s: %s", thing, shadow ? "." : "",
-			          shadow ? shadow : "", strerror(errno));
-			g->doc = jv_null();
-			fail_group(reqs, it, g);
-			rc = -1;
-			continue;
-		} else {
-			/* remembered as read; a commit that fails to write it forgets it again */
-			l->cache = jv_object_set(l->cache, key, jv_copy(g->doc));
-			l->ncache++;
-		}
+		/* names are checked: [a-zA-Z0-9:_-]{1,128} and {1,64} */
+		snprintf(g->key, sizeof g->key, "%s/%s", thing, shadow ? shadow : "");
 		if (doc_name(g->name, sizeof g->name, thing, shadow) < 0) {
 			fail_group(reqs, it, g);
 			rc = -1;
 			continue;
 		}
-		for (size_t k = 0; k < g->count; k++) {
+		g->doc = cache_get(&l->cache, g->key);
+		if (!g->doc) {
+			jv doc;
+			if (shadow_local_read(l->dirfd, thing, shadow, &doc) < 0) {
+				log_error("unable to read shadow %s%s%s: %s", thing, shadow ? "." : "",
+				          shadow ? shadow : "", strerror(errno));
+				fail_group(reqs, it, g);
+				rc = -1;
+				continue;
+			}
+			g->doc = shadow_tdoc_from_jv(doc);
+			jv_free(doc);
+			/* remembered as read; a commit that fails to write it forgets it again */
+			if (!g->doc || cache_put(&l->cache, g->key, g->doc) < 0) {
+				log_error("unable to read shadow %s%s%s: out of memory", thing, shadow ? "." : "",
+				          shadow ? shadow : "");
+				g->doc = NULL;
+				fail_group(reqs, it, g);
+				rc = -1;
+				continue;
+			}
+		}
+		for (size_t k = 0; k < g->count && !g->failed; k++) {
 			struct shadow_req *r = &reqs[it[g->first + k].idx];
-			jv acc, delta;
+			jv delta;
 			struct shadow_error err;
-			if (shadow_apply(&g->doc, r->req, now, &acc, &delta, &err) < 0) {
+			struct jbuf line = {0};
+			if (shadow_tdoc_apply(g->doc, r->req, now, thing, shadow, &line, &delta, &err) < 0) {
+				free(line.p);
+				if (err.code == 500) {
+					/* out of memory, the tree half changed: forget it, refuse the group */
+					log_error("unable to update shadow %s: out of memory", g->key);
+					cache_drop(&l->cache, g->key);
+					g->doc = NULL;
+					fail_group(reqs, it, g);
+					break;
+				}
 				shadow_req_reject(r, err.code, err.message, now);
 				continue;
 			}
 			g->dirty = 1;
-			shadow_req_accept(r, acc);
+			shadow_req_accept_text(r, &line);
 			if (jv_is_valid(delta))
 				deltas[it[g->first + k].idx] = shadow_tag(delta, thing, shadow, NULL);
+			else
+				jv_free(delta);
 		}
 	}
 	struct jbuf wal = {0}, jour = {0};
@@ -373,7 +498,7 @@ static int commit(struct local *l, struct shadow_req *reqs, size_t n, struct ite
 	for (size_t i = 0; i < n; i++) {
 		if (!jv_is_valid(deltas[i]))
 			continue;
-		if (jv_get_kind(reqs[i].result) == JV_KIND_OBJECT) {
+		if (shadow_req_accepted(&reqs[i])) {
 			size_t at = jour.len;
 			json_out_append(&jour, deltas[i]);
 			jbuf_add(&jour, "\n", 1);
@@ -394,8 +519,11 @@ static int commit(struct local *l, struct shadow_req *reqs, size_t n, struct ite
 	}
 	if (!logged) {
 		for (size_t gi = 0; gi < ng; gi++)
-			if (gs[gi].dirty && !gs[gi].failed)
+			if (gs[gi].dirty && !gs[gi].failed) {
+				/* the tree holds the refused updates: read the document again next time */
+				cache_drop(&l->cache, gs[gi].key);
 				fail_group(reqs, it, &gs[gi]);
+			}
 		rc = -1;
 	} else {
 		/* durable now: publish, then bring the documents up to date (a watcher that hears of a
@@ -407,10 +535,8 @@ static int commit(struct local *l, struct shadow_req *reqs, size_t n, struct ite
 				continue;
 			const char *step;
 			int err = write_doc(l, g->name, wal.p + g->off, g->len, &step);
-			const char *sh = it[g->first].shadow;
-			jv key = jv_string_fmt("%s/%s", it[g->first].thing, sh);
-			l->cache = err ? jv_object_delete(l->cache, key) : jv_object_set(l->cache, key, jv_copy(g->doc));
 			if (err) {
+				cache_drop(&l->cache, g->key);
 				/* the update stands (it is in the log); the next commit replays the batch */
 				log_error("unable to %s %s/%s: %s", step, l->dir, g->name, strerror(err));
 				l->replay_pending = 1;
@@ -419,10 +545,6 @@ static int commit(struct local *l, struct shadow_req *reqs, size_t n, struct ite
 	}
 	free(wal.p);
 	free(jour.p);
-	for (size_t gi = 0; gi < ng; gi++) {
-		jv_free(gs[gi].doc);
-		gs[gi].doc = jv_null();
-	}
 	return rc;
 }
 
@@ -442,11 +564,9 @@ static int local_put(struct shadow_backend *b, struct shadow_req *reqs, size_t n
 				shadow_req_reject(&reqs[i], 500, "Internal service failure", time(NULL));
 		return -1;
 	}
-	if (!ours || l->ncache > CACHE_MAX) {
+	if (!ours || l->cache.n > CACHE_MAX) {
 		/* another process wrote the store: what this one remembers may be stale */
-		jv_free(l->cache);
-		l->cache = jv_object();
-		l->ncache = 0;
+		cache_clear(&l->cache);
 	}
 	size_t ni = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -461,7 +581,7 @@ static int local_put(struct shadow_backend *b, struct shadow_req *reqs, size_t n
 		if (i == 0 || strcmp(it[i].thing, it[i - 1].thing) || strcmp(it[i].shadow, it[i - 1].shadow)) {
 			gs[ng].first = i;
 			gs[ng].count = 0;
-			gs[ng].doc = jv_null();
+			gs[ng].doc = NULL;
 			ng++;
 		}
 		gs[ng - 1].count++;
@@ -677,7 +797,7 @@ static void local_close(struct shadow_backend *b)
 	if (l->jfd >= 0)
 		close(l->jfd);
 	shadow_wal_close(l->wal);
-	jv_free(l->cache);
+	cache_clear(&l->cache);
 	close(l->dirfd);
 	close(l->jdirfd);
 	free(l->partial);
@@ -723,7 +843,6 @@ struct shadow_backend *shadow_local_open(const char *dir)
 		return NULL;
 	l->base.ops = &local_ops;
 	l->dirfd = l->jdirfd = l->inofd = l->jfd = -1;
-	l->cache = jv_object();
 	l->dir = strdup(dir);
 	if (!l->dir)
 		goto fail;
@@ -758,7 +877,6 @@ fail:;
 	if (l->jdirfd >= 0)
 		close(l->jdirfd);
 	shadow_wal_close(l->wal);
-	jv_free(l->cache);
 	free(l->dir);
 	free(l);
 	errno = e;

@@ -1,9 +1,12 @@
 /* Unit checks of lib/shadow_doc.c: AWS IoT Device Shadow document semantics. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "json_out.h"
 #include "jsonl.h"
 #include "shadow_doc.h"
+#include "shadow_tree.h"
 
 static int failures;
 #define CHECK(cond)                                                                        \
@@ -230,6 +233,165 @@ static void test_tag(void)
 	jv_free(s);
 }
 
+/* ---- lib/shadow_tree.c against shadow_apply: random update sequences ---- */
+
+static unsigned long rng = 12345;
+static unsigned rnd(unsigned n)
+{
+	rng = rng * 6364136223846793005ul + 1442695040888963407ul;
+	return (unsigned)(rng >> 33) % n;
+}
+
+static jv rand_value(int depth, int allow_null);
+
+static jv rand_object(int depth, int allow_null)
+{
+	/* keys jq escapes in its output (", DEL), UTF-8, and one named like a metadata leaf */
+	static const char *keys[] = {"a", "b", "c", "o", "5700", "q\"", "\xc3\xa9", "t\x7f", "timestamp"};
+	jv o = jv_object();
+	unsigned n = rnd(4);
+	for (unsigned i = 0; i < n; i++)
+		o = jv_object_set(o, jv_string(keys[rnd(sizeof keys / sizeof *keys)]), rand_value(depth + 1, allow_null));
+	return o;
+}
+
+static jv rand_value(int depth, int allow_null)
+{
+	switch (rnd(depth > 3 ? 6 : 9)) {
+	case 0:
+		return jv_number((double)rnd(1000));
+	case 1:
+		return jv_number(rnd(1000) / 8.0 - 20.3);
+	case 2:
+		return jv_string(rnd(2) ? "on" : "x\"y\n");
+	case 3:
+		return rnd(2) ? jv_true() : jv_false();
+	case 4:
+		return allow_null ? jv_null() : jv_number(1);
+	case 5:
+		return rnd(2) ? J("[1,2.5,\"s\"]") : J("[{\"z\":1,\"a\":[2]}]");
+	case 6:
+		return rnd(3) ? rand_object(depth, allow_null) : jv_object();
+	default:
+		return rand_object(depth, allow_null);
+	}
+}
+
+static jv rand_request(double version)
+{
+	jv r = jv_object();
+	r = jv_object_set(r, jv_string("thing"), jv_string("dev1"));
+	jv state;
+	unsigned shape = rnd(10);
+	if (shape == 0) {
+		state = jv_null();
+	} else {
+		state = jv_object();
+		if (shape < 4 || shape == 9)
+			state = jv_object_set(state, jv_string("desired"), rnd(8) ? rand_object(0, 1) : jv_null());
+		if (shape >= 3)
+			state = jv_object_set(state, jv_string("reported"), rnd(8) ? rand_object(0, 1) : jv_null());
+	}
+	if (rnd(12) == 0) {
+		char big[3001];
+		memset(big, 'x', 3000);
+		big[3000] = 0;
+		const char *bigs[] = {"big1", "big2", "big3"};
+		jv sec = jv_object_set(jv_object(), jv_string(bigs[rnd(3)]), jv_string(big));
+		if (jv_get_kind(state) != JV_KIND_OBJECT) {
+			jv_free(state);
+			state = jv_object();
+		}
+		state = jv_object_set(state, jv_string(rnd(2) ? "reported" : "desired"), sec);
+	}
+	r = jv_object_set(r, jv_string("state"), state);
+	if (rnd(5) == 0)
+		r = jv_object_set(r, jv_string("version"), jv_number(rnd(3) ? version : version + 1));
+	if (rnd(4) == 0)
+		r = jv_object_set(r, jv_string("clientToken"), jv_string("tok\"1"));
+	return r;
+}
+
+static char *text_of(jv v)
+{
+	struct jbuf b = {0};
+	json_out_append(&b, v);
+	jbuf_add(&b, "", 1);
+	return b.p;
+}
+
+static void test_tree(void)
+{
+	int accepted = 0, deltas = 0, conflicts = 0, too_big = 0;
+	for (int run = 0; run < 300; run++) {
+		jv doc = jv_null();
+		struct shadow_tdoc *t = shadow_tdoc_from_jv(doc);
+		for (int step = 0; step < 40; step++) {
+			time_t now = 1700000000 + run * 100 + step;
+			jv req = rand_request(jl_num(doc, "version", 0));
+			struct shadow_error e1 = {0, NULL}, e2 = {0, NULL};
+			if (shadow_check_update(req, &e1) < 0) {
+				jv_free(req);
+				continue;
+			}
+			jv acc = jv_invalid(), d1 = jv_invalid(), d2 = jv_invalid();
+			struct jbuf line = {0};
+			int r1 = shadow_apply(&doc, req, now, &acc, &d1, &e1);
+			int r2 = shadow_tdoc_apply(t, req, now, "dev1", NULL, &line, &d2, &e2);
+			CHECK(r1 == r2);
+			if (r1 < 0 && r2 < 0)
+				CHECK(e1.code == e2.code);
+			accepted += r1 == 0;
+			deltas += jv_is_valid(d1);
+			conflicts += r1 < 0 && e1.code == 409;
+			too_big += r1 < 0 && e1.code == 413;
+			struct jbuf dt = {0};
+			shadow_tdoc_append(&dt, t);
+			jbuf_add(&dt, "", 1);
+			char *want = text_of(doc);
+			/* (a shadow that does not exist yet is never written) */
+			if (jv_get_kind(doc) != JV_KIND_NULL && strcmp(want, dt.p) != 0) {
+				char *rq = text_of(req);
+				fprintf(stderr, "  run %d step %d: %s\n  jv:   %s\n  tree: %s\n", run, step, rq, want, dt.p);
+				free(rq);
+				failures++;
+				step = 1000;
+			}
+			free(want);
+			free(dt.p);
+			if (r1 == 0 && r2 == 0) {
+				jv tagged = shadow_tag(jv_copy(acc), "dev1", NULL, "accepted");
+				char *al = text_of(tagged);
+				jv_free(tagged);
+				jbuf_add(&line, "", 1);
+				CHECK(line.len == strlen(al) + 2 && strncmp(al, line.p, strlen(al)) == 0 &&
+				      line.p[strlen(al)] == '\n');
+				free(al);
+				char *x1 = text_of(d1), *x2 = text_of(d2);
+				CHECK(jv_is_valid(d1) == jv_is_valid(d2) && strcmp(x1, x2) == 0);
+				free(x1);
+				free(x2);
+			}
+			/* and a tree made from the stored text again is the same document */
+			if (step % 7 == 0) {
+				shadow_tdoc_free(t);
+				t = shadow_tdoc_from_jv(doc);
+			}
+			free(line.p);
+			jv_free(acc);
+			jv_free(d1);
+			jv_free(d2);
+			jv_free(req);
+		}
+		shadow_tdoc_free(t);
+		jv_free(doc);
+	}
+	/* the sequences reach every outcome */
+	CHECK(accepted > 5000 && deltas > 1000 && conflicts > 100 && too_big > 50);
+	if (getenv("TEST_VERBOSE"))
+		fprintf(stderr, "tree: %d accepted, %d deltas, %d conflicts, %d too big\n", accepted, deltas, conflicts, too_big);
+}
+
 int main(void)
 {
 	test_names();
@@ -238,6 +400,7 @@ int main(void)
 	test_version_token();
 	test_delta();
 	test_tag();
+	test_tree();
 	if (failures) {
 		fprintf(stderr, "%d check(s) failed\n", failures);
 		return 1;
