@@ -3,15 +3,18 @@
  * per input line, printed once the update is durable. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cmdutil.h"
+#include "json_out.h"
 #include "jsonl.h"
 #include "linereader.h"
 #include "log.h"
@@ -65,6 +68,61 @@ static int wait_input(const sigset_t *unblocked, int timeout_zero)
 	}
 }
 
+static double elapsed(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* Write a committed batch's result lines. A reader that stalls leaves us waiting in ppoll
+ * (where SIGTERM is heard), not in write(2): to a pipe we write at most PIPE_BUF bytes once
+ * poll says it has room, which never blocks. Meanwhile no input is read, so the writer
+ * upstream is held back and memory stays at one batch. */
+static void write_results(const char *p, size_t len, const sigset_t *unblocked)
+{
+	static int pipe_out = -1;
+	if (pipe_out < 0) {
+		struct stat st;
+		pipe_out = fstat(STDOUT_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+	}
+	int stalled = 0;
+	struct timespec since;
+	size_t done = 0;
+	while (done < len) {
+		struct pollfd pf = {.fd = STDOUT_FILENO, .events = POLLOUT};
+		struct timespec second = {1, 0};
+		int n = ppoll(&pf, 1, stalled ? NULL : &second, unblocked);
+		if (n < 0 && errno != EINTR)
+			die_sys(EXIT_TEMPORARY, "unable to poll stdout");
+		if (cmd_stop_requested() && n <= 0) {
+			size_t lines = 0;
+			for (const char *q = p + done; (q = memchr(q, '\n', (size_t)(p + len - q))); q++)
+				lines++;
+			die(EXIT_TEMPORARY, "stopped with %zu result line%s unwritten (stdout is not read): their updates are committed",
+			    lines, lines == 1 ? "" : "s");
+		}
+		if (n == 0 && !stalled) {
+			stalled = 1;
+			clock_gettime(CLOCK_MONOTONIC, &since);
+			log_warn("stdout: the reader is not reading; no input is read until it does");
+		}
+		if (n <= 0)
+			continue;
+		size_t chunk = len - done;
+		if (pipe_out && chunk > PIPE_BUF)
+			chunk = PIPE_BUF;
+		ssize_t w = write(STDOUT_FILENO, p + done, chunk);
+		if (w < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (w < 0)
+			die_sys(EXIT_TEMPORARY, "unable to write to stdout");
+		done += (size_t)w;
+	}
+	if (stalled)
+		log_info("stdout: the reader caught up after %.1f s", elapsed(&since));
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -81,7 +139,6 @@ int main(int argc, char **argv)
 	int c, batch_given = 0, ready_fd = -1;
 	struct shadow_aws_opts aws;
 	log_init(argv[0]);
-	stdout_full_buffer(); /* flushed once per committed batch */
 	shadow_aws_opts_init(&aws);
 	aws.stop = &cmd_stop;
 	while ((c = getopt_long(argc, argv, "s:b:d:vqhVTI:r:" SHADOW_AWS_SHORTOPTS, opts, NULL)) != -1) {
@@ -163,6 +220,7 @@ int main(int argc, char **argv)
 	if (!batch)
 		die_sys(EXIT_TEMPORARY, "unable to allocate");
 	int rejected = 0, failed = 0, done = 0;
+	struct jbuf out = {0}; /* a batch's result lines */
 	while (!done) {
 		size_t n = 0;
 		/* group commit: take what is already waiting on stdin (never more than the bound),
@@ -208,21 +266,24 @@ int main(int argc, char **argv)
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		log_debug("committed %zu lines in %.1f ms", n,
 		          (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+		out.len = 0;
 		for (size_t i = 0; i < n; i++) {
 			if (!shadow_req_accepted(&batch[i]))
 				rejected = 1;
-			if (shadow_req_put(stdout, &batch[i]) < 0)
-				die_sys(EXIT_TEMPORARY, "unable to write to stdout");
+			shadow_req_append(&out, &batch[i]);
 			shadow_req_free(&batch[i]);
 		}
-		if (fflush(stdout) == EOF)
-			die_sys(EXIT_TEMPORARY, "unable to write to stdout");
+		if (out.failed)
+			die(EXIT_TEMPORARY, "unable to write the results: out of memory");
+		/* printed once the batch is committed, in input order */
+		write_results(out.p, out.len, &unblocked);
 		if (aws.enabled && shadow_aws_auth_failed(be))
 			die(EXIT_USAGE, "AWS IoT refused the credentials; see the rejected line above");
 		if (cmd_stop_requested())
 			done = 1;
 	}
 	free(batch);
+	free(out.p);
 	lr_free(&lr);
 	be->ops->close(be);
 	shadow_aws_opts_free(&aws);

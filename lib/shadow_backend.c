@@ -61,11 +61,12 @@ int shadow_req_accepted(const struct shadow_req *r)
 	return res && strcmp(res, "accepted") == 0;
 }
 
-int shadow_req_put(FILE *f, const struct shadow_req *r)
+int shadow_req_append(struct jbuf *b, const struct shadow_req *r)
 {
 	if (r->text)
-		return jsonl_put_text(f, r->text, r->text_len);
-	return jsonl_put(f, jv_copy(r->result));
+		return jbuf_add(b, r->text, r->text_len);
+	json_out_append(b, r->result);
+	return jbuf_add(b, "\n", 1);
 }
 
 void shadow_req_init(struct shadow_req *r, const char *line, size_t len, unsigned long lineno)

@@ -6,7 +6,6 @@
 
 #include <jv.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <time.h>
 
 #include "json_out.h"
@@ -29,8 +28,8 @@ void shadow_req_accept(struct shadow_req *r, jv body);
 void shadow_req_accept_text(struct shadow_req *r, struct jbuf *b);
 /* 1 if r's result says accepted. */
 int shadow_req_accepted(const struct shadow_req *r);
-/* Write r's result line to f (see jsonl_put). 0, or -1 on a write error. */
-int shadow_req_put(FILE *f, const struct shadow_req *r);
+/* Append r's result line, newline included, to b. 0, or -1 when memory ran out. */
+int shadow_req_append(struct jbuf *b, const struct shadow_req *r);
 /* Set r->result to a rejection with this code and message (AWS's wording). */
 void shadow_req_reject(struct shadow_req *r, int code, const char *message, time_t now);
 void shadow_req_free(struct shadow_req *r);

@@ -351,3 +351,90 @@ PY
 	run sh -c "cat '$S'/c*.json | jq -s -c 'map(.state.reported.n)|sort'"
 	assert_output '[294,295,296,297,298,299,300]'
 }
+
+@test "shadow-put: a stdout reader that stalls holds the input back; memory stays bounded; every result arrives, in order" {
+	cd "$BATS_TEST_TMPDIR"
+	n=100000
+	python3 -c '
+import sys
+with open("in.jsonl", "w") as f:
+    for i in range(int(sys.argv[1])):
+        f.write("{\"thing\":\"s%d\",\"state\":{\"reported\":{\"n\":%d,\"pad\":\"%s\"}}}\n" % (i % 100, i, "x" * 40))
+' "$n"
+	mkfifo in out
+	# the reader opens the fifo but takes nothing until ./go exists
+	start_bg reader python3 -c '
+import os, time
+f = open("out", "rb")
+while not os.path.exists("go"):
+    time.sleep(0.05)
+with open("results.jsonl", "wb") as o:
+    while True:
+        b = f.read1(65536)
+        if not b:
+            break
+        o.write(b)
+'
+	start_bg put sh -c 'exec shadow-put -s store <in >out'
+	# the feeder reports how far it got
+	start_bg feed python3 -c '
+import sys
+with open("in", "w") as f, open("in.jsonl") as src:
+    for i, line in enumerate(src, 1):
+        f.write(line)
+        if i % 1000 == 0:
+            f.flush()
+            open("fed", "w").write(str(i))
+'
+	pid=$(bg_pid put)
+	wait_until 30 grep -q 'the reader is not reading' put.err
+	# stalled: shadow-put waits in poll for stdout, reads no input, and the feeder is held back
+	fed1=$(cat fed)
+	rss1=$(awk '$1 == "VmRSS:" {print $2}' "/proc/$pid/status")
+	sleep 2
+	fed2=$(cat fed)
+	rss2=$(awk '$1 == "VmRSS:" {print $2}' "/proc/$pid/status")
+	echo "fed $fed1 -> $fed2 of $n, VmRSS $rss1 -> $rss2 kB"
+	[ "$fed2" -eq "$fed1" ]
+	[ "$fed2" -lt $((n / 2)) ]
+	[[ "$(cat "/proc/$pid/wchan")" == *poll* ]]
+	hwm=$(awk '$1 == "VmHWM:" {print $2}' "/proc/$pid/status")
+	[ "$hwm" -lt $((64 * 1024)) ]
+	[ "$rss2" -le $((rss1 + 1024)) ]
+	# what it acknowledged so far is in the store already, though nobody has read it
+	stored=$(cat store/s*.json | jq -s 'map(.version)|add')
+	[ "$stored" -gt 0 ]
+	touch go
+	wait_until 120 sh -c '! kill -0 '"$(bg_pid feed)"
+	wait_until 120 sh -c '! kill -0 '"$pid"
+	grep -q 'the reader caught up' put.err
+	wait_until 30 sh -c '! kill -0 '"$(bg_pid reader)"
+	# every line acknowledged, once, in input order
+	run -0 jq -en --argjson n "$n" '[inputs | select(.result == "accepted") | .state.reported.n] as $got
+		| ($got | length) == $n and $got == [range($n)]' results.jsonl
+	assert_output true
+	run -0 sh -c 'cat store/s*.json | jq -s "map(.version)|add"'
+	assert_output "$n"
+}
+
+@test "shadow-put: SIGTERM while stdout is not read ends it with 111, counting the results it could not write" {
+	cd "$BATS_TEST_TMPDIR"
+	for i in $(seq 1 20000); do echo "{\"thing\":\"h$((i % 10))\",\"state\":{\"reported\":{\"n\":$i}}}"; done >in.jsonl
+	mkfifo out
+	# a reader that holds the fifo open and never reads
+	start_bg hold sh -c 'exec 3<out; exec sleep 600'
+	shadow-put -s store <in.jsonl >out 2>put.err &
+	pid=$!
+	wait_until 30 grep -q 'the reader is not reading' put.err
+	kill -TERM $pid
+	rc=0
+	wait $pid || rc=$?
+	[ "$rc" -eq 111 ]
+	run grep -o 'stopped with [0-9]* result lines unwritten' put.err
+	assert_success
+	unwritten=$(grep -o 'stopped with [0-9]*' put.err | grep -o '[0-9]*$')
+	# the updates behind them are committed
+	committed=$(cat store/h*.json | jq -s 'map(.version)|add')
+	[ "$unwritten" -gt 0 ]
+	[ "$committed" -ge "$unwritten" ]
+}

@@ -92,6 +92,27 @@ vg_stop() {
 	vg_stop watch
 }
 
+@test "valgrind: shadow-put over merges, deletes, deltas, rejections and named shadows" {
+	mkfifo in
+	vg_start put "shadow-put -s store -b 7 <in"
+	exec 7>in
+	big=$(head -c 9000 /dev/zero | tr '\0' x)
+	for i in $(seq 1 60); do
+		echo "{\"thing\":\"t$((i % 4))\",\"state\":{\"reported\":{\"a\":$i,\"o\":{\"x\":$i.5,\"l\":[1,\"s\"]}}}}"
+		echo "{\"thing\":\"t$((i % 4))\",\"shadow\":\"cfg\",\"clientToken\":\"c$i\",\"state\":{\"desired\":{\"p\":$i,\"q\":{\"r\":true}}}}"
+		echo "{\"thing\":\"t$((i % 4))\",\"state\":{\"reported\":{\"o\":{\"x\":null},\"a\":{\"deep\":1},\"e\":{}}}}"
+		echo "{\"thing\":\"t$((i % 4))\",\"version\":1,\"state\":{\"reported\":{\"a\":0}}}"
+		echo "{\"thing\":\"t$((i % 4))\",\"state\":{\"desired\":null}}"
+	done >&7
+	echo "{\"thing\":\"t0\",\"state\":{\"reported\":{\"big\":\"$big\"}}}" >&7
+	echo '{not json' >&7
+	echo '{"thing":"t0","state":null}' >&7
+	wait_until 120 sh -c '[ "$(wc -l <put.out)" -eq 303 ]'
+	[ "$(grep -c '"result":"rejected"' put.out)" -ge 3 ]
+	vg_stop put 1 # some lines were rejected; 99 would be a valgrind finding
+	exec 7>&-
+}
+
 @test "valgrind: ljs-join serving joins over HTTP" {
 	cat >devices.jsonl <<EOF
 {"dev_eui":"0004A30B001C0530","join_eui":"70B3D57ED0000001","mac_version":"1.0.3","app_key":"$APPKEY","home_net_id":"000013"}
