@@ -14,6 +14,7 @@
 #include "js_http.h"
 #include "js_server.h"
 #include "js_state.h"
+#include "json_out.h"
 #include "jsonl.h"
 #include "kms.h"
 #include "kms_local.h"
@@ -153,32 +154,35 @@ static int stdin_loop(int ready_fd)
 				die_sys(EXIT_TEMPORARY, "unable to read stdin");
 			continue;
 		}
-		jv ans;
 		if (k == LR_TOOLONG) {
 			log_warn("line %lu: too long, skipped", r.lineno);
-			ans = js_malformed_answer("line too long");
-		} else {
-			size_t skip = strspn(line, " \t\r");
-			if (skip == len)
-				continue;
-			jv msg = jsonl_parse_object(line, len);
-			if (!jv_is_valid(msg)) {
-				jv m = jv_invalid_get_msg(msg);
-				char desc[300];
-				snprintf(desc, sizeof desc, "line %lu: %s", r.lineno,
-				         jv_get_kind(m) == JV_KIND_STRING ? jv_string_value(m) : "unreadable");
-				jv_free(m);
-				log_warn("%s", desc);
-				ans = js_malformed_answer(desc);
-			} else {
-				ans = js_server_handle(&srv, msg, NULL);
-				jv_free(msg);
-			}
-		}
-		if (!js_answer_ok(ans))
 			rejected = 1;
-		if (jsonl_write(stdout, ans) != 0)
+			if (jsonl_write(stdout, js_malformed_answer("line too long")) != 0)
+				die_sys(EXIT_TEMPORARY, "unable to write to stdout");
+			continue;
+		}
+		size_t skip = strspn(line, " \t\r");
+		if (skip == len)
+			continue;
+		char stack[1024];
+		struct jbuf ans = {.p = stack, .cap = sizeof stack, .borrowed = 1};
+		bool ok;
+		int rc = js_server_answer(&srv, line, len, NULL, &ans, &ok);
+		if (rc < 0) {
+			char desc[300];
+			snprintf(desc, sizeof desc, "line %lu: %.*s", r.lineno, (int)ans.len, ans.p ? ans.p : "");
+			log_warn("%s", desc);
+			if (jsonl_write(stdout, js_malformed_answer(desc)) != 0)
+				die_sys(EXIT_TEMPORARY, "unable to write to stdout");
+		} else if (ans.failed || jbuf_add(&ans, "\n", 1) != 0) {
+			die(EXIT_TEMPORARY, "out of memory");
+		} else if (jsonl_put_text(stdout, ans.p, ans.len) != 0 || fflush(stdout) == EOF) {
 			die_sys(EXIT_TEMPORARY, "unable to write to stdout");
+		}
+		if (!ans.borrowed)
+			free(ans.p);
+		if (rc < 0 || !ok)
+			rejected = 1;
 	}
 	lr_free(&r);
 	return rejected ? EXIT_NEGATIVE : 0;

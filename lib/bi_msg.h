@@ -45,4 +45,64 @@ jv bi_hex_uint_jv(uint64_t v, size_t n);
 /* A KeyEnvelope holding a key in clear: {"KEKLabel":"","AESKey":"…"}. */
 jv bi_clear_envelope(const uint8_t key[16]);
 
+/* The fields a Join Server reads of a message, found in one pass, instead of one object lookup
+ * (a jv string and a hash each) per read. */
+enum bi_field {
+	BI_F_PROTOCOL_VERSION,
+	BI_F_MESSAGE_TYPE,
+	BI_F_SENDER_ID,
+	BI_F_RECEIVER_ID,
+	BI_F_TRANSACTION_ID,
+	BI_F_SENDER_TOKEN,
+	BI_F_RECEIVER_TOKEN,
+	BI_F_SENDER_NSID,
+	BI_F_MAC_VERSION,
+	BI_F_PHY_PAYLOAD,
+	BI_F_DEV_EUI,
+	BI_F_DEV_ADDR,
+	BI_F_DL_SETTINGS,
+	BI_F_RX_DELAY,
+	BI_F_CFLIST,
+	BI_NFIELDS
+};
+struct bi_val {
+	jv_kind kind;    /* JV_KIND_INVALID: absent */
+	const char *str; /* a string's bytes (NUL-terminated once the view is complete) */
+	size_t len;
+	double num;
+	jv v; /* the value of a view made from a jv (borrowed), else jv_invalid() */
+};
+struct bi_view {
+	struct bi_val f[BI_NFIELDS];
+	char *text;         /* a text view: where its strings end, to be NUL-terminated */
+	size_t ends[BI_NFIELDS];
+	unsigned n_ends;
+};
+
+/* A view of an object (borrowed: it must outlive the view). */
+void bi_view_jv(struct bi_view *m, jv msg);
+/* A view straight from JSON text that json_check found well-formed: 0, or -1 when the text
+ * needs jq's decoding to be read as jq would (not a flat object; a field read here that holds a
+ * backslash escape, a byte outside printable ASCII, an object or array; a field given twice).
+ * Nothing is changed in text until bi_view_text_finish, which NUL-terminates the strings. */
+int bi_view_text(struct bi_view *m, char *text, size_t len);
+void bi_view_text_finish(struct bi_view *m);
+
+/* Readers over a view, with the semantics of the jv ones above: a string or NULL; present (any
+ * kind, null included); a number or def. */
+const char *bi_str(const struct bi_view *m, enum bi_field f);
+int bi_has(const struct bi_view *m, enum bi_field f);
+/* The field is the string s (usable before bi_view_text_finish). */
+bool bi_eq(const struct bi_view *m, enum bi_field f, const char *s);
+double bi_num(const struct bi_view *m, enum bi_field f, double def);
+int bi_view_hex_uint(const struct bi_view *m, enum bi_field f, size_t n, uint64_t *v);
+long bi_view_hex_var(const struct bi_view *m, enum bi_field f, uint8_t *out, size_t max);
+
+/* The answer's header as JSON text, without the closing brace: what bi_answer builds, in the
+ * same order (jq's: insertion), each value as jq prints it. 0, or -1 when memory ran out. */
+struct jbuf;
+int bi_answer_text(struct jbuf *b, const struct bi_view *m);
+/* Append ,"Result":{"ResultCode":..,"Description":..} as bi_result sets it. 0 or -1. */
+int bi_result_text(struct jbuf *b, enum bi_result r, const char *protocol_version, const char *desc);
+
 #endif

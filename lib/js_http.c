@@ -19,11 +19,13 @@
 
 #include "fsutil.h"
 #include "js_jwt.h"
+#include "json_out.h"
 #include "jsonl.h"
 #include "log.h"
 
 #define MAX_BODY (64 * 1024)
 #define CONNECTION_LIMIT 4096
+#define POOL_SIZE (8 * 1024) /* per connection: request line, headers, read and write buffers */
 #define VCACHE 64      /* client certificate chains known good, per server generation */
 #define VCACHE_TTL 300 /* seconds, or less when a certificate expires sooner */
 
@@ -220,7 +222,6 @@ struct body {
 	/* a JoinReq waiting for its record to be on disk, the connection suspended meanwhile */
 	struct gen *g;
 	struct MHD_Connection *c;
-	jv msg; /* kept untouched until the answer: it shares values with it */
 	struct js_pending *pend;
 	pthread_mutex_t mu; /* ready, suspended: the handler against the state writer's wake */
 	bool ready, suspended;
@@ -404,13 +405,26 @@ static void on_stored(void *arg)
 		gen_release(g); /* b may be gone from here on */
 }
 
-static enum MHD_Result answer(struct MHD_Connection *c, jv ans)
+static enum MHD_Result answer(struct MHD_Connection *c, struct jbuf *ans)
 {
-	jv txt = jv_dump_string(ans, 0);
-	const char *s = jv_string_value(txt);
-	enum MHD_Result rc = respond(c, MHD_HTTP_OK, "application/json", s, strlen(s));
-	jv_free(txt);
+	enum MHD_Result rc;
+	if (ans->failed) {
+		static const char m[] = "out of memory\n";
+		rc = respond(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain", m, sizeof m - 1);
+	} else {
+		rc = respond(c, MHD_HTTP_OK, "application/json", ans->p, ans->len);
+	}
+	if (!ans->borrowed)
+		free(ans->p);
 	return rc;
+}
+
+static enum MHD_Result answer_pending(struct body *b)
+{
+	struct jbuf ans;
+	js_server_finish(b->pend, &ans);
+	b->pend = NULL;
+	return answer(b->c, &ans);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -425,7 +439,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		if (!b)
 			return MHD_NO;
 		pthread_mutex_init(&b->mu, NULL);
-		b->msg = jv_invalid();
 		*con_cls = b;
 		const union MHD_ConnectionInfo *sc = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 		if (sc && sc->socket_context)
@@ -435,11 +448,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (b->pend) { /* resumed: the record is on disk, or could not be stored */
 		pthread_mutex_lock(&b->mu); /* on_stored is done with b once it lets go */
 		pthread_mutex_unlock(&b->mu);
-		jv ans = js_server_finish(b->pend);
-		b->pend = NULL;
-		jv_free(b->msg);
-		b->msg = jv_invalid();
-		return answer(c, ans);
+		return answer_pending(b);
 	}
 	if (*upload_size) {
 		if (!b->too_big) {
@@ -465,54 +474,49 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		static const char m[] = "body too large\n";
 		return respond(c, MHD_HTTP_CONTENT_TOO_LARGE, "text/plain", m, sizeof m - 1);
 	}
-	jv msg = jsonl_parse_object(b->buf ? b->buf : "", b->len);
-	if (!jv_is_valid(msg)) {
-		jv e = jv_invalid_get_msg(msg);
-		char m[300];
-		int n = snprintf(m, sizeof m, "%s\n", jv_get_kind(e) == JV_KIND_STRING ? jv_string_value(e) : "unreadable body");
-		jv_free(e);
-		log_debug("HTTP 400: %s", m);
-		js_stats_count(&g->h->srv->stats.http_errors);
-		return respond(c, MHD_HTTP_BAD_REQUEST, "text/plain", m, (size_t)n < sizeof m ? (size_t)n : sizeof m - 1);
-	}
 	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	struct auth_ctx a = {.g = g, .c = c, .cc = ci ? ci->socket_context : NULL};
 	const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	if (g->h->jwt && auth && strncasecmp(auth, "Bearer ", 7) == 0)
 		a.jwt = js_jwt_verify(g->h->jwt, auth + 7, a.jwt_err, sizeof a.jwt_err) == 0 ? 1 : -1;
 	struct js_peer peer = {.authorize = authorize, .ctx = &a};
+	char empty[1] = "", stack[1024];
+	char *text = b->buf ? b->buf : empty;
+	struct jbuf ans = {.p = stack, .cap = sizeof stack, .borrowed = 1};
+	bool ok;
+	int rc;
 	if (!gen_hold(g)) { /* this server is being stopped: wait here, never suspended */
-		jv ans = js_server_handle(g->h->srv, msg, &peer);
-		jv_free(msg);
-		return answer(c, ans);
-	}
-	b->g = g;
-	b->c = c;
-	struct js_pending *pend;
-	jv ans = js_server_handle_async(g->h->srv, msg, &peer, on_stored, b, &pend);
-	if (!pend) {
+		rc = js_server_answer(g->h->srv, text, b->len, &peer, &ans, &ok);
+	} else {
+		b->g = g;
+		b->c = c;
+		rc = js_server_answer_async(g->h->srv, text, b->len, &peer, on_stored, b, &b->pend, &ans, &ok);
+		if (rc == 1) {
+			/* the state writer wakes this connection once the join is stored */
+			pthread_mutex_lock(&b->mu);
+			bool ready = b->ready;
+			if (!ready) {
+				MHD_suspend_connection(c);
+				b->suspended = true;
+			}
+			pthread_mutex_unlock(&b->mu);
+			if (!ready)
+				return MHD_YES;
+			gen_release(g);
+			return answer_pending(b);
+		}
 		gen_release(g);
-		jv_free(msg);
-		return answer(c, ans);
 	}
-	/* the state writer wakes this connection once the join is stored */
-	b->msg = msg;
-	b->pend = pend;
-	pthread_mutex_lock(&b->mu);
-	bool ready = b->ready;
-	if (!ready) {
-		MHD_suspend_connection(c);
-		b->suspended = true;
+	if (rc < 0) {
+		char m[300];
+		int n = snprintf(m, sizeof m, "%.*s\n", (int)(ans.len < 280 ? ans.len : 280), ans.p ? ans.p : "");
+		if (!ans.borrowed)
+			free(ans.p);
+		log_debug("HTTP 400: %s", m);
+		js_stats_count(&g->h->srv->stats.http_errors);
+		return respond(c, MHD_HTTP_BAD_REQUEST, "text/plain", m, (size_t)n < sizeof m ? (size_t)n : sizeof m - 1);
 	}
-	pthread_mutex_unlock(&b->mu);
-	if (!ready)
-		return MHD_YES;
-	gen_release(g);
-	ans = js_server_finish(b->pend);
-	b->pend = NULL;
-	jv_free(b->msg);
-	b->msg = jv_invalid();
-	return answer(c, ans);
+	return answer(c, &ans);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode t)
@@ -522,9 +526,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 	(void)t;
 	struct body *b = *con_cls;
 	if (b) {
-		if (b->pend) /* closed while its answer was on its way (the daemon stopping) */
-			jv_free(js_server_finish(b->pend));
-		jv_free(b->msg);
+		if (b->pend) { /* closed while its answer was on its way (the daemon stopping) */
+			struct jbuf ans;
+			js_server_finish(b->pend, &ans);
+			free(ans.p);
+		}
 		pthread_mutex_destroy(&b->mu);
 		free(b->buf);
 		free(b);
@@ -619,7 +625,7 @@ static struct gen *gen_start(struct js_http *h, char *err, size_t errlen)
 			goto fail;
 		g->trust = js_ca_map_pem(g->cas, &len);
 	}
-	struct MHD_OptionItem opts[14];
+	struct MHD_OptionItem opts[16];
 	int n = 0;
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, g->fd, NULL};
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -630,6 +636,10 @@ static struct gen *gen_start(struct js_http *h, char *err, size_t errlen)
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, g};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_STACK_SIZE, 256 * 1024, NULL};
+	/* libmicrohttpd zeroes a connection's whole memory pool after every request (48 KiB of memset
+	 * a request with the default 32 KiB pool, more than all our own work): headers and the read
+	 * buffer fit in far less; the body goes into our own buffer */
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, POOL_SIZE, NULL};
 	if (g->cert) {
 		/* X25519 first: the cheapest key exchange, so more handshakes per core; AES-128-GCM first:
 		 * SHA-256 for the TLS 1.3 key schedule instead of SHA-384 */

@@ -11,6 +11,8 @@
 #include "hex.h"
 #include "kek_keyring.h"
 #include "keywrap.h"
+#include "json_check.h"
+#include "json_out.h"
 #include "jsonl.h"
 #include "log.h"
 #include "lorawan_crypto.h"
@@ -112,10 +114,12 @@ static int authorize(const struct js_peer *peer, const char *sender, char *err, 
 }
 
 /* A JoinReq on its way: crypto (possibly in a co-process), then the record's commit. Owned by
- * one thread at a time: the worker that started it, the crypto reader, the state writer. */
+ * one thread at a time: the worker that started it, the crypto reader, the state writer. Its
+ * answer is written as text: the request's header fields were copied as text when it came, so
+ * nothing of the request is needed after join_req. */
 struct js_pending {
 	struct js_server *s;
-	jv ans; /* the answer being built (shares values with the request) */
+	struct jbuf hdr; /* the answer's header, no closing brace */
 	char pv[4];
 	struct js_join_in in;
 	bool strict;
@@ -123,11 +127,21 @@ struct js_pending {
 	uint32_t jn_guess; /* the JoinNonce the join-accept was built for */
 	char *ns_kek, *as_kek;
 	struct js_join_out out;
-	jv ok, fail; /* the answer once the join is stored, and if it cannot be */
-	int rc;
+	struct jbuf ok;    /* the answer once the join is stored */
+	enum bi_result res;
+	int rc;            /* 0: ok holds the answer; else the store failed */
 	js_wake_fn wake;
 	void *arg;
 };
+
+static void count_result(struct js_server *s, enum bi_result r)
+{
+	if (r == BI_SUCCESS)
+		__atomic_add_fetch(&s->answered, 1, __ATOMIC_RELAXED);
+	else
+		__atomic_add_fetch(&s->rejected, 1, __ATOMIC_RELAXED);
+	js_stats_result(&s->stats, r);
+}
 
 static void count_answer(struct js_server *s, jv ans)
 {
@@ -138,11 +152,40 @@ static void count_answer(struct js_server *s, jv ans)
 	js_stats_answer(&s->stats, ans);
 }
 
-/* The answer is known (nothing to store). */
-static void join_done(struct js_pending *p, jv ans)
+static void jbuf_free(struct jbuf *b)
 {
-	p->ok = ans;
-	p->fail = jv_invalid();
+	if (!b->borrowed)
+		free(b->p);
+	*b = (struct jbuf){0};
+}
+
+/* out = hdr + Result + "}" */
+static void text_error(struct jbuf *out, const struct jbuf *hdr, enum bi_result r, const char *pv,
+                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void text_error(struct jbuf *out, const struct jbuf *hdr, enum bi_result r, const char *pv,
+                       const char *fmt, ...)
+{
+	char desc[300];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(desc, sizeof desc, fmt, ap);
+	va_end(ap);
+	if (jbuf_add(out, hdr->p, hdr->len) || bi_result_text(out, r, pv, desc) || jbuf_add(out, "}", 1))
+		die(EXIT_TEMPORARY, "out of memory");
+}
+
+/* The answer is known (nothing to store). */
+static void join_done(struct js_pending *p, enum bi_result r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void join_done(struct js_pending *p, enum bi_result r, const char *fmt, ...)
+{
+	char desc[300];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(desc, sizeof desc, fmt, ap);
+	va_end(ap);
+	text_error(&p->ok, &p->hdr, r, p->pv, "%s", desc);
+	p->res = r;
 	p->rc = 0;
 	p->wake(p->arg);
 }
@@ -154,16 +197,53 @@ static void join_stored(void *arg, int rc)
 	p->wake(p->arg);
 }
 
-jv js_server_finish(struct js_pending *p)
+bool js_server_finish(struct js_pending *p, struct jbuf *out)
 {
-	jv ans = p->rc == 0 ? p->ok : p->fail;
-	jv_free(p->rc == 0 ? p->fail : p->ok);
-	count_answer(p->s, ans);
+	if (p->rc != 0) {
+		jbuf_free(&p->ok);
+		p->res = BI_OTHER;
+		text_error(&p->ok, &p->hdr, BI_OTHER, p->pv, "unable to store the join");
+	}
+	*out = p->ok;
+	bool ok = p->res == BI_SUCCESS;
+	count_result(p->s, p->res);
+	jbuf_free(&p->hdr);
 	free(p->ns_kek);
 	free(p->as_kek);
 	lw_wipe(&p->out, sizeof p->out);
 	free(p);
-	return ans;
+	return ok;
+}
+
+static int add_str(struct jbuf *b, const char *s)
+{
+	return jbuf_add(b, s, strlen(s));
+}
+
+/* A KeyEnvelope's JSON text, as jq prints what bi_clear_envelope / keyenv_build make. */
+static int envelope_text(struct js_server *s, const char *label, const uint8_t key[16], struct jbuf *out,
+                         char *err, size_t errlen)
+{
+	if (!label || !*label) {
+		char h[33];
+		hex_encode(key, 16, h);
+		return add_str(out, "{\"KEKLabel\":\"\",\"AESKey\":\"") || jbuf_add(out, h, 32) || add_str(out, "\"}") ? -1 : 0;
+	}
+	jv e;
+	if (envelope(s, label, key, &e, err, errlen) != 0)
+		return -1;
+	int rc = json_out_append(out, e);
+	jv_free(e);
+	return rc;
+}
+
+static int add_hex(struct jbuf *b, const uint8_t *v, size_t n)
+{
+	char h[2 * 64 + 1];
+	if (n > 64)
+		n = 64;
+	hex_encode(v, n, h);
+	return jbuf_add(b, "\"", 1) || jbuf_add(b, h, 2 * n) || jbuf_add(b, "\"", 1) ? -1 : 0;
 }
 
 /* The join-accept is built for the JoinNonce reserved: wrap the keys, store, then answer. */
@@ -171,66 +251,63 @@ static void join_accepted(void *arg)
 {
 	struct js_pending *p = arg;
 	struct js_server *s = p->s;
-	const char *pv = p->pv;
 	struct js_session_keys *k = &p->out.keys;
 	char err[256];
-	jv ans = p->ans;
-	p->ans = jv_invalid();
 	if (p->out.rc != JS_CRYPTO_OK) {
-		join_done(p, answer_error(ans, BI_OTHER, pv, "%s", p->out.err));
+		join_done(p, BI_OTHER, "%s", p->out.err);
 		return;
 	}
-	jv e_app, e_net[3];
-	int n_net = 0;
-	const char *net_names[3];
-	if (envelope(s, p->as_kek, k->app_s_key, &e_app, err, sizeof err) != 0) {
-		join_done(p, answer_error(ans, BI_OTHER, pv, "%s", err));
-		return;
-	}
+	char app_stack[256], net_stack[3][256];
+	struct jbuf e_app = {.p = app_stack, .cap = sizeof app_stack, .borrowed = 1}, e_net[3];
+	for (int i = 0; i < 3; i++)
+		e_net[i] = (struct jbuf){.p = net_stack[i], .cap = sizeof net_stack[i], .borrowed = 1};
+	int n_net = k->v11 ? 3 : 1;
+	const char *net_names[3] = {"NwkSKey"};
+	const uint8_t *net_keys[3] = {k->nwk_s_key};
 	if (k->v11) {
 		net_names[0] = "FNwkSIntKey";
 		net_names[1] = "SNwkSIntKey";
 		net_names[2] = "NwkSEncKey";
-		const uint8_t *keys[3] = {k->nwk_s_key, k->s_nwk_s_int_key, k->nwk_s_enc_key};
-		for (; n_net < 3; n_net++)
-			if (envelope(s, p->ns_kek, keys[n_net], &e_net[n_net], err, sizeof err) != 0)
-				break;
-		if (n_net < 3) {
-			for (int i = 0; i < n_net; i++)
-				jv_free(e_net[i]);
-			jv_free(e_app);
-			join_done(p, answer_error(ans, BI_OTHER, pv, "%s", err));
-			return;
-		}
-	} else {
-		net_names[0] = "NwkSKey";
-		if (envelope(s, p->ns_kek, k->nwk_s_key, &e_net[0], err, sizeof err) != 0) {
-			jv_free(e_app);
-			join_done(p, answer_error(ans, BI_OTHER, pv, "%s", err));
-			return;
-		}
-		n_net = 1;
+		net_keys[1] = k->s_nwk_s_int_key;
+		net_keys[2] = k->nwk_s_enc_key;
 	}
+	int bad = envelope_text(s, p->as_kek, k->app_s_key, &e_app, err, sizeof err);
+	for (int i = 0; i < n_net && !bad; i++)
+		bad = envelope_text(s, p->ns_kek, net_keys[i], &e_net[i], err, sizeof err);
 	lw_wipe(k, sizeof *k);
+	if (bad) {
+		for (int i = 0; i < 3; i++)
+			jbuf_free(&e_net[i]);
+		jbuf_free(&e_app);
+		join_done(p, BI_OTHER, "%s", err);
+		return;
+	}
 
 	uint8_t sid[16];
 	if (gnutls_rnd(GNUTLS_RND_NONCE, sid, sizeof sid) != 0)
 		die(EXIT_TEMPORARY, "unable to get random bytes");
-	jv env_txt = jv_dump_string(jv_copy(e_app), 0);
-	p->fail = answer_error(jv_copy(ans), BI_OTHER, pv, "unable to store the join");
-	ans = jv_object_set(ans, jv_string("PHYPayload"), bi_hex_jv(p->out.phy, p->out.phy_len));
-	ans = bi_result(ans, BI_SUCCESS, pv, NULL);
-	ans = jv_object_set(ans, jv_string("Lifetime"), jv_number(s->lifetime));
-	for (int i = 0; i < n_net; i++)
-		ans = jv_object_set(ans, jv_string(net_names[i]), e_net[i]);
-	ans = jv_object_set(ans, jv_string("AppSKey"), e_app);
-	ans = jv_object_set(ans, jv_string("SessionKeyID"), bi_hex_jv(sid, 16));
+	/* the order bi_answer + jv_object_set gave: PHYPayload, Result, Lifetime, keys, SessionKeyID */
+	struct jbuf *o = &p->ok;
+	jv lt = jv_number(s->lifetime);
+	int rc = jbuf_add(o, p->hdr.p, p->hdr.len) || add_str(o, ",\"PHYPayload\":") ||
+	         add_hex(o, p->out.phy, p->out.phy_len) || bi_result_text(o, BI_SUCCESS, p->pv, NULL) ||
+	         add_str(o, ",\"Lifetime\":") || json_out_append(o, lt);
+	for (int i = 0; i < n_net && !rc; i++)
+		rc = add_str(o, ",\"") || add_str(o, net_names[i]) || add_str(o, "\":") ||
+		     jbuf_add(o, e_net[i].p, e_net[i].len);
+	rc = rc || add_str(o, ",\"AppSKey\":") || jbuf_add(o, e_app.p, e_app.len) || add_str(o, ",\"SessionKeyID\":") ||
+	     add_hex(o, sid, 16) || jbuf_add(o, "}", 1) || jbuf_add(&e_app, "", 1);
+	if (rc)
+		die(EXIT_TEMPORARY, "out of memory");
+	for (int i = 0; i < 3; i++)
+		jbuf_free(&e_net[i]);
+	p->res = BI_SUCCESS;
 	log_debug("JoinReq %016llX DevNonce %04X: JoinNonce %06X", (unsigned long long)p->in.dev_eui,
 	          p->in.dev_nonce, p->in.join_nonce);
-	p->ok = ans;
-	js_state_commit_async(s->state, p->in.dev_eui, p->in.dev_nonce, p->in.join_nonce, sid,
-	                      jv_string_value(env_txt), join_stored, p);
-	jv_free(env_txt); /* p may be finished and gone: env_txt is not shared with it */
+	/* p may be finished and gone once this returns: e_app is not shared with it */
+	js_state_commit_async(s->state, p->in.dev_eui, p->in.dev_nonce, p->in.join_nonce, sid, e_app.p, join_stored,
+	                      p);
+	jbuf_free(&e_app);
 }
 
 /* The MIC was checked (and, in the common case, the join-accept built for the JoinNonce that
@@ -238,28 +315,25 @@ static void join_accepted(void *arg)
 static void join_checked(void *arg)
 {
 	struct js_pending *p = arg;
-	const char *pv = p->pv;
 	int rc = p->out.rc;
 	if (rc != JS_CRYPTO_OK) {
-		jv ans = p->ans;
-		p->ans = jv_invalid();
-		join_done(p, rc == JS_CRYPTO_MIC       ? answer_error(ans, BI_MIC_FAILED, pv, "MIC mismatch")
-		             : rc == JS_CRYPTO_UNKNOWN ? answer_error(ans, BI_UNKNOWN_DEVEUI, pv, "%s", p->out.err)
-		                                       : answer_error(ans, BI_OTHER, pv, "%s", p->out.err));
+		if (rc == JS_CRYPTO_MIC)
+			join_done(p, BI_MIC_FAILED, "MIC mismatch");
+		else
+			join_done(p, rc == JS_CRYPTO_UNKNOWN ? BI_UNKNOWN_DEVEUI : BI_OTHER, "%s", p->out.err);
 		return;
 	}
 	uint32_t jn = 0;
 	rc = p->peek != JS_RESERVE_OK ? p->peek
 	                               : js_state_reserve(p->s->state, p->in.dev_eui, p->in.dev_nonce, p->strict, &jn);
 	if (rc != JS_RESERVE_OK) {
-		jv ans = p->ans;
-		p->ans = jv_invalid();
-		if (rc == JS_RESERVE_REPLAY)
+		if (rc == JS_RESERVE_REPLAY) {
 			js_stats_count(&p->s->stats.devnonce_replays);
-		join_done(p, rc == JS_RESERVE_REPLAY
-		                 ? answer_error(ans, BI_JOINREQ_FAILED, pv, "DevNonce %04X %s", p->in.dev_nonce,
-		                                p->strict ? "is not greater than the last one" : "was used before")
-		                 : answer_error(ans, BI_JOINREQ_FAILED, pv, "JoinNonce exhausted"));
+			join_done(p, BI_JOINREQ_FAILED, "DevNonce %04X %s", p->in.dev_nonce,
+			          p->strict ? "is not greater than the last one" : "was used before");
+		} else {
+			join_done(p, BI_JOINREQ_FAILED, "JoinNonce exhausted");
+		}
 		return;
 	}
 	if (jn != p->jn_guess) { /* another join of the device came between: build it again */
@@ -270,76 +344,87 @@ static void join_checked(void *arg)
 	join_accepted(p);
 }
 
-static jv join_req(struct js_server *s, jv req, const struct js_peer *peer, const char *pv, js_wake_fn wake,
-                   void *arg, struct js_pending **pending)
+/* A JoinReq: 0 with the answer in out and its result in *res, or 1 with *pending. */
+static int join_req(struct js_server *s, const struct bi_view *m, const struct js_peer *peer, const char *pv,
+                    js_wake_fn wake, void *arg, struct js_pending **pending, struct jbuf *out, enum bi_result *res)
 {
-	jv ans = bi_answer(req, NULL);
+	char hstack[512];
+	struct jbuf hdr = {.p = hstack, .cap = sizeof hstack, .borrowed = 1};
+	if (bi_answer_text(&hdr, m) != 0)
+		die(EXIT_TEMPORARY, "out of memory");
 	char err[256];
 	uint64_t net_id, dev_eui, join_eui = 0, v;
 	uint8_t phy[64];
-	const char *sender = jl_str(req, "SenderID");
+	const char *sender = bi_str(m, BI_F_SENDER_ID);
 	bool v11 = strcmp(pv, "1.1") == 0;
+#define FAIL(r, ...)                                      \
+	do {                                              \
+		text_error(out, &hdr, r, pv, __VA_ARGS__); \
+		*res = r;                                 \
+		jbuf_free(&hdr);                          \
+		return 0;                                 \
+	} while (0)
 
-	if (!sender || bi_hex_uint(req, "SenderID", 3, &net_id) != 0)
-		return answer_error(ans, BI_MALFORMED, pv, "SenderID: missing or not a NetID");
-	if (jl_has(req, "ReceiverID") && bi_hex_uint(req, "ReceiverID", 8, &join_eui) != 0)
-		return answer_error(ans, BI_MALFORMED, pv, "ReceiverID: not a JoinEUI");
-	const char *ns_id = jl_str(req, "SenderNSID");
+	if (!sender || bi_view_hex_uint(m, BI_F_SENDER_ID, 3, &net_id) != 0)
+		FAIL(BI_MALFORMED, "SenderID: missing or not a NetID");
+	if (bi_has(m, BI_F_RECEIVER_ID) && bi_view_hex_uint(m, BI_F_RECEIVER_ID, 8, &join_eui) != 0)
+		FAIL(BI_MALFORMED, "ReceiverID: not a JoinEUI");
+	const char *ns_id = bi_str(m, BI_F_SENDER_NSID);
 	if (v11 && !ns_id)
-		return answer_error(ans, BI_MALFORMED, pv, "SenderNSID: required in a 1.1 JoinReq");
+		FAIL(BI_MALFORMED, "SenderNSID: required in a 1.1 JoinReq");
 	if (authorize(peer, sender, err, sizeof err) != 0)
-		return answer_error(ans, BI_UNKNOWN_SENDER, pv, "%s", err);
+		FAIL(BI_UNKNOWN_SENDER, "%s", err);
 
-	int req_mac = lw_mac_parse(jl_str(req, "MACVersion"));
+	int req_mac = lw_mac_parse(bi_str(m, BI_F_MAC_VERSION));
 	if (req_mac < 0)
-		return answer_error(ans, BI_MALFORMED, pv, "MACVersion: missing or unknown");
-	long plen = bi_hex_var(req, "PHYPayload", phy, sizeof phy);
+		FAIL(BI_MALFORMED, "MACVersion: missing or unknown");
+	long plen = bi_view_hex_var(m, BI_F_PHY_PAYLOAD, phy, sizeof phy);
 	if (plen < 0)
-		return answer_error(ans, BI_MALFORMED, pv, "PHYPayload: missing or not hex");
+		FAIL(BI_MALFORMED, "PHYPayload: missing or not hex");
 	struct lw_join_request jr;
 	if (lw_parse_join_request(phy, (size_t)plen, &jr, err, sizeof err) != 0)
-		return answer_error(ans, BI_MALFORMED, pv, "PHYPayload: %s", err);
-	if (bi_hex_uint(req, "DevEUI", 8, &dev_eui) != 0)
-		return answer_error(ans, BI_MALFORMED, pv, "DevEUI: missing or not 8 bytes of hex");
+		FAIL(BI_MALFORMED, "PHYPayload: %s", err);
+	if (bi_view_hex_uint(m, BI_F_DEV_EUI, 8, &dev_eui) != 0)
+		FAIL(BI_MALFORMED, "DevEUI: missing or not 8 bytes of hex");
 	if (dev_eui != jr.dev_eui)
-		return answer_error(ans, BI_MALFORMED, pv, "DevEUI differs from the join-request's");
-	if (jl_has(req, "ReceiverID") && join_eui != jr.join_eui)
-		return answer_error(ans, BI_MALFORMED, pv, "ReceiverID differs from the join-request's JoinEUI");
+		FAIL(BI_MALFORMED, "DevEUI differs from the join-request's");
+	if (bi_has(m, BI_F_RECEIVER_ID) && join_eui != jr.join_eui)
+		FAIL(BI_MALFORMED, "ReceiverID differs from the join-request's JoinEUI");
 
 	struct js_join_in in = {.dev_eui = jr.dev_eui, .join_eui = jr.join_eui, .dev_nonce = jr.dev_nonce,
 	                        .net_id = (uint32_t)net_id, .join_req_type = 0xFF};
 	memcpy(in.phy, phy, 23);
-	if (bi_hex_uint(req, "DevAddr", 4, &v) != 0)
-		return answer_error(ans, BI_MALFORMED, pv, "DevAddr: missing or not 4 bytes of hex");
+	if (bi_view_hex_uint(m, BI_F_DEV_ADDR, 4, &v) != 0)
+		FAIL(BI_MALFORMED, "DevAddr: missing or not 4 bytes of hex");
 	in.dev_addr = (uint32_t)v;
-	if (bi_hex_uint(req, "DLSettings", 1, &v) != 0)
-		return answer_error(ans, BI_MALFORMED, pv, "DLSettings: missing or not 1 byte of hex");
+	if (bi_view_hex_uint(m, BI_F_DL_SETTINGS, 1, &v) != 0)
+		FAIL(BI_MALFORMED, "DLSettings: missing or not 1 byte of hex");
 	in.dl_settings = (uint8_t)v;
-	double rx = jl_num(req, "RxDelay", -1);
+	double rx = bi_num(m, BI_F_RX_DELAY, -1);
 	if (rx < 0 || rx > 15 || rx != (int)rx)
-		return answer_error(ans, BI_MALFORMED, pv, "RxDelay: missing or not 0..15");
+		FAIL(BI_MALFORMED, "RxDelay: missing or not 0..15");
 	in.rx_delay = (uint8_t)rx;
-	long cl = bi_hex_var(req, "CFList", in.cflist, 16);
+	long cl = bi_view_hex_var(m, BI_F_CFLIST, in.cflist, 16);
 	if (cl == 16)
 		in.has_cflist = true;
 	else if (cl != 0 && cl != -2)
-		return answer_error(ans, BI_MALFORMED, pv, "CFList: not 16 bytes of hex");
+		FAIL(BI_MALFORMED, "CFList: not 16 bytes of hex");
 
 	pthread_rwlock_rdlock(&s->lk);
 	const struct js_device *dev = js_devices_find(s->devices, dev_eui);
 	if (!dev || dev->join_eui != jr.join_eui) {
 		pthread_rwlock_unlock(&s->lk);
-		return answer_error(ans, BI_UNKNOWN_DEVEUI, pv, "unknown DevEUI %016llX", (unsigned long long)dev_eui);
+		FAIL(BI_UNKNOWN_DEVEUI, "unknown DevEUI %016llX", (unsigned long long)dev_eui);
 	}
 	if (dev->n_net_ids && !js_device_allows_net_id(dev, (uint32_t)net_id)) {
 		pthread_rwlock_unlock(&s->lk);
-		return answer_error(ans, BI_ACTIVATION_DISALLOWED, pv, "the device may not join through NetID %06llX",
-		                    (unsigned long long)net_id);
+		FAIL(BI_ACTIVATION_DISALLOWED, "the device may not join through NetID %06llX", (unsigned long long)net_id);
 	}
 	if (v11 && !js_device_allows_ns_id(dev, ns_id)) {
 		pthread_rwlock_unlock(&s->lk);
-		return answer_error(ans, BI_ACTIVATION_DISALLOWED, pv, "the device may not join through NSID %s", ns_id);
+		FAIL(BI_ACTIVATION_DISALLOWED, "the device may not join through NSID %s", ns_id);
 	}
+#undef FAIL
 	in.mac = dev->mac;
 	bool strict = dev->mac >= LW_MAC_1_0_4;
 	char *ns_kek = dev->ns_kek_label ? strdup(dev->ns_kek_label) : NULL;
@@ -357,15 +442,18 @@ static jv join_req(struct js_server *s, jv req, const struct js_peer *peer, cons
 	struct js_pending *p = calloc(1, sizeof *p);
 	if (!p)
 		die(EXIT_TEMPORARY, "out of memory");
-	*p = (struct js_pending){.s = s, .ans = ans, .in = in, .strict = strict, .ns_kek = ns_kek, .as_kek = as_kek,
-	                         .ok = jv_invalid(), .fail = jv_invalid(), .wake = wake, .arg = arg};
+	*p = (struct js_pending){.s = s, .in = in, .strict = strict, .ns_kek = ns_kek, .as_kek = as_kek,
+	                         .wake = wake, .arg = arg};
+	if (jbuf_add(&p->hdr, hdr.p, hdr.len) != 0)
+		die(EXIT_TEMPORARY, "out of memory");
+	jbuf_free(&hdr);
 	snprintf(p->pv, sizeof p->pv, "%s", pv);
 	p->peek = js_state_peek(s->state, dev_eui, jr.dev_nonce, strict, &p->jn_guess);
 	p->in.join_nonce = p->jn_guess;
 	*pending = p;
 	js_crypto_join_async(s->crypto, &p->in, p->peek == JS_RESERVE_OK ? JS_JOIN_BOTH : JS_JOIN_CHECK, &p->out,
 	                     join_checked, p);
-	return jv_invalid();
+	return 1;
 }
 
 static jv home_ns_req(struct js_server *s, jv req, const struct js_peer *peer, const char *pv)
@@ -432,14 +520,12 @@ static jv app_skey_req(struct js_server *s, jv req, const struct js_peer *peer, 
 	return jv_object_set(ans, jv_string("SessionKeyID"), bi_hex_jv(sid, 16));
 }
 
-jv js_server_handle_async(struct js_server *s, jv msg, const struct js_peer *peer, js_wake_fn wake, void *arg,
-                          struct js_pending **pending)
+/* Any message but a JoinReq that gets as far as the join (those answer at once). */
+static jv handle_jv(struct js_server *s, jv msg, const struct js_peer *peer)
 {
 	const char *pv = jl_str(msg, "ProtocolVersion");
 	const char *type = jl_str(msg, "MessageType");
 	jv ans;
-	*pending = NULL;
-	js_stats_request(&s->stats, type);
 	if (!pv || (strcmp(pv, "1.0") != 0 && strcmp(pv, "1.1") != 0))
 		ans = answer_error(bi_answer(msg, "ErrorNotif"), BI_MALFORMED, pv,
 		                   "ProtocolVersion: missing or not 1.0 or 1.1");
@@ -449,16 +535,67 @@ jv js_server_handle_async(struct js_server *s, jv msg, const struct js_peer *pee
 		ans = home_ns_req(s, msg, peer, pv);
 	else if (s->identity_server)
 		ans = answer_error(bi_answer(msg, "ErrorNotif"), BI_OTHER, pv, "this server answers HomeNSReq only");
-	else if (strcmp(type, "JoinReq") == 0)
-		ans = join_req(s, msg, peer, pv, wake, arg, pending);
 	else if (strcmp(type, "AppSKeyReq") == 0)
 		ans = app_skey_req(s, msg, peer, pv);
 	else
 		ans = answer_error(bi_answer(msg, "ErrorNotif"), BI_MALFORMED, pv, "MessageType \"%s\" is not served here",
 		                   type);
-	if (!*pending)
-		count_answer(s, ans);
+	count_answer(s, ans);
 	return ans;
+}
+
+static void reason(struct jbuf *out, jv msg)
+{
+	jv e = jv_invalid_get_msg(msg);
+	const char *t = jv_get_kind(e) == JV_KIND_STRING ? jv_string_value(e) : "unreadable";
+	if (jbuf_add(out, t, strlen(t)) != 0)
+		die(EXIT_TEMPORARY, "out of memory");
+	jv_free(e);
+}
+
+int js_server_answer_async(struct js_server *s, char *text, size_t len, const struct js_peer *peer,
+                           js_wake_fn wake, void *arg, struct js_pending **pending, struct jbuf *out, bool *ok)
+{
+	*pending = NULL;
+	*ok = false;
+	while (len > 0 && (text[len - 1] == '\r' || text[len - 1] == ' ' || text[len - 1] == '\t'))
+		len--;
+	/* a plain JoinReq is read straight from the text; anything else goes through jq */
+	struct bi_view m;
+	jv msg = jv_invalid();
+	char why[96];
+	bool checked = len > 0 && json_check((const uint8_t *)text, len, 256, why, sizeof why) == 0;
+	if (!checked || bi_view_text(&m, text, len) != 0) {
+		msg = jsonl_parse_object(text, len);
+		if (!jv_is_valid(msg)) {
+			reason(out, msg);
+			return -1;
+		}
+		bi_view_jv(&m, msg);
+	}
+	if ((bi_eq(&m, BI_F_PROTOCOL_VERSION, "1.0") || bi_eq(&m, BI_F_PROTOCOL_VERSION, "1.1")) &&
+	    bi_eq(&m, BI_F_MESSAGE_TYPE, "JoinReq") && !s->identity_server) {
+		bi_view_text_finish(&m);
+		js_stats_request(&s->stats, "JoinReq");
+		enum bi_result res;
+		int rc = join_req(s, &m, peer, bi_str(&m, BI_F_PROTOCOL_VERSION), wake, arg, pending, out, &res);
+		jv_free(msg);
+		if (rc == 0) {
+			count_result(s, res);
+			*ok = res == BI_SUCCESS;
+		}
+		return rc;
+	}
+	if (!jv_is_valid(msg)) /* text untouched: bi_view_text_finish was not called */
+		msg = jsonl_parse_object(text, len);
+	js_stats_request(&s->stats, jl_str(msg, "MessageType"));
+	jv ans = handle_jv(s, msg, peer);
+	jv_free(msg);
+	*ok = js_answer_ok(ans);
+	if (json_out_append(out, ans) != 0)
+		die(EXIT_TEMPORARY, "out of memory");
+	jv_free(ans);
+	return 0;
 }
 
 struct sync_wait {
@@ -476,19 +613,22 @@ static void sync_wake(void *arg)
 	pthread_mutex_unlock(&w->mu);
 }
 
-jv js_server_handle(struct js_server *s, jv msg, const struct js_peer *peer)
+int js_server_answer(struct js_server *s, char *text, size_t len, const struct js_peer *peer, struct jbuf *out,
+                     bool *ok)
 {
 	struct sync_wait w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 	struct js_pending *p;
-	jv ans = js_server_handle_async(s, msg, peer, sync_wake, &w, &p);
-	if (p) {
+	int rc = js_server_answer_async(s, text, len, peer, sync_wake, &w, &p, out, ok);
+	if (rc == 1) {
 		pthread_mutex_lock(&w.mu);
 		while (!w.woken)
 			pthread_cond_wait(&w.cv, &w.mu);
 		pthread_mutex_unlock(&w.mu);
-		ans = js_server_finish(p);
+		jbuf_free(out);
+		*ok = js_server_finish(p, out);
+		rc = 0;
 	}
 	pthread_mutex_destroy(&w.mu);
 	pthread_cond_destroy(&w.cv);
-	return ans;
+	return rc;
 }

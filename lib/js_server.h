@@ -38,21 +38,27 @@ struct js_server {
 };
 
 void js_server_init(struct js_server *s);
-/* Answer one message (borrowed). Never fails: every problem is a BI Result. */
-jv js_server_handle(struct js_server *s, jv msg, const struct js_peer *peer);
+struct jbuf;
+/* Answer one message given as JSON text (len bytes, writable: a plain JoinReq is read in place,
+ * its strings NUL-terminated). Never fails on content: every problem is a BI Result. 0 with the
+ * answer's JSON text appended to out (no newline) and *ok when its Result is Success; -1 when
+ * the text is not a JSON object, with the reason ("malformed JSON: ...") appended to out. */
+int js_server_answer(struct js_server *s, char *text, size_t len, const struct js_peer *peer, struct jbuf *out,
+                     bool *ok);
 
 /* A JoinReq whose answer waits for its DevNonce/JoinNonce record to be on disk. */
 struct js_pending;
 typedef void (*js_wake_fn)(void *arg);
-/* As js_server_handle, but without waiting for the disk: a JoinReq that got that far gives
- * jv_invalid() and *pending, and wake(arg) follows from a state writer thread once
- * js_server_finish(*pending) has the answer. Until then msg must stay alive and untouched by
- * any thread: the answer shares its values (jv reference counts are not atomic). Any other
- * answer is returned at once and wake is not called. */
-jv js_server_handle_async(struct js_server *s, jv msg, const struct js_peer *peer, js_wake_fn wake, void *arg,
-                          struct js_pending **pending);
-/* The answer of a pending message, once woken; frees pending. */
-jv js_server_finish(struct js_pending *p);
+/* As js_server_answer, but without waiting for the disk: a JoinReq that got that far gives 1
+ * and *pending, and wake(arg) follows from another thread (the state writer, the crypto reader)
+ * or from this call, once js_server_finish(*pending) has the answer. The text is not needed
+ * after the call. Any other answer is given at once (0 or -1) and wake is not called. */
+int js_server_answer_async(struct js_server *s, char *text, size_t len, const struct js_peer *peer,
+                           js_wake_fn wake, void *arg, struct js_pending **pending, struct jbuf *out, bool *ok);
+/* The answer of a pending message, once woken: out is replaced by it (a malloc'd jbuf); true
+ * when its Result is Success. Frees pending. */
+bool js_server_finish(struct js_pending *p, struct jbuf *out);
+
 /* Load (or reload) the KEK keyring. 0, or -1 with a reason in err (the old one stays). */
 int js_keks_load(struct js_server *s, const char *path, char *err, size_t errlen);
 void js_keks_free(struct js_server *s);

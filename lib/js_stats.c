@@ -21,6 +21,12 @@ void js_stats_request(struct js_stats *st, const char *type)
 	js_stats_count(&st->in_flight);
 }
 
+void js_stats_result(struct js_stats *st, enum bi_result res)
+{
+	js_stats_count(&st->results[res]);
+	__atomic_sub_fetch(&st->in_flight, 1, __ATOMIC_RELAXED);
+}
+
 void js_stats_answer(struct js_stats *st, jv ans)
 {
 	jv r = jl_get(ans, "Result");

@@ -20,6 +20,7 @@ struct js_stats {
 /* A request of MessageType type (may be NULL) is taken / its answer is given. */
 void js_stats_request(struct js_stats *st, const char *type);
 void js_stats_answer(struct js_stats *st, jv ans); /* ans borrowed */
+void js_stats_result(struct js_stats *st, enum bi_result res); /* the same, by its result */
 void js_stats_count(unsigned long *counter);
 
 /* {"requests":{"JoinReq":..},"results":{"Success":..},"mic_failures":..,...} */
