@@ -14,6 +14,7 @@
 
 #include "fsutil.h"
 #include "hex.h"
+#include "js_devices.h"
 #include "jsonl.h"
 #include "log.h"
 
@@ -23,7 +24,9 @@ enum {
 };
 #define LOG_SIZE ((off_t)32 << 20) /* preallocated; compaction when full */
 #define BLOCK 4096
-#define COMMITTERS 4 /* batches being written at once */
+#define COMMITTERS 2  /* threads that write batches (one writes while the other wakes waiters) */
+#define WRITING_MAX 1 /* batches written at once: 1 gave the most joins per CPU second (2: -9%,
+                       * 4: -15%) and the lowest p50, the next batch growing meanwhile */
 #define INFLIGHT 16  /* batches taken and not yet known durable in order */
 
 struct inflight {
@@ -80,6 +83,9 @@ struct js_state {
 	bool broken, stop;
 	pthread_t threads[COMMITTERS];
 	int n_threads;
+	/* batches being written now, at most writing_max: while one is written the next grows,
+	 * instead of every record waking a writer of its own (one fsync each) */
+	unsigned writing, writing_max;
 };
 
 static uint64_t mix(uint64_t x)
@@ -272,6 +278,18 @@ static int replay(struct js_state *st, const char *path, bool is_log, char *err,
 	return 0;
 }
 
+static char *put_uint(char *o, uint32_t v)
+{
+	char t[10];
+	int n = 0;
+	do
+		t[n++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	while (n)
+		*o++ = t[--n];
+	return o;
+}
+
 static int emit(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static int emit(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
@@ -428,7 +446,7 @@ static void batch_done(struct js_state *st, uint64_t lo, uint64_t hi, bool ok)
 				moved = true;
 			}
 	}
-	pthread_cond_broadcast(&st->work); /* a slot may be free again */
+	pthread_cond_signal(&st->work); /* a slot may be free again */
 }
 
 /* Take the waiters whose fate is known, in record order, into *out (grown as needed); the
@@ -471,7 +489,7 @@ static void *committer(void *arg)
 			for (int i = 0; i < INFLIGHT && slot < 0; i++)
 				if (!st->inflight[i].busy)
 					slot = i;
-			if ((st->pend_len && slot >= 0) || (st->pend_len == 0 && st->stop))
+			if ((st->pend_len && slot >= 0 && st->writing < st->writing_max) || (st->pend_len == 0 && st->stop))
 				break;
 			slot = -1;
 			pthread_cond_wait(&st->work, &st->cmu);
@@ -490,6 +508,7 @@ static void *committer(void *arg)
 		st->pend_cap = tcap;
 		st->pend_len = 0;
 		st->inflight[slot] = (struct inflight){.busy = true, .lo = lo, .hi = hi};
+		st->writing++;
 		pthread_mutex_unlock(&st->cmu);
 
 		/* pad to whole blocks so batches never share a page (writes to one page serialize) */
@@ -539,6 +558,7 @@ static void *committer(void *arg)
 		pthread_rwlock_unlock(&st->wl);
 
 		pthread_mutex_lock(&st->cmu);
+		st->writing--;
 		batch_done(st, lo, hi, ok);
 		uint64_t upto = st->done_upto;
 		size_t nw = waiters_decided(st, &ws, &wcap);
@@ -606,6 +626,7 @@ int js_state_open(struct js_state **out, const char *dir, char *err, size_t errl
 		snprintf(err, errlen, "unable to compact the state in %s", dir);
 		return -1;
 	}
+	st->writing_max = WRITING_MAX;
 	for (int i = 0; i < COMMITTERS; i++) {
 		if (pthread_create(&st->threads[i], NULL, committer, st) != 0) {
 			snprintf(err, errlen, "unable to start the committer threads");
@@ -696,11 +717,39 @@ void js_state_commit_async(struct js_state *st, uint64_t dev_eui, uint16_t dev_n
 		return;
 	}
 	/* the generation is stamped by the committer at write time */
-	emit(&st->pend, &st->pend_len, &st->pend_cap, "{\"g\":\"00000000\",\"d\":\"%016llX\",\"dn\":%u,\"jn\":%u",
-	     (unsigned long long)dev_eui, dev_nonce, join_nonce);
-	if (sid && env)
-		emit(&st->pend, &st->pend_len, &st->pend_cap, ",\"s\":\"%s\",\"k\":%s", h, env);
-	emit(&st->pend, &st->pend_len, &st->pend_cap, "}\n");
+	size_t need = 128 + (sid && env ? 48 + strlen(env) : 0);
+	if (st->pend_cap - st->pend_len < need) {
+		size_t ncap = (st->pend_cap + need) * 2;
+		char *nb = realloc(st->pend, ncap);
+		if (!nb)
+			die(EXIT_TEMPORARY, "out of memory");
+		st->pend = nb;
+		st->pend_cap = ncap;
+	}
+	/* {"g":"00000000","d":"%016llX","dn":%u,"jn":%u[,"s":"%s","k":%s]}\n, without printf */
+	char *o = st->pend + st->pend_len;
+	uint8_t eui[8];
+	js_put_be64(eui, dev_eui);
+#define PUT(lit) (memcpy(o, lit, sizeof lit - 1), o += sizeof lit - 1)
+	PUT("{\"g\":\"00000000\",\"d\":\"");
+	hex_encode(eui, 8, o);
+	o += 16;
+	PUT("\",\"dn\":");
+	o = put_uint(o, dev_nonce);
+	PUT(",\"jn\":");
+	o = put_uint(o, join_nonce);
+	if (sid && env) {
+		size_t el = strlen(env);
+		PUT(",\"s\":\"");
+		memcpy(o, h, 32);
+		o += 32;
+		PUT("\",\"k\":");
+		memcpy(o, env, el);
+		o += el;
+	}
+	PUT("}\n");
+#undef PUT
+	st->pend_len = (size_t)(o - st->pend);
 	if (st->wq_len == st->wq_cap) {
 		size_t ncap = st->wq_cap ? st->wq_cap * 2 : 1024;
 		struct waiter *nq = malloc(ncap * sizeof *nq);
@@ -714,7 +763,8 @@ void js_state_commit_async(struct js_state *st, uint64_t dev_eui, uint16_t dev_n
 		st->wq_head = 0;
 	}
 	st->wq[(st->wq_head + st->wq_len++) % st->wq_cap] = (struct waiter){.seq = ++st->pend_seq, .done = done, .arg = arg};
-	pthread_cond_signal(&st->work);
+	if (st->writing < st->writing_max) /* else the writer busy now takes it next */
+		pthread_cond_signal(&st->work);
 	pthread_mutex_unlock(&st->cmu);
 }
 
