@@ -130,6 +130,33 @@ static size_t fmt_number(double d, char *buf, size_t size)
 		buf[o] = 0;
 		return o;
 	}
+	/* A number of milliseconds (clock times, "time" of the events) below 2^42 s: r / 1000
+	 * reads back as d, and no other decimal with 3 places does (ulp(d) < 0.001), so the digits
+	 * of r without its trailing zeros are the shortest that read back, as %.15g would find. */
+	if (isfinite(d) && fabs(d) >= 1 && fabs(d) < 4e12) {
+		long long r = llround(d * 1000);
+		if ((double)r / 1000 == d && r % 1000 != 0) {
+			unsigned long long u = r < 0 ? -(unsigned long long)r : (unsigned long long)r;
+			unsigned frac = (unsigned)(u % 1000), nd = 3;
+			while (frac % 10 == 0) {
+				frac /= 10;
+				nd--;
+			}
+			char t[24];
+			size_t n = 0, o = 0;
+			for (unsigned i = 0; i < nd; i++, frac /= 10)
+				t[n++] = (char)('0' + frac % 10);
+			t[n++] = '.';
+			for (u /= 1000; u; u /= 10)
+				t[n++] = (char)('0' + u % 10);
+			if (r < 0)
+				buf[o++] = '-';
+			while (n)
+				buf[o++] = t[--n];
+			buf[o] = 0;
+			return o;
+		}
+	}
 	if (isfinite(d) && d != floor(d) && fabs(d) >= DBL_MIN) {
 		for (int prec = 15; prec <= 17; prec++) {
 			int n = snprintf(buf, size, "%.*g", prec, d);
@@ -223,6 +250,26 @@ int json_out_fput(FILE *f, jv v)
 	put_value(&k, v);
 	stage_flush(&k);
 	return k.err ? -1 : 0;
+}
+
+int json_out_cstring(struct jbuf *b, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] >= 0x80) {
+			/* jv_string's UTF-8 check and replacement of bad bytes, as the jq object had it */
+			jv v = jv_string_sized(s, (int)n);
+			int rc = json_out_append(b, v);
+			jv_free(v);
+			return rc;
+		}
+	return json_out_string(b, s, n);
+}
+
+int json_out_number(struct jbuf *b, double d)
+{
+	char buf[64];
+	size_t n = fmt_number(d, buf, sizeof buf);
+	return jbuf_add(b, buf, n);
 }
 
 size_t json_out_len(jv v)

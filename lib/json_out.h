@@ -22,8 +22,15 @@ struct jbuf {
 int json_out_append(struct jbuf *b, jv v);
 /* Append s[0..n) as a JSON string. 0 or -1. */
 int json_out_string(struct jbuf *b, const char *s, size_t n);
+/* Append the C string s[0..n) as jv_string_sized(s, n) would print: bytes that are not valid
+ * UTF-8 become U+FFFD as jq makes them (ASCII, the common case, without a jv). 0 or -1. */
+int json_out_cstring(struct jbuf *b, const char *s, size_t n);
+/* Append d as jq prints a number. 0 or -1. */
+int json_out_number(struct jbuf *b, double d);
 /* Append raw bytes. 0 or -1. */
 int jbuf_add(struct jbuf *b, const char *s, size_t n);
+/* Append a string literal. */
+#define JBUF_LIT(b, lit) jbuf_add(b, lit, sizeof lit - 1)
 /* Write v's JSON text (v borrowed) to f, unflushed. 0, or -1 on a write error. */
 int json_out_fput(FILE *f, jv v);
 /* The length of v's JSON text (v borrowed), without building it. */

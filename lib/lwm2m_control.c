@@ -219,18 +219,15 @@ static void stdout_flush(struct lwm2m_control *c)
 	}
 }
 
-/* Queue one line (v consumed) for stdout and write what can be written. Never dropped: past
- * STDOUT_HIGH the server stops reading datagrams instead (lwm2m_control_backlogged). */
-static void stdout_line(struct lwm2m_control *c, jv v)
+/* Queue one line (JSON text with its newline) for stdout and write what can be written. Never
+ * dropped: past STDOUT_HIGH the server stops reading datagrams instead (lwm2m_control_backlogged). */
+static void stdout_text(struct lwm2m_control *c, const char *line, size_t n)
 {
 	if (!c->sout_nonblock) {
-		if (jsonl_write(stdout, v) < 0)
+		if (jsonl_put_text(stdout, line, n) < 0 || fflush(stdout) == EOF)
 			die_sys(EXIT_TEMPORARY, "unable to write to stdout");
 		return;
 	}
-	jv s = jv_dump_string(v, 0);
-	s = jv_string_append_str(s, "\n");
-	size_t n = (size_t)jv_string_length_bytes(jv_copy(s));
 	if (c->soutlen + n > c->soutcap) {
 		size_t cap = c->soutcap ? c->soutcap : 65536;
 		while (cap < c->soutlen + n)
@@ -241,9 +238,8 @@ static void stdout_line(struct lwm2m_control *c, jv v)
 		c->sout = nb;
 		c->soutcap = cap;
 	}
-	memcpy(c->sout + c->soutlen, jv_string_value(s), n);
+	memcpy(c->sout + c->soutlen, line, n);
 	c->soutlen += n;
-	jv_free(s);
 	stdout_flush(c);
 	if (!c->sout_stalled && c->soutlen > STDOUT_HIGH) {
 		c->sout_stalled = 1;
@@ -252,6 +248,20 @@ static void stdout_line(struct lwm2m_control *c, jv v)
 		         "until it does (devices retransmit); nothing is dropped",
 		         c->soutlen);
 	}
+}
+
+/* The same for a record (v consumed). */
+static void stdout_line(struct lwm2m_control *c, jv v)
+{
+	if (!c->sout_nonblock) {
+		if (jsonl_write(stdout, v) < 0)
+			die_sys(EXIT_TEMPORARY, "unable to write to stdout");
+		return;
+	}
+	jv s = jv_dump_string(v, 0);
+	s = jv_string_append_str(s, "\n");
+	stdout_text(c, jv_string_value(s), (size_t)jv_string_length_bytes(jv_copy(s)));
+	jv_free(s);
 }
 
 int lwm2m_control_backlogged(const struct lwm2m_control *c)
@@ -277,22 +287,13 @@ static void send_line(struct lwm2m_control *c, uint64_t id, jv v)
 	jv_free(s);
 }
 
-void lwm2m_control_event(jv ev, void *ud)
+void lwm2m_control_event(const char *line, size_t len, void *ud)
 {
 	struct lwm2m_control *c = ud;
-	int subs = 0;
 	for (struct client *cl = c->clients; cl; cl = cl->next)
-		subs += cl->subscribed;
-	if (subs) {
-		jv s = jv_dump_string(jv_copy(ev), 0);
-		s = jv_string_append_str(s, "\n");
-		size_t n = (size_t)jv_string_length_bytes(jv_copy(s));
-		for (struct client *cl = c->clients; cl; cl = cl->next)
-			if (cl->subscribed)
-				client_send(c, cl, jv_string_value(s), n);
-		jv_free(s);
-	}
-	stdout_line(c, ev);
+		if (cl->subscribed)
+			client_send(c, cl, line, len);
+	stdout_text(c, line, len);
 }
 
 /* ---- responses ---- */

@@ -19,7 +19,7 @@ void lwm2m_control_set_server(struct lwm2m_control *c, struct lwm2m_server *s);
 void lwm2m_control_free(struct lwm2m_control *c);
 
 /* Callbacks for the server (struct lwm2m_server_cb, ud = the control). */
-void lwm2m_control_event(jv ev, void *ud);
+void lwm2m_control_event(const char *line, size_t len, void *ud);
 void lwm2m_control_reply(struct lwm2m_request *rq, const struct lwm2m_reply *rep, void *ud);
 
 /* poll(2) integration: how many descriptors, fill them, then handle what poll reported. */

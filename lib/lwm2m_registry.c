@@ -1,6 +1,7 @@
 #include "lwm2m_registry.h"
 
 #include "fsutil.h"
+#include "json_out.h"
 #include "jsonl.h"
 #include "log.h"
 
@@ -236,7 +237,10 @@ uint32_t lwm2m_reg_id_parse(const char *s, size_t len)
 
 void lwm2m_reg_id_str(uint32_t id, char buf[9])
 {
-	snprintf(buf, 9, "%08x", id);
+	static const char hexd[] = "0123456789abcdef";
+	for (int i = 0; i < 8; i++)
+		buf[i] = hexd[(id >> (28 - 4 * i)) & 15];
+	buf[8] = 0;
 }
 
 struct lwm2m_reg *lwm2m_reg_new(struct lwm2m_registry *r, const char *ep, uint32_t id)
@@ -341,12 +345,41 @@ void lwm2m_registry_free(struct lwm2m_registry *r, void (*on_free)(struct lwm2m_
 	r->jfd = -1;
 }
 
+/* The decimal digits of v at p; returns the end. */
+static char *put_uint(char *p, unsigned long v)
+{
+	char t[20];
+	int n = 0;
+	do
+		t[n++] = (char)('0' + v % 10);
+	while (v /= 10);
+	while (n)
+		*p++ = t[--n];
+	return p;
+}
+
+static char *put_lit(char *p, const char *s)
+{
+	size_t n = strlen(s);
+	memcpy(p, s, n);
+	return p + n;
+}
+
 void lwm2m_addr_str(const union lwm2m_addr *a, char *buf, size_t size)
 {
 	char host[INET6_ADDRSTRLEN];
 	if (a->sa.sa_family == AF_INET) {
-		inet_ntop(AF_INET, &a->sin.sin_addr, host, sizeof host);
-		snprintf(buf, size, "%s:%u", host, ntohs(a->sin.sin_port));
+		/* what inet_ntop and "%s:%u" print, without printf: every Register shows it */
+		const uint8_t *ip = (const uint8_t *)&a->sin.sin_addr;
+		char t[24], *p = t;
+		for (int i = 0; i < 4; i++) {
+			p = put_uint(p, ip[i]);
+			*p++ = i < 3 ? '.' : ':';
+		}
+		p = put_uint(p, ntohs(a->sin.sin_port));
+		size_t n = (size_t)(p - t) < size ? (size_t)(p - t) : size - 1;
+		memcpy(buf, t, n);
+		buf[n] = 0;
 	} else if (a->sa.sa_family == AF_INET6) {
 		inet_ntop(AF_INET6, &a->sin6.sin6_addr, host, sizeof host);
 		snprintf(buf, size, "[%s]:%u", host, ntohs(a->sin6.sin6_port));
@@ -480,6 +513,73 @@ jv lwm2m_reg_json(const struct lwm2m_reg *g)
 	return o;
 }
 
+int lwm2m_reg_json_text(struct jbuf *b, const struct lwm2m_reg *g)
+{
+	/* the members in lwm2m_reg_json's order: jq prints an object's keys in insertion order */
+	char t[96], *p;
+	JBUF_LIT(b, "\"ep\":");
+	json_out_cstring(b, g->ep, strlen(g->ep));
+	p = put_lit(t, ",\"reg\":\"");
+	lwm2m_reg_id_str(g->id, p);
+	p = put_lit(p + 8, "\",\"lt\":");
+	p = put_uint(p, g->lt);
+	p = put_lit(p, ",\"lwm2m\":\"");
+	p = put_uint(p, g->version / 10u);
+	*p++ = '.';
+	p = put_uint(p, g->version % 10u);
+	p = put_lit(p, "\",\"b\":");
+	jbuf_add(b, t, (size_t)(p - t));
+	json_out_cstring(b, g->binding, strlen(g->binding));
+	if (g->queue)
+		JBUF_LIT(b, ",\"queue\":true");
+	else
+		JBUF_LIT(b, ",\"queue\":false");
+	if (g->sms) {
+		JBUF_LIT(b, ",\"sms\":");
+		json_out_cstring(b, g->sms, strlen(g->sms));
+	}
+	JBUF_LIT(b, ",\"objects\":[");
+	for (uint32_t i = 0; i < g->nobjects; i++) {
+		uint32_t k = g->objects[i];
+		p = t;
+		if (i)
+			*p++ = ',';
+		*p++ = '"';
+		*p++ = '/';
+		p = put_uint(p, k >> 16);
+		if ((k & 0xffff) != 0xffff) {
+			*p++ = '/';
+			p = put_uint(p, k & 0xffff);
+		}
+		*p++ = '"';
+		jbuf_add(b, t, (size_t)(p - t));
+	}
+	JBUF_LIT(b, "]");
+	if (g->nct) {
+		p = put_lit(t, ",\"ct\":[");
+		for (int i = 0; i < g->nct; i++) {
+			if (i)
+				*p++ = ',';
+			p = put_uint(p, g->ct[i]);
+		}
+		*p++ = ']';
+		jbuf_add(b, t, (size_t)(p - t));
+	}
+	char addr[64];
+	lwm2m_addr_str(&g->addr, addr, sizeof addr);
+	JBUF_LIT(b, ",\"addr\":");
+	json_out_string(b, addr, strlen(addr));
+	p = put_lit(t, ",\"sec\":\"");
+	p = put_lit(p, lwm2m_sec_name(g->sec));
+	*p++ = '"';
+	jbuf_add(b, t, (size_t)(p - t));
+	if (g->identity) {
+		JBUF_LIT(b, ",\"identity\":");
+		json_out_cstring(b, g->identity, strlen(g->identity));
+	}
+	return b->failed ? -1 : 0;
+}
+
 static int journal_path(const char *path, char buf[PATH_MAX])
 {
 	if (snprintf(buf, PATH_MAX, "%s.journal", path) >= PATH_MAX) {
@@ -489,44 +589,36 @@ static int journal_path(const char *path, char buf[PATH_MAX])
 	return 0;
 }
 
-/* A saved line: the registration as the events show it, with the times that decide expiry. */
-static jv saved_json(const struct lwm2m_reg *g)
+/* A saved line: the registration as the events show it, with the times that decide expiry
+ * (what jq printed for lwm2m_reg_json plus registered and updated), newline included. */
+static int saved_text(struct jbuf *b, const struct lwm2m_reg *g)
 {
-	jv o = lwm2m_reg_json(g);
-	o = jv_object_set(o, jv_string("registered"), jv_number(g->registered));
-	return jv_object_set(o, jv_string("updated"), jv_number(g->updated));
+	JBUF_LIT(b, "{");
+	lwm2m_reg_json_text(b, g);
+	JBUF_LIT(b, ",\"registered\":");
+	json_out_number(b, g->registered);
+	JBUF_LIT(b, ",\"updated\":");
+	json_out_number(b, g->updated);
+	JBUF_LIT(b, "}\n");
+	return b->failed ? -1 : 0;
 }
 
 int lwm2m_registry_save(struct lwm2m_registry *r, const char *path)
 {
-	size_t cap = 4096 + r->count * 256, len = 0;
-	char *buf = malloc(cap);
-	if (!buf)
+	struct jbuf buf = {0};
+	buf.cap = 4096 + r->count * 256;
+	if (!(buf.p = malloc(buf.cap)))
 		return -1;
 	size_t b;
-	for (struct lwm2m_reg *g = lwm2m_reg_first(r, &b); g; g = lwm2m_reg_next(r, g, &b)) {
-		jv s = jv_dump_string(saved_json(g), 0);
-		size_t n = (size_t)jv_string_length_bytes(jv_copy(s));
-		if (len + n + 2 > cap) {
-			size_t ncap = (len + n + 2) * 2;
-			char *nb = realloc(buf, ncap);
-			if (!nb) {
-				jv_free(s);
-				free(buf);
-				errno = ENOMEM;
-				return -1;
-			}
-			buf = nb;
-			cap = ncap;
+	for (struct lwm2m_reg *g = lwm2m_reg_first(r, &b); g; g = lwm2m_reg_next(r, g, &b))
+		if (saved_text(&buf, g) < 0) {
+			free(buf.p);
+			errno = ENOMEM;
+			return -1;
 		}
-		memcpy(buf + len, jv_string_value(s), n);
-		len += n;
-		buf[len++] = '\n';
-		jv_free(s);
-	}
-	int rc = fs_write_atomic(path, buf, len);
+	int rc = fs_write_atomic(path, buf.p, buf.len);
 	int e = errno;
-	free(buf);
+	free(buf.p);
 	if (rc < 0) {
 		errno = e;
 		return -1;
@@ -570,30 +662,30 @@ int lwm2m_registry_journal(struct lwm2m_registry *r, const char *path, const str
 {
 	if (r->jfd < 0 && journal_open(r, path) < 0)
 		return -1;
-	jv o;
+	char stack[1024];
+	struct jbuf b = {.p = stack, .cap = sizeof stack, .borrowed = 1};
 	if (op == LWM2M_JOURNAL_DEL) {
-		char id[9];
-		lwm2m_reg_id_str(g->id, id);
-		o = jv_object_set(jv_object(), jv_string("op"), jv_string("del"));
-		o = jv_object_set(o, jv_string("ep"), jv_string(g->ep));
-		o = jv_object_set(o, jv_string("reg"), jv_string(id));
+		char t[32];
+		JBUF_LIT(&b, "{\"op\":\"del\",\"ep\":");
+		json_out_cstring(&b, g->ep, strlen(g->ep));
+		memcpy(t, ",\"reg\":\"", 8);
+		lwm2m_reg_id_str(g->id, t + 8);
+		memcpy(t + 16, "\"}\n", 3);
+		jbuf_add(&b, t, 19);
 	} else {
-		o = saved_json(g);
+		saved_text(&b, g);
 	}
-	jv s = jv_dump_string(o, 0);
-	size_t n = (size_t)jv_string_length_bytes(jv_copy(s));
-	char *line = malloc(n + 1);
-	if (!line) {
-		jv_free(s);
+	if (b.failed) {
+		if (!b.borrowed)
+			free(b.p);
 		errno = ENOMEM;
 		return -1;
 	}
-	memcpy(line, jv_string_value(s), n);
-	line[n] = '\n';
-	jv_free(s);
-	ssize_t w = write(r->jfd, line, n + 1);
+	size_t n = b.len - 1;
+	ssize_t w = write(r->jfd, b.p, b.len);
 	int e = errno;
-	free(line);
+	if (!b.borrowed)
+		free(b.p);
 	if (w == (ssize_t)(n + 1)) {
 		r->jlines++;
 		return 0;

@@ -101,6 +101,10 @@ const char *lwm2m_sec_name(int sec);
 /* The registration as the event records show it: ep, reg, lt, lwm2m, b, queue, objects, ct,
  * addr, sec (+ identity, sms). */
 jv lwm2m_reg_json(const struct lwm2m_reg *g);
+struct jbuf;
+/* The same members as JSON text without the braces ("ep":...,"sec":...), appended to b: byte for
+ * byte what jq prints for lwm2m_reg_json(g), without building it. 0, or -1 (out of memory). */
+int lwm2m_reg_json_text(struct jbuf *b, const struct lwm2m_reg *g);
 /* Object paths as strings, for the event and for checks ("/3/0", "/5"). */
 jv lwm2m_reg_objects_json(const struct lwm2m_reg *g);
 /* 1 if the registration announced the object instance (or the object) that path starts with. */

@@ -4,6 +4,7 @@
 
 #include "corelink.h"
 #include "fsutil.h"
+#include "json_out.h"
 #include "jsonl.h"
 #include "log.h"
 #include "lwm2m_codec.h"
@@ -89,26 +90,55 @@ static double round_ms(double t)
 	return (double)(long long)(t * 1000) / 1000;
 }
 
-static void emit(struct lwm2m_server *s, const char *event, struct lwm2m_reg *g, jv extra)
+/* One event line: {"event", the registration's members (register, update) or its ep and reg,
+ * then more (members as JSON text, after a comma) and extra's members, then "time"}. Written
+ * as text, byte for byte what jq printed for the object these members made (insertion order):
+ * building it as a jq object and dumping it cost more than the rest of a Register. */
+static void emit_line(struct lwm2m_server *s, const char *event, struct lwm2m_reg *g, const char *more,
+                      size_t nmore, jv extra)
 {
-	jv ev = jv_object();
-	ev = jv_object_set(ev, jv_string("event"), jv_string(event));
+	char stack[1024];
+	struct jbuf b = {.p = stack, .cap = sizeof stack, .borrowed = 1};
+	JBUF_LIT(&b, "{\"event\":");
+	json_out_string(&b, event, strlen(event));
 	if (g && (strcmp(event, "register") == 0 || strcmp(event, "update") == 0)) {
-		jv full = lwm2m_reg_json(g);
-		jv_object_foreach(full, k, v) ev = jv_object_set(ev, k, v);
-		jv_free(full);
+		JBUF_LIT(&b, ",");
+		lwm2m_reg_json_text(&b, g);
 	} else if (g) {
 		char id[9];
 		lwm2m_reg_id_str(g->id, id);
-		ev = jv_object_set(ev, jv_string("ep"), jv_string(g->ep));
-		ev = jv_object_set(ev, jv_string("reg"), jv_string(id));
+		JBUF_LIT(&b, ",\"ep\":");
+		json_out_cstring(&b, g->ep, strlen(g->ep));
+		JBUF_LIT(&b, ",\"reg\":");
+		json_out_string(&b, id, 8);
 	}
+	if (nmore)
+		jbuf_add(&b, more, nmore);
 	if (jv_get_kind(extra) == JV_KIND_OBJECT) {
-		jv_object_foreach(extra, k, v) ev = jv_object_set(ev, k, v);
+		jv_object_foreach(extra, k, v) {
+			JBUF_LIT(&b, ",");
+			json_out_append(&b, k);
+			JBUF_LIT(&b, ":");
+			json_out_append(&b, v);
+			jv_free(k);
+			jv_free(v);
+		}
 	}
 	jv_free(extra);
-	ev = jv_object_set(ev, jv_string("time"), jv_number(round_ms(lwm2m_now())));
-	s->cb.event(ev, s->cb.ud);
+	JBUF_LIT(&b, ",\"time\":");
+	json_out_number(&b, round_ms(lwm2m_now()));
+	JBUF_LIT(&b, "}\n");
+	if (b.failed)
+		log_error("out of memory for an event line: %s of %s lost", event, g ? g->ep : "-");
+	else
+		s->cb.event(b.p, b.len, s->cb.ud);
+	if (!b.borrowed)
+		free(b.p);
+}
+
+static void emit(struct lwm2m_server *s, const char *event, struct lwm2m_reg *g, jv extra)
+{
+	emit_line(s, event, g, NULL, 0, extra);
 }
 
 /* ---- the token table ---- */
@@ -1113,7 +1143,8 @@ static void hnd_register(coap_resource_t *res, coap_session_t *cs, const coap_pd
 		diag(resp, 500, "out of memory");
 		return;
 	}
-	double now = lwm2m_now();
+	/* to the millisecond, as the events show times (and they print in a few instructions) */
+	double now = round_ms(lwm2m_now());
 	g->lt = p.has_lt ? (uint32_t)p.lt : 86400;
 	g->version = (uint8_t)p.version;
 	snprintf(g->binding, sizeof g->binding, "%s", p.has_b ? p.b : "U");
@@ -1128,11 +1159,11 @@ static void hnd_register(coap_resource_t *res, coap_session_t *cs, const coap_pd
 		lwm2m_reg_free(g);
 		return;
 	}
-	jv extra = jv_null();
+	char more[32] = "";
 	if (old) {
-		char oid[9];
-		lwm2m_reg_id_str(old->id, oid);
-		extra = jv_object_set(jv_object(), jv_string("replaced"), jv_string(oid));
+		memcpy(more, ",\"replaced\":\"", 13);
+		lwm2m_reg_id_str(old->id, more + 13);
+		memcpy(more + 21, "\"", 2);
 		drop_reg(s, old, g, "registration replaced by a new Register");
 	}
 	lwm2m_reg_insert(&s->reg, g);
@@ -1151,9 +1182,26 @@ static void hnd_register(coap_resource_t *res, coap_session_t *cs, const coap_pd
 	set_code(resp, 201);
 	coap_add_option(resp, COAP_OPTION_LOCATION_PATH, 2, (const uint8_t *)"rd");
 	coap_add_option(resp, COAP_OPTION_LOCATION_PATH, 8, (const uint8_t *)id);
-	emit(s, "register", g, extra);
+	emit_line(s, "register", g, more, strlen(more), jv_null());
 	if (g->q)
 		flush_held(s, g);
+}
+
+/* The "changed" member of an update event, as JSON text. */
+struct changed {
+	char text[96];
+	size_t len;
+};
+
+static void changed_add(struct changed *c, const char *what)
+{
+	size_t n = strlen(what);
+	if (c->text[c->len - 1] != '[')
+		c->text[c->len++] = ',';
+	c->text[c->len++] = '"';
+	memcpy(c->text + c->len, what, n);
+	c->len += n;
+	c->text[c->len++] = '"';
 }
 
 /* Leshan's check: only the identity an endpoint is bound to may update or de-register it. */
@@ -1268,54 +1316,53 @@ static void hnd_other(coap_resource_t *res, coap_session_t *cs, const coap_pdu_t
 		diag(resp, code, why);
 		return;
 	}
-	jv changed = jv_array();
+	struct changed changed = {",\"changed\":[", 12};
 	if (p.has_lt && p.lt != g->lt) {
 		g->lt = (uint32_t)p.lt;
-		changed = jv_array_append(changed, jv_string("lt"));
+		changed_add(&changed, "lt");
 	}
 	if (p.has_b && strcmp(p.b, g->binding) != 0) {
 		snprintf(g->binding, sizeof g->binding, "%s", p.b);
-		changed = jv_array_append(changed, jv_string("b"));
+		changed_add(&changed, "b");
 	}
 	/* 1.0 says queue mode in the binding; 1.1 with the Q parameter, which an Update may omit */
 	int q = g->version == 10 ? strchr(g->binding, 'Q') != NULL : (g->queue || p.has_q);
 	if (q != g->queue) {
 		g->queue = (uint8_t)q;
 		g->awake_until = lwm2m_now() + s->o.awake_time;
-		changed = jv_array_append(changed, jv_string("queue"));
+		changed_add(&changed, "queue");
 	}
 	if (p.has_sms && (!g->sms || strcmp(p.sms, g->sms) != 0)) {
 		free(g->sms);
 		g->sms = strdup(p.sms);
-		changed = jv_array_append(changed, jv_string("sms"));
+		changed_add(&changed, "sms");
 	}
 	if (present) {
 		int same = l.nobjects == g->nobjects &&
 		           (l.nobjects == 0 || memcmp(l.objects, g->objects, l.nobjects * sizeof *l.objects) == 0);
 		set_links(g, &l);
 		if (!same)
-			changed = jv_array_append(changed, jv_string("objects"));
+			changed_add(&changed, "objects");
 	}
 	lwm2m_links_free(&l);
 	union lwm2m_addr a;
 	addr_from_session(cs, &a);
 	if (!lwm2m_addr_equal(&a, &g->addr) || !g->session) {
 		if (!lwm2m_addr_equal(&a, &g->addr))
-			changed = jv_array_append(changed, jv_string("addr"));
+			changed_add(&changed, "addr");
 		/* restored after a restart: reachable again, its observations are to be made anew */
 		if (!g->session)
-			changed = jv_array_append(changed, jv_string("session"));
+			changed_add(&changed, "session");
 		attach_session(g, cs);
 	}
-	g->updated = lwm2m_now();
+	g->updated = round_ms(lwm2m_now());
 	s->dirty = 1;
-	if (journal(s, g, LWM2M_JOURNAL_SET, resp) < 0) {
-		jv_free(changed);
+	if (journal(s, g, LWM2M_JOURNAL_SET, resp) < 0)
 		return;
-	}
 	s->st.updates++;
 	set_code(resp, 204);
-	emit(s, "update", g, jv_object_set(jv_object(), jv_string("changed"), changed));
+	changed.text[changed.len++] = ']';
+	emit_line(s, "update", g, changed.text, changed.len, jv_null());
 	touch(s, g);
 }
 

@@ -91,7 +91,7 @@ struct lwm2m_stats {
 };
 
 struct lwm2m_server_cb {
-	void (*event)(jv ev, void *ud);                                  /* ev consumed */
+	void (*event)(const char *line, size_t len, void *ud);           /* one JSON line with its \n */
 	void (*reply)(struct lwm2m_request *rq, const struct lwm2m_reply *rep, void *ud);
 	void *ud;
 };

@@ -117,9 +117,20 @@ static void test_json_out(void)
 	CHECK(same_as_jq(jv_string_sized(all, 127)));
 	int bad = 0;
 	srand(7);
-	for (int i = 0; i < 20000 && bad < 5; i++) {
+	for (int i = 0; i < 40000 && bad < 5; i++) {
 		double d;
-		switch (i % 5) {
+		switch (i % 10) {
+		case 5: /* clock times in milliseconds (json_out's fast path), and their neighbours */
+		case 6:
+		case 7:
+			d = (double)(1700000000000LL + (long long)rand() * 37 + i) / 1000 * (i % 3 ? 1 : -1);
+			if (i % 10 == 6)
+				d = nextafter(d, 0);
+			else if (i % 10 == 7)
+				d = (double)(rand() % 4000000) * 1000003 / 1000 + (double)(rand() % 1000) / 1000;
+			break;
+		case 8: d = (double)(rand() % 100000) / 1000 + 1; break;
+		case 9: d = 4e12 - (double)(rand() % 100000000) / 1000; break;
 		case 0: d = (double)(rand() % 2000001 - 1000000) / 10.0; break;
 		case 1: d = (double)rand() / 1000.0 * (rand() % 2 ? 1 : -1); break;
 		case 2: d = ldexp((double)rand() / RAND_MAX, rand() % 200 - 100); break;
@@ -133,6 +144,24 @@ static void test_json_out(void)
 		}
 		if (!same_as_jq(jv_number(d)))
 			bad++;
+	}
+	CHECK(bad == 0);
+	/* json_out_cstring: what jv_string_sized makes of any bytes (bad UTF-8 replaced) */
+	bad = 0;
+	for (int i = 0; i < 20000 && bad < 5; i++) {
+		char s[12];
+		size_t n = (size_t)(rand() % 12);
+		for (size_t k = 0; k < n; k++)
+			s[k] = (char)(i % 4 == 0 ? 0x20 + rand() % 95 : 1 + rand() % 255);
+		jv d = jv_dump_string(jv_string_sized(s, (int)n), 0);
+		struct jbuf b = {0};
+		if (json_out_cstring(&b, s, n) != 0 || b.len != strlen(jv_string_value(d)) ||
+		    memcmp(b.p, jv_string_value(d), b.len) != 0) {
+			fprintf(stderr, "json_out_cstring: %.*s, jq: %s\n", (int)b.len, b.p ? b.p : "", jv_string_value(d));
+			bad++;
+		}
+		free(b.p);
+		jv_free(d);
 	}
 	CHECK(bad == 0);
 }
