@@ -87,6 +87,21 @@ PY
 	assert_output 3
 }
 
+@test "bench: lwm2m-loadgen -U sends Updates that lwm2m-listen answers 2.04, each an update event" {
+	[ -x "$BIN/lwm2m-listen" ] || skip "lwm2m-listen not built yet"
+	port=$(free_port udp)
+	start_bg listen lwm2m-listen -l "127.0.0.1:$port" -S "$BATS_TEST_TMPDIR/state"
+	wait_until 5 grep -q listening "$BATS_TEST_TMPDIR/listen.err"
+	run -0 --separate-stderr "$UNIT/lwm2m-loadgen" -s "127.0.0.1:$port" -n 4 -w 2 -U 3 -x --settle 0 \
+		--settle-max 0 -T 30 -q
+	run -0 jq -r '[.registered, .updates, .update_failed, .deregistered, .errors] | map(tostring) | join(" ")' <<<"$output"
+	assert_output "4 12 0 4 0"
+	wait_until 5 test "$(grep -c '"event":"deregister"' "$BATS_TEST_TMPDIR/listen.out")" -eq 4
+	run -0 jq -sr '[.[] | select(.event == "update")] | "\(length) \(map(.changed == []) | all) \(map(.ep) | unique | length)"' \
+		"$BATS_TEST_TMPDIR/listen.out"
+	assert_output "12 true 4"
+}
+
 @test "bench: lwm2m-loadgen retransmits an unanswered Register and reports the failure" {
 	# a UDP socket that reads nothing: every Register goes unanswered; with 1 device the first
 	# retransmission comes after 2-3 s (RFC 7252 ACK_TIMEOUT), so a 5 s bound sees at least one

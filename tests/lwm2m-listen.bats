@@ -275,6 +275,10 @@ PY
 	run -0 "$UNIT/test_corelink"
 }
 
+@test "lwm2m-listen: event members, journal and saved lines are byte for byte what jq printed (unit checks)" {
+	run -0 "$UNIT/test_registry" "$BATS_TEST_TMPDIR"
+}
+
 # ---- commands against a device: tests/peers/lwm2m-device.js (the npm coap package) ----
 
 # start_device NAME ARGS...: a simulated device registered with lwm2m-listen on $PORT;

@@ -44,9 +44,9 @@
 #define SEPARATE_WAIT_US (30 * 1000000ull) /* for a separate response after an empty ACK */
 #define HIST_BUCKETS 256
 
-enum { K_NONE, K_REGISTER, K_NOTIFY, K_DEREGISTER };
+enum { K_NONE, K_REGISTER, K_NOTIFY, K_DEREGISTER, K_UPDATE };
 enum { D_IDLE, D_REGISTERING, D_REGISTERED, D_FAILED, D_DEREGISTERING, D_GONE };
-enum { PH_REG, PH_SETTLE, PH_NOTIFY, PH_HOLD, PH_DRAIN, PH_DEREG, PH_END };
+enum { PH_REG, PH_SETTLE, PH_NOTIFY, PH_HOLD, PH_DRAIN, PH_UPDATE, PH_DEREG, PH_END };
 
 static struct {
 	struct sockaddr_in server;
@@ -69,6 +69,7 @@ static struct {
 	int ready_fd;
 	unsigned jobs;
 	bool deregister;
+	unsigned long updates; /* Updates per device after the notifications */
 	unsigned per_ip;
 	unsigned long first; /* global index of this job's first device */
 	const char *psk;     /* DTLS-PSK key (hex) of every device: PSK devices through libcoap */
@@ -83,9 +84,10 @@ struct stats {
 	uint64_t reads, writes, executes, creates, deletes, discovers, refused;
 	uint64_t notify_sent, notify_acked, notify_busy, notify_reset, notify_timeout;
 	uint64_t retrans, timeouts, resets_rx, bad_packets, dup_requests, unexpected;
-	uint64_t dereg_ok, dereg_failed;
-	uint64_t reg_t0, reg_t1, notify_t0, notify_t1; /* CLOCK_MONOTONIC microseconds */
-	uint64_t reg_hist[HIST_BUCKETS], ack_hist[HIST_BUCKETS];
+	uint64_t dereg_ok, dereg_failed, upd_ok, upd_failed;
+	/* CLOCK_MONOTONIC microseconds: first and last of registrations, notifications, updates */
+	uint64_t reg_t0, reg_t1, notify_t0, notify_t1, upd_t0, upd_t1;
+	uint64_t reg_hist[HIST_BUCKETS], ack_hist[HIST_BUCKETS], upd_hist[HIST_BUCKETS];
 };
 static struct stats st;
 
@@ -112,6 +114,7 @@ struct dev {
 	uint8_t *out;  /* the outstanding confirmable message, for retransmission */
 	uint8_t *last; /* the last response sent, for a duplicate request (RFC 7252 4.5) */
 	struct obs *obs;
+	uint32_t nupd; /* Updates answered (or failed) */
 	char loc[32];
 };
 
@@ -286,19 +289,25 @@ static void send_register(struct dev *d, uint32_t idx)
 	send_con(d, idx, buf, w.len, K_REGISTER);
 }
 
-static void send_deregister(struct dev *d, uint32_t idx)
+/* De-register (DELETE) or Update (POST, no parameters, no payload: the lifetime refresh devices
+ * send most) on the registration's Location-Path. */
+static void send_deregister(struct dev *d, uint32_t idx, int update)
 {
 	uint8_t buf[128], tok[4];
 	struct cm_writer w;
 	uint32_t t = (uint32_t)random();
 	memcpy(tok, &t, 4);
 	memcpy(d->out_tok, tok, 4);
-	cm_begin(&w, buf, sizeof buf, COAP_CON, CM_DELETE, d->mid++, tok, 4);
+	cm_begin(&w, buf, sizeof buf, COAP_CON, update ? CM_POST : CM_DELETE, d->mid++, tok, 4);
 	for (char *s = d->loc + 1; *s;) {
 		char *e = strchr(s, '/');
 		size_t l = e ? (size_t)(e - s) : strlen(s);
 		cm_opt(&w, CO_URI_PATH, s, l);
 		s += l + (e ? 1 : 0);
+	}
+	if (update) {
+		send_con(d, idx, buf, w.len, K_UPDATE);
+		return;
 	}
 	d->state = D_DEREGISTERING;
 	send_con(d, idx, buf, w.len, K_DEREGISTER);
@@ -568,6 +577,16 @@ static void handle_response(struct dev *d, const struct cm_msg *m)
 		else
 			st.dereg_failed++;
 		d->state = D_GONE;
+	} else if (d->out_kind == K_UPDATE) {
+		d->nupd++;
+		if (m->code == CM_CHANGED) {
+			st.upd_ok++;
+			st.upd_t1 = now;
+			hist_add(st.upd_hist, now - d->out_first_us);
+		} else {
+			st.upd_failed++;
+			log_debug("update refused: %u.%02u", m->code >> 5, m->code & 31);
+		}
 	}
 	out_done(d);
 }
@@ -603,6 +622,9 @@ static void handle_datagram(struct dev *d, const uint8_t *buf, size_t n)
 			} else if (d->out_kind == K_DEREGISTER) {
 				d->state = D_GONE;
 				st.dereg_failed++;
+			} else if (d->out_kind == K_UPDATE) {
+				d->nupd++;
+				st.upd_failed++;
 			}
 			out_done(d);
 			return;
@@ -668,6 +690,9 @@ static void timers_due(uint64_t now)
 			} else if (d->out_kind == K_DEREGISTER) {
 				d->state = D_GONE;
 				st.dereg_failed++;
+			} else if (d->out_kind == K_UPDATE) {
+				d->nupd++;
+				st.upd_failed++;
 			}
 			out_done(d);
 			continue;
@@ -743,7 +768,7 @@ static void run_job(int ready_w)
 	bool was_ready = false;
 	uint64_t now = mono_us(), phase_t0 = now, last_obs_seen = now;
 	uint64_t deadline = t_start + (uint64_t)(opt.timeout * 1e6);
-	unsigned long next_reg = 0, reg_out = 0, cursor = 0, dereg_next = 0;
+	unsigned long next_reg = 0, reg_out = 0, cursor = 0, dereg_next = 0, upd_next = 0;
 	uint64_t notify_started = 0, prev_obs_reqs = 0;
 	double rate_per_job_reg = opt.reg_rate / opt.jobs, rate_per_job_n = opt.notify_rate / opt.jobs;
 	unsigned long long count_per_job = opt.notify_count ? (opt.notify_count + opt.jobs - 1) / opt.jobs : 0;
@@ -840,6 +865,29 @@ static void run_job(int ready_w)
 			for (unsigned long k = 0; k < ndevs && !busy; k++)
 				busy = devs[k].out != NULL;
 			if (!busy || now - phase_t0 > 5000000u) {
+				phase = opt.updates ? PH_UPDATE : opt.deregister ? PH_DEREG : PH_END;
+				phase_t0 = now;
+				st.upd_t0 = now;
+			}
+		}
+		if (phase == PH_UPDATE) {
+			/* round after round over the devices, one Update outstanding per device, at most
+			 * a window of them at once */
+			unsigned long inflight = 0, done = 0;
+			for (unsigned long k = 0; k < ndevs; k++) {
+				inflight += devs[k].out_kind == K_UPDATE;
+				done += devs[k].state != D_REGISTERED || devs[k].nupd >= opt.updates;
+			}
+			for (unsigned long scanned = 0; inflight < opt.window && scanned < ndevs; scanned++) {
+				struct dev *d = &devs[upd_next];
+				uint32_t idx = (uint32_t)upd_next;
+				upd_next = upd_next + 1 < ndevs ? upd_next + 1 : 0;
+				if (d->state == D_REGISTERED && !d->out && d->nupd < opt.updates) {
+					send_deregister(d, idx, 1);
+					inflight++;
+				}
+			}
+			if ((done >= ndevs && inflight == 0) || stop_flag || now - phase_t0 > 120000000u) {
 				phase = opt.deregister ? PH_DEREG : PH_END;
 				phase_t0 = now;
 			}
@@ -851,7 +899,7 @@ static void run_job(int ready_w)
 			while (dereg_next < ndevs && inflight < opt.window) {
 				struct dev *d = &devs[dereg_next];
 				if (d->state == D_REGISTERED && !d->out) {
-					send_deregister(d, (uint32_t)dereg_next);
+					send_deregister(d, (uint32_t)dereg_next, 0);
 					inflight++;
 				}
 				dereg_next++;
@@ -912,13 +960,13 @@ static void add_stats(struct stats *a, const struct stats *b)
 {
 	const uint64_t *pb = (const uint64_t *)b;
 	uint64_t *pa = (uint64_t *)a;
-	/* every field is a uint64_t; the four times combine as min/max, the rest add */
+	/* every field is a uint64_t; the six times combine as min/max, the rest add */
 	size_t nf = sizeof *a / sizeof(uint64_t);
 	size_t t0 = offsetof(struct stats, reg_t0) / 8;
 	for (size_t k = 0; k < nf; k++) {
-		if (k == t0 || k == t0 + 2)
+		if (k == t0 || k == t0 + 2 || k == t0 + 4)
 			pa[k] = (pa[k] == 0 || (pb[k] && pb[k] < pa[k])) ? pb[k] : pa[k];
-		else if (k == t0 + 1 || k == t0 + 3)
+		else if (k == t0 + 1 || k == t0 + 3 || k == t0 + 5)
 			pa[k] = pb[k] > pa[k] ? pb[k] : pa[k];
 		else
 			pa[k] += pb[k];
@@ -931,6 +979,7 @@ static void print_results(const struct stats *s)
 {
 	double reg_s = s->reg_t1 > s->reg_t0 ? (double)(s->reg_t1 - s->reg_t0) / 1e6 : 0;
 	double not_s = s->notify_t1 > s->notify_t0 ? (double)(s->notify_t1 - s->notify_t0) / 1e6 : 0;
+	double upd_s = s->upd_t1 > s->upd_t0 ? (double)(s->upd_t1 - s->upd_t0) / 1e6 : 0;
 	printf("{\"tool\":\"lwm2m-loadgen\",\"devices\":%lu,\"jobs\":%u,\"sec\":\"%s\","
 	       "\"registered\":%" PRIu64 ",\"register_failed\":%" PRIu64 ",\"register_seconds\":%.3f,"
 	       "\"registers_per_s\":%.0f,\"register_p50_ms\":%.2f,\"register_p99_ms\":%.2f,"
@@ -942,6 +991,8 @@ static void print_results(const struct stats *s)
 	       "\"deletes\":%" PRIu64 ",\"discovers\":%" PRIu64 ",\"refused\":%" PRIu64 ","
 	       "\"retransmissions\":%" PRIu64 ",\"timeouts\":%" PRIu64 ",\"resets\":%" PRIu64 ","
 	       "\"bad_packets\":%" PRIu64 ",\"duplicates\":%" PRIu64 ",\"unexpected\":%" PRIu64 ","
+	       "\"updates\":%" PRIu64 ",\"update_failed\":%" PRIu64 ",\"update_seconds\":%.3f,"
+	       "\"updates_per_s\":%.0f,\"update_p50_ms\":%.2f,\"update_p99_ms\":%.2f,"
 	       "\"deregistered\":%" PRIu64 ",\"deregister_failed\":%" PRIu64 ",\"errors\":%" PRIu64 "}\n",
 	       opt.ndev, opt.jobs, opt.psk ? "psk" : "nosec", s->registered, s->reg_failed, reg_s,
 	       reg_s > 0 ? (double)s->registered / reg_s : 0, hist_q(s->reg_hist, 0.5), hist_q(s->reg_hist, 0.99),
@@ -950,8 +1001,9 @@ static void print_results(const struct stats *s)
 	       not_s > 0 ? (double)s->notify_sent / not_s : 0, hist_q(s->ack_hist, 0.5), hist_q(s->ack_hist, 0.99),
 	       s->reads, s->writes, s->executes, s->creates, s->deletes, s->discovers, s->refused,
 	       s->retrans, s->timeouts, s->resets_rx, s->bad_packets, s->dup_requests, s->unexpected,
-	       s->dereg_ok, s->dereg_failed,
-	       s->reg_failed + s->notify_timeout + s->notify_reset + s->bad_packets + s->dereg_failed);
+	       s->upd_ok, s->upd_failed, upd_s, upd_s > 0 ? (double)s->upd_ok / upd_s : 0, hist_q(s->upd_hist, 0.5),
+	       hist_q(s->upd_hist, 0.99), s->dereg_ok, s->dereg_failed,
+	       s->reg_failed + s->notify_timeout + s->notify_reset + s->bad_packets + s->dereg_failed + s->upd_failed);
 }
 
 static int read_full(int fd, void *p, size_t n)
@@ -990,6 +1042,7 @@ static noreturn void usage(int code)
 	        "      --settle S           ready after S quiet seconds without observe requests (1)\n"
 	        "      --settle-max S       ready after S seconds at most (60)\n"
 	        "  -H, --hold S             after the notifications, keep answering for S seconds (0)\n"
+	        "  -U, --updates K          then K Updates per device (POST /rd/ID, empty), window W\n"
 	        "  -x, --deregister         de-register every device at the end\n"
 	        "  -j, --jobs P             split devices over P processes (default: as the fd limit needs)\n"
 	        "  -a, --per-address K      devices per loopback source address (20000)\n"
@@ -1010,11 +1063,11 @@ int main(int argc, char **argv)
 		{"confirmable", 0, 0, 'C'}, {"objects", 1, 0, 'o'}, {"prefix", 1, 0, 'e'},
 		{"lifetime", 1, 0, 'l'}, {"lwm2m", 1, 0, 'L'}, {"expect-obs", 1, 0, 'E'},
 		{"settle", 1, 0, 1}, {"settle-max", 1, 0, 2}, {"hold", 1, 0, 'H'},
-		{"deregister", 0, 0, 'x'}, {"jobs", 1, 0, 'j'}, {"per-address", 1, 0, 'a'},
+		{"deregister", 0, 0, 'x'}, {"updates", 1, 0, 'U'}, {"jobs", 1, 0, 'j'}, {"per-address", 1, 0, 'a'},
 		{"timeout", 1, 0, 'T'}, {"psk", 1, 0, 'k'}, {"help", 0, 0, 'h'}, {"version", 0, 0, 'V'}, {0, 0, 0, 0}};
 	const char *server = "127.0.0.1:5683";
 	int c;
-	while ((c = getopt_long(argc, argv, "s:n:r:w:N:D:c:Co:e:l:L:E:H:xj:a:T:d:k:vqhV", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:n:r:w:N:D:c:Co:e:l:L:E:H:xU:j:a:T:d:k:vqhV", lo, NULL)) != -1) {
 		switch (c) {
 		case 's': server = optarg; break;
 		case 'n': opt.ndev = strtoul(optarg, NULL, 10); break;
@@ -1033,6 +1086,7 @@ int main(int argc, char **argv)
 		case 2: opt.settle_max = atof(optarg); break;
 		case 'H': opt.hold = atof(optarg); break;
 		case 'x': opt.deregister = true; break;
+		case 'U': opt.updates = strtoul(optarg, NULL, 10); break;
 		case 'j': opt.jobs = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'a': opt.per_ip = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'T': opt.timeout = atof(optarg); break;
