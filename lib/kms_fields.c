@@ -23,7 +23,16 @@ int kms_encoding_parse(const char *s, enum kms_encoding *e)
 
 jv kms_record_context(const struct kms_field_opts *o, jv rec)
 {
-	jv ctx = jv_get_kind(o->context) == JV_KIND_OBJECT ? jv_copy(o->context) : jv_object();
+	jv ctx = jl_get(rec, "kms_context");
+	if (jv_get_kind(ctx) == JV_KIND_INVALID || jv_get_kind(ctx) == JV_KIND_NULL) {
+		jv_free(ctx);
+		ctx = jv_object();
+	} else if (jv_get_kind(ctx) != JV_KIND_OBJECT) {
+		jv_free(ctx);
+		return jv_invalid_with_msg(jv_string("kms_context is not an object"));
+	}
+	if (jv_get_kind(o->context) == JV_KIND_OBJECT)
+		ctx = jv_object_merge(ctx, jv_copy(o->context));
 	for (size_t i = 0; i < o->nctx; i++) {
 		jv v = jl_get(rec, o->ctx_fields[i]);
 		if (jv_get_kind(v) == JV_KIND_NUMBER)
@@ -158,6 +167,9 @@ jv kms_fields_encrypt(struct kms *k, const char *key_id, const struct kms_field_
 		free(cn);
 		free(b64);
 	}
+	/* the context goes with the ciphertext, where the registry loaders read it back */
+	if (have_ctx && jv_object_length(jv_copy(ctx)) > 0)
+		return jv_object_set(rec, jv_string("kms_context"), ctx);
 	jv_free(ctx);
 	return rec;
 }
@@ -222,7 +234,7 @@ jv kms_fields_decrypt(struct kms *k, const char *key_id, const struct kms_field_
 		free(cn);
 	}
 	jv_free(ctx);
-	return rec;
+	return have_ctx ? jv_object_delete(rec, jv_string("kms_context")) : rec;
 }
 
 jv kms_fields_wrap(const char *label, const struct kek *kek, const char **fields, size_t n, jv rec)

@@ -24,14 +24,15 @@ struct kms_field_opts {
 /* Parse "hex", "base64" or "text"; -1 otherwise. */
 int kms_encoding_parse(const char *s, enum kms_encoding *e);
 
-/* The encryption context for rec: the fixed one plus the record's context fields (a field that
- * is missing, or is not a string or number, is an error). New reference, or invalid with a
- * message. rec is borrowed. */
+/* The encryption context for rec: the record's "kms_context" object (as encrypt writes it), plus
+ * the fixed pairs, plus the record's context fields (a field that is missing, or is not a string
+ * or number, is an error). New reference, or invalid with a message. rec is borrowed. */
 jv kms_record_context(const struct kms_field_opts *o, jv rec);
 
 /* Transform rec (consumed). On failure: jv_invalid_with_msg naming the field and the reason,
  * never the key; *temporary is set when the failure was the KMS being unreachable. A record
- * without any of the fields comes back unchanged. */
+ * without any of the fields comes back unchanged. encrypt leaves a context that is not empty in
+ * the record as "kms_context"; decrypt removes it. */
 jv kms_fields_encrypt(struct kms *k, const char *key_id, const struct kms_field_opts *o, jv rec, int *temporary);
 jv kms_fields_decrypt(struct kms *k, const char *key_id, const struct kms_field_opts *o, jv rec, int *temporary);
 

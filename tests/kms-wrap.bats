@@ -75,8 +75,8 @@ keyring() {
 	[[ $stderr == *'line 2: field "psk_root_keys_encrypted": ciphertext is truncated'* ]]
 	[[ $stderr == *'line 3: field "psk_root_keys_encrypted": ciphertext is not base64'* ]]
 	[[ $stderr == *'line 4: malformed JSON'* ]]
-	# no context at all where one was bound
-	run -1 --separate-stderr sh -c 'kms-wrap decrypt -k ring.yml <good.jsonl'
+	# no context at all where one was bound (the record carries it as kms_context: take it away)
+	run -1 --separate-stderr sh -c 'jq -c "del(.kms_context)" good.jsonl | kms-wrap decrypt -k ring.yml'
 	[[ $stderr == *'does not authenticate'* ]]
 	# the wrong key: asked for by name, and a keyring where "parts" is another key
 	run -1 --separate-stderr sh -c 'kms-wrap decrypt -k ring.yml -K other -C part_number <good.jsonl'
@@ -97,8 +97,8 @@ keyring() {
 	cd "$BATS_TEST_TMPDIR"
 	echo '{"a":"c2VjcmV0","b":"AABB"}' >in.jsonl
 	run -0 sh -c 'kms-wrap encrypt -k ring.yml -K other -f a -e base64 -c tenant=t1 -x .enc <in.jsonl >e.jsonl'
-	run -0 jq -c 'keys' e.jsonl
-	assert_output '["a.enc","b"]'
+	run -0 jq -c 'keys, .kms_context' e.jsonl
+	assert_output $'["a.enc","b","kms_context"]\n{"tenant":"t1"}'
 	run -1 --separate-stderr sh -c 'kms-wrap decrypt -k ring.yml -f a -e base64 -c tenant=t2 -x .enc <e.jsonl'
 	run -0 sh -c 'kms-wrap decrypt -k ring.yml -f a -e text -c tenant=t1 -x .enc <e.jsonl'
 	assert_output '{"b":"AABB","a":"secret"}'
@@ -352,6 +352,31 @@ LORA="$BATS_TEST_DIRNAME/node/lora-join.js"
 	[ "$rc" -eq 0 ]
 	run -0 jq -c '[.id, .ok]' "$BATS_TEST_TMPDIR/serve.out"
 	assert_output '[1,true]'
+}
+
+@test "kms-wrap encrypt -c/-C: the context goes with the record as kms_context; the registry and parts loaders and decrypt use it" {
+	se_setup
+	# a registry line with its root key encrypted under a context naming the device
+	grep 0004A30B001C0530 devices.jsonl | kms-wrap encrypt -k ring.yml -K parts -f app_key -C dev_eui -c tenant=t1 >enc.jsonl
+	run -0 jq -cS '[has("app_key"), .kms_context]' enc.jsonl
+	assert_output '[false,{"dev_eui":"0004A30B001C0530","tenant":"t1"}]'
+	# decrypt needs no -c/-C: the record says; the result is the line that went in
+	run -0 sh -c 'kms-wrap decrypt -k ring.yml -f app_key <enc.jsonl | jq -cS .'
+	assert_output "$(grep 0004A30B001C0530 devices.jsonl | jq -cS .)"
+	# kms-wrap serve (lib/js_devices.c) loads the key and answers with it
+	grep -v 0004A30B001C0530 devices.jsonl >reg.jsonl
+	cat enc.jsonl >>reg.jsonl
+	jr=$(node "$LORA" jr 2B7E151628AED2A6ABF7158809CF4F3C 70B3D57ED0000001 0004A30B001C0530 0005)
+	echo "{\"id\":1,\"op\":\"check-mic\",\"DevEUI\":\"0004A30B001C0530\",\"JoinEUI\":\"70B3D57ED0000001\",\"MACVersion\":\"1.0.3\",\"PHYPayload\":\"$jr\"}" >req
+	# the parts table of se_setup was encrypted with -C part_number: serve needs no -C now
+	run -0 --separate-stderr sh -c 'kms-wrap serve -D reg.jsonl -p parts.jsonl -k ring.yml <req'
+	[ "$(jq -c '[.id, .ok]' <<<"$output")" = '[1,true]' ]
+	[[ $stderr == *"1 parts"* ]]
+	# a context moved to another device does not decrypt
+	sed -i 's/"tenant":"t1"/"tenant":"t2"/' reg.jsonl
+	run -100 --separate-stderr sh -c 'kms-wrap serve -D reg.jsonl -k ring.yml </dev/null'
+	run -1 --separate-stderr sh -c 'jq -c ".kms_context = 1" enc.jsonl | kms-wrap decrypt -k ring.yml -f app_key'
+	[[ $stderr == *"kms_context"* ]]
 }
 
 @test "ljs-join --crypto 'kms-wrap serve': joins of secure-element devices whose keys ljs-join never sees" {
