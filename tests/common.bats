@@ -12,3 +12,9 @@ load test_helper
 	run grep -nE '^[[:space:]]*wait_[a-z_]+ [0-9]+ (test|\[) .*\$\(' "$TOP"/tests/*.bats "$TOP"/tests/*.bash
 	[ "$status" -eq 1 ] || { echo "$output"; false; }
 }
+
+@test "tests: no jq -e that passes on empty input" {
+	# jq 1.6 -e exits 0 when it reads nothing: use jq_some, or jq -en 'input | ...'
+	run sh -c "grep -nE '^[^#]*jq -e( |\$)' '$TOP'/tests/*.bats '$TOP'/tests/*.bash | grep -v 'jq -e -s' | grep -v '^[^:]*/common.bats:'"
+	[ "$status" -eq 1 ] || { echo "$output"; false; }
+}

@@ -32,7 +32,7 @@ PY
 	run -0 python3 "$PEERS/listen_killer.py" "$port" "$BATS_TEST_TMPDIR/state" "$BATS_TEST_TMPDIR/ctl" \
 		"$PEERS/lwm2m-device.js" 5 8 "${KILL_SEED:-$RANDOM}" -s 0.5
 	echo "$output"
-	run -0 jq -e '.ok and .kills >= 2 and .acked_ops == 45' <<<"$output"
+	jq_some '.ok and .kills >= 2 and .acked_ops == 45' <<<"$output"
 }
 
 @test "lwm2m-listen: a journal line torn by a kill spoils only itself" {

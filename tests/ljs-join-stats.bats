@@ -63,9 +63,9 @@ stats() { curl -s --max-time 10 "http://127.0.0.1:$APORT/stats"; }
 	wait_until 10 stats
 	# plain HTTP to the TLS port: no handshake
 	curl -s --max-time 5 --data-binary '{}' "http://127.0.0.1:$PORT/" >/dev/null || true
-	wait_until 10 sh -c "curl -s http://127.0.0.1:$APORT/stats | jq -e '.tls_failures == 1'"
+	wait_until 10 sh -c "curl -s http://127.0.0.1:$APORT/stats | jq -en 'input | .tls_failures == 1'"
 	# a good TLS request is no failure
-	curl -s --max-time 10 --cacert srv.pem --data-binary '{"ProtocolVersion":"1.0","MessageType":"HomeNSReq","SenderID":"000013","ReceiverID":"70B3D57ED0000001","DevEUI":"0004A30B001C0530"}' "https://127.0.0.1:$PORT/" | jq -e '.Result.ResultCode == "Success"'
+	curl -s --max-time 10 --cacert srv.pem --data-binary '{"ProtocolVersion":"1.0","MessageType":"HomeNSReq","SenderID":"000013","ReceiverID":"70B3D57ED0000001","DevEUI":"0004A30B001C0530"}' "https://127.0.0.1:$PORT/" | jq -en 'input | .Result.ResultCode == "Success"'
 	run -0 stats
 	[ "$(jq -c '[.tls_failures, .requests.HomeNSReq]' <<<"$output")" = '[1,1]' ]
 	stop_bg js

@@ -49,7 +49,7 @@ PY
 }
 
 registered() {
-	jq -e --arg ep "$1" 'select(.event == "register" and .ep == $ep)' "$OUT" >/dev/null
+	jq_some '.event == "register" and .ep == $ep' --arg ep "$1" "$OUT"
 }
 
 @test "lwm2m-dtls: a good PSK registers (gnutls and OpenSSL clients), the event says sec psk and the identity" {
@@ -112,10 +112,10 @@ registered() {
 	assert_output --partial "4.03"
 	run timeout 30 coap-client-openssl -B 3 -m post -u dev1-id -k secret-one "coaps://127.0.0.1:$DPORT/rd/$reg"
 	refute_output --partial "4.0"
-	wait_until 5 jq -e 'select(.event == "update")' "$OUT"
+	wait_until 5 jq_some '.event == "update"' "$OUT"
 	run timeout 30 coap-client-gnutls -B 3 -m delete -u dev1-id -k secret-one "coaps://127.0.0.1:$DPORT/rd/$reg"
 	refute_output --partial "4.0"
-	wait_until 5 jq -e 'select(.event == "deregister")' "$OUT"
+	wait_until 5 jq_some '.event == "deregister"' "$OUT"
 }
 
 @test "lwm2m-dtls: a read goes to the device over its DTLS session" {
@@ -449,7 +449,7 @@ PY
 	# the same device from a new port (a NAT rebinding): a new handshake, then an Update
 	start_bg dev-b timeout 30 coap-client-gnutls -p "$p2" -B 8 -G 6 -m post -u dev1-id -k secret-one \
 		"coaps://127.0.0.1:$DPORT/rd/$reg"
-	wait_until 10 jq -e 'select(.event == "update")' "$OUT"
+	wait_until 10 jq_some '.event == "update"' "$OUT"
 	run -0 jq -c 'select(.event == "update") | [.reg, .addr, .changed]' "$OUT"
 	assert_line "[\"$reg\",\"127.0.0.1:$p2\",[\"addr\"]]"
 	run -0 ctl '{"id":2,"op":"read","ep":"dev1","path":"/3/0/0"}'

@@ -24,7 +24,7 @@ start_gateway() {
 }
 
 # shadow THING JQ-FILTER: the thing's shadow document makes the filter true.
-shadow() { jq -e "$2" "$STORE/$1.json" >/dev/null 2>&1; }
+shadow() { jq -en "input | $2" "$STORE/$1.json" >/dev/null 2>&1; }
 desire() { echo "$1" | shadow-put -s "$STORE" >/dev/null; }
 
 @test "pipeline: a registering device's values land in its shadow, and a change follows" {
@@ -81,9 +81,9 @@ desire() { echo "$1" | shadow-put -s "$STORE" >/dev/null; }
 }
 
 # asleep_in_list EP: lwm2m-listen's list says EP is asleep (a function: `sh -c` would not see ctl,
-# and jq -e on empty input succeeds).
+# and jq -e on empty input succeeds: -n with input fails on it).
 asleep_in_list() {
-	ctl '{"op":"list"}' | jq -e --arg ep "$1" '[.registrations[] | select(.ep == $ep) | .asleep] == [true]'
+	ctl '{"op":"list"}' | jq -en --arg ep "$1" 'input | [.registrations[] | select(.ep == $ep) | .asleep] == [true]'
 }
 
 @test "pipeline: a sleeping queue-mode device gets the write when it wakes" {

@@ -78,7 +78,7 @@ PY
 	echo "script: $rc"
 	[ $rc -eq 0 ]
 	# what the README promised, seen from the other side too
-	jq -e '.state.reported."3303"."0"."5700" == 21.5' home/demo/shadows/dev1.json
+	jq -en 'input | .state.reported."3303"."0"."5700" == 21.5' home/demo/shadows/dev1.json
 	grep '^{' device.out | jq -e -s 'map(select(.event == "write" and .path == "/3311/0/5850" and .value == true)) | length == 1'
 	grep -q 'ljs-join: info: listening on' home/join/ljs-join.log
 }

@@ -70,7 +70,7 @@ ready() {
 }
 svpid() { s6-svstat -o pid "$SCAN/$1"; }
 
-shadow() { jq -e "$2" "$STORE/$1.json" >/dev/null 2>&1; }
+shadow() { jq -en "input | $2" "$STORE/$1.json" >/dev/null 2>&1; }
 desire() { echo "$1" | shadow-put -s "$STORE" >/dev/null; }
 
 # the gateway loop through the services: values in, a desired LED out

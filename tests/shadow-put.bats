@@ -206,7 +206,7 @@ PY
 while :; do
 	for f in "$1"/t*.json; do
 		[ -e "$f" ] || continue
-		jq -e .version "$f" >/dev/null 2>&1 || { echo "torn: $f"; cat "$f"; exit 1; }
+		jq -en 'input | .version' "$f" >/dev/null 2>&1 || { echo "torn: $f"; cat "$f"; exit 1; }
 	done
 done
 EOF

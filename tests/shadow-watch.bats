@@ -176,7 +176,7 @@ SH
 	  "$BATS_TEST_TMPDIR/deltas" "$BATS_TEST_TMPDIR/reports"
 	start_bg watch sh -c 'exec shadow-watch >"$0"' "$BATS_TEST_TMPDIR/deltas"
 	put '{"thing":"lamp","state":{"desired":{"3311":{"0":{"5850":true,"5851":80}}}}}'
-	wait_until 10 sh -c "jq -e '.version==2' '$S/lamp.json'"
+	wait_until 10 sh -c "jq -en 'input | .version==2' '$S/lamp.json'"
 	run jq -c '[.state.desired==.state.reported, .version]' "$S/lamp.json"
 	assert_output '[true,2]'
 	# the report published no delta of its own: nothing for the loop to echo

@@ -43,6 +43,14 @@ counted() {
 	test "${v:-none}" "$op" "$n" 2>/dev/null
 }
 
+# jq_some FILTER [FILE...]: some JSON value read (FILE or stdin) makes FILTER true. Unlike
+# jq -e, which exits 0 on empty input, it fails when there is nothing to read.
+jq_some() {
+	local f=$1
+	shift
+	jq -en "[inputs | select($f)] | length > 0" "$@" >/dev/null
+}
+
 # start_bg NAME CMD...: run CMD in the background, stdout to $BATS_TEST_TMPDIR/NAME.out,
 # stderr to NAME.err; stopped by stop_all in teardown.
 start_bg() {
