@@ -96,7 +96,7 @@ PY
 		--settle-max 0 -T 30 -q
 	run -0 jq -r '[.registered, .updates, .update_failed, .deregistered, .errors] | map(tostring) | join(" ")' <<<"$output"
 	assert_output "4 12 0 4 0"
-	wait_until 5 test "$(grep -c '"event":"deregister"' "$BATS_TEST_TMPDIR/listen.out")" -eq 4
+	wait_until 5 sh -c "[ \$(grep -c '\"event\":\"deregister\"' '$BATS_TEST_TMPDIR/listen.out') -eq 4 ]"
 	run -0 jq -sr '[.[] | select(.event == "update")] | "\(length) \(map(.changed == []) | all) \(map(.ep) | unique | length)"' \
 		"$BATS_TEST_TMPDIR/listen.out"
 	assert_output "12 true 4"
