@@ -230,7 +230,10 @@ int main(int argc, char **argv)
 			size_t len;
 			int k = lr_next(&lr, &line, &len);
 			if (k == LR_LINE) {
-				shadow_req_init(&batch[n++], line, len, lr.lineno);
+				if (aws.enabled)
+					shadow_req_init(&batch[n++], line, len, lr.lineno);
+				else
+					shadow_req_init_local(&batch[n++], line, len, lr.lineno);
 				continue;
 			}
 			if (k == LR_TOOLONG) {
@@ -238,6 +241,7 @@ int main(int argc, char **argv)
 				batch[n].req = jv_null();
 				batch[n].line = lr.lineno;
 				batch[n].text = NULL;
+				batch[n].fast = NULL;
 				batch[n].result = jv_invalid();
 				shadow_req_reject(&batch[n++], 413, "The payload exceeds the maximum size allowed",
 				                  time(NULL));

@@ -4,9 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_check.h"
 #include "jsonl.h"
 #include "log.h"
 #include "shadow_doc.h"
+#include "shadow_tree.h"
 
 static const char *str_or_null(jv req, const char *key)
 {
@@ -69,10 +71,28 @@ int shadow_req_append(struct jbuf *b, const struct shadow_req *r)
 	return jbuf_add(b, "\n", 1);
 }
 
+void shadow_req_init_local(struct shadow_req *r, const char *line, size_t len, unsigned long lineno)
+{
+	r->line = lineno;
+	r->text = NULL;
+	r->fast = NULL;
+	r->result = jv_invalid();
+	/* jsonl_parse_object's trimming and well-formedness check, then the quick parse */
+	size_t n = len;
+	while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
+		n--;
+	char why[96];
+	if (n > 0 && json_check((const uint8_t *)line, n, 256, why, sizeof why) == 0 &&
+	    shadow_rtree_parse(line, n, &r->req, &r->fast))
+		return;
+	shadow_req_init(r, line, len, lineno);
+}
+
 void shadow_req_init(struct shadow_req *r, const char *line, size_t len, unsigned long lineno)
 {
 	r->line = lineno;
 	r->text = NULL;
+	r->fast = NULL;
 	r->result = jv_invalid();
 	jv v = jsonl_parse_object(line, len);
 	if (!jv_is_valid(v)) {
@@ -98,6 +118,8 @@ void shadow_req_free(struct shadow_req *r)
 	jv_free(r->result);
 	free(r->text);
 	r->text = NULL;
+	shadow_rtree_free(r->fast);
+	r->fast = NULL;
 	r->req = jv_null();
 	r->result = jv_invalid();
 }

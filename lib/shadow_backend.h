@@ -18,10 +18,14 @@ struct shadow_req {
 	char *text;         /* or the result line already as JSON text (newline included, malloc'd;
 	                     * result is then jv_true()) */
 	size_t text_len;
+	struct shadow_rtree *fast; /* the state as lib/shadow_tree.c parsed it, or NULL (req's) */
 };
 
 /* Parse and check one update line into r (result set already when refused). */
 void shadow_req_init(struct shadow_req *r, const char *line, size_t len, unsigned long lineno);
+/* The same for the local store, which needs of req only thing, shadow, clientToken, version
+ * and the state: the common line is parsed straight into the store's tree. */
+void shadow_req_init_local(struct shadow_req *r, const char *line, size_t len, unsigned long lineno);
 /* Set r->result to the accepted record (body consumed, the /update/accepted document). */
 void shadow_req_accept(struct shadow_req *r, jv body);
 /* The same with the accepted line already written as JSON text (b's content, taken over). */

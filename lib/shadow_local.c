@@ -465,7 +465,7 @@ static int commit(struct local *l, struct shadow_req *reqs, size_t n, struct ite
 			jv delta;
 			struct shadow_error err;
 			struct jbuf line = {0};
-			if (shadow_tdoc_apply(g->doc, r->req, now, thing, shadow, &line, &delta, &err) < 0) {
+			if (shadow_tdoc_apply(g->doc, r->req, r->fast, now, thing, shadow, &line, &delta, &err) < 0) {
 				free(line.p);
 				if (err.code == 500) {
 					/* out of memory, the tree half changed: forget it, refuse the group */

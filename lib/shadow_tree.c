@@ -568,8 +568,13 @@ static void accepted_line(struct jbuf *b, jv req, const struct tnode *rt, const 
 	jbuf_add(b, "}\n", 2);
 }
 
-int shadow_tdoc_apply(struct shadow_tdoc *d, jv req, time_t now, const char *thing, const char *shadow,
-                      struct jbuf *line, jv *delta, struct shadow_error *err)
+struct shadow_rtree {
+	struct tnode *state; /* an object: its members desired and/or reported, objects or null */
+};
+
+int shadow_tdoc_apply(struct shadow_tdoc *d, jv req, const struct shadow_rtree *fast, time_t now,
+                      const char *thing, const char *shadow, struct jbuf *line, jv *delta,
+                      struct shadow_error *err)
 {
 	*delta = jv_invalid();
 	jv want = jl_get(req, "version");
@@ -584,11 +589,15 @@ int shadow_tdoc_apply(struct shadow_tdoc *d, jv req, time_t now, const char *thi
 	struct ctx c = {0, tb.p, tb.len};
 
 	/* the request's state once as a tree: every walk below is then free of jq's calls */
-	jv rstate = jl_get(req, "state");
-	struct tnode *rt = from_jv("", 0, rstate);
-	jv_free(rstate);
-	if (!rt)
-		return fail(err, 500, "Internal service failure"); /* d is intact */
+	struct tnode *own = NULL;
+	if (!fast) {
+		jv rstate = jl_get(req, "state");
+		own = from_jv("", 0, rstate);
+		jv_free(rstate);
+		if (!own)
+			return fail(err, 500, "Internal service failure"); /* d is intact */
+	}
+	const struct tnode *rt = fast ? fast->state : own;
 	const struct tnode *rdes = rt, *rrep = rt; /* null clears both */
 	if (rt->obj) {
 		long i = find(rt, "\"desired\"", 9), j = find(rt, "\"reported\"", 10);
@@ -605,7 +614,7 @@ int shadow_tdoc_apply(struct shadow_tdoc *d, jv req, time_t now, const char *thi
 		if (!copy.state || !copy.meta) {
 			node_free(copy.state);
 			node_free(copy.meta);
-			node_free(rt);
+			node_free(own);
 			return fail(err, 500, "Internal service failure"); /* d is intact */
 		}
 		work = &copy;
@@ -628,13 +637,13 @@ int shadow_tdoc_apply(struct shadow_tdoc *d, jv req, time_t now, const char *thi
 	node_free(copy.state);
 	node_free(copy.meta);
 	if (rc < 0) {
-		node_free(rt);
+		node_free(own);
 		return rc;
 	}
 	d->version += 1;
 	d->timestamp = (double)now;
 	accepted_line(line, req, rt, thing, shadow, d->version, &c);
-	node_free(rt);
+	node_free(own);
 	if (line->failed)
 		return fail(err, 500, "Internal service failure");
 	if (publish_delta) {
@@ -656,4 +665,282 @@ int shadow_tdoc_apply(struct shadow_tdoc *d, jv req, time_t now, const char *thi
 			jv_free(token);
 	}
 	return 0;
+}
+
+/* ---- the common request line, parsed straight into a tree ---- */
+
+void shadow_rtree_free(struct shadow_rtree *r)
+{
+	if (r) {
+		node_free(r->state);
+		free(r);
+	}
+}
+
+struct fp {
+	const char *s, *e;
+};
+
+static void fws(struct fp *p)
+{
+	while (p->s < p->e && (*p->s == ' ' || *p->s == '\t' || *p->s == '\n' || *p->s == '\r'))
+		p->s++;
+}
+
+/* at a '"': the string with its quotes (no backslash in the line: the fast path's condition) */
+static int fstr(struct fp *p, const char **b, size_t *n)
+{
+	const char *q = memchr(p->s + 1, '"', (size_t)(p->e - p->s - 1));
+	if (!q)
+		return -1;
+	*b = p->s;
+	*n = (size_t)(q + 1 - p->s);
+	p->s = q + 1;
+	return 0;
+}
+
+/* a scalar value as a jv (strings, numbers, true, false, null), or jv_invalid() */
+static jv fscalar(struct fp *p, const char **b, size_t *n)
+{
+	const char *s = p->s;
+	if (s >= p->e)
+		return jv_invalid();
+	if (*s == '"') {
+		if (fstr(p, b, n) < 0)
+			return jv_invalid();
+		return jv_string_sized(*b + 1, (int)*n - 2);
+	}
+	static const struct {
+		const char *w;
+		size_t n;
+	} lit[] = {{"true", 4}, {"false", 5}, {"null", 4}};
+	for (int i = 0; i < 3; i++)
+		if ((size_t)(p->e - s) >= lit[i].n && memcmp(s, lit[i].w, lit[i].n) == 0) {
+			p->s += lit[i].n;
+			*b = s;
+			*n = lit[i].n;
+			return i == 0 ? jv_true() : i == 1 ? jv_false() : jv_null();
+		}
+	char buf[64];
+	size_t k = 0;
+	while (p->s < p->e && strchr("0123456789+-.eE", *p->s) && *p->s)
+		p->s++;
+	k = (size_t)(p->s - s);
+	if (k == 0 || k >= sizeof buf)
+		return jv_invalid();
+	memcpy(buf, s, k);
+	buf[k] = 0;
+	*b = NULL; /* a number: its text is jq's form of the value, not the input's */
+	*n = 0;
+	return jv_number(strtod(buf, NULL));
+}
+
+/* Parse an object (at '{') into o. -1: not for the fast path (a duplicate key, anything
+ * unexpected). */
+static int fobj(struct fp *p, struct tnode *o)
+{
+	p->s++;
+	fws(p);
+	if (p->s < p->e && *p->s == '}') {
+		p->s++;
+		return 0;
+	}
+	for (;;) {
+		const char *kb;
+		size_t kn;
+		fws(p);
+		if (p->s >= p->e || *p->s != '"' || fstr(p, &kb, &kn) < 0 || find(o, kb, kn) >= 0)
+			return -1;
+		fws(p);
+		if (p->s >= p->e || *p->s != ':')
+			return -1;
+		p->s++;
+		fws(p);
+		if (p->s >= p->e)
+			return -1;
+		struct tnode *c;
+		if (*p->s == '{') {
+			c = node_new(kb, kn, 1);
+			if (!c || fobj(p, c) < 0 || append(o, c) < 0) {
+				node_free(c);
+				return -1;
+			}
+		} else {
+			const char *vb;
+			size_t vn;
+			jv v = fscalar(p, &vb, &vn);
+			if (!jv_is_valid(v))
+				return -1;
+			c = node_new(kb, kn, 0);
+			int bad = !c;
+			if (c) {
+				c->null = jv_get_kind(v) == JV_KIND_NULL;
+				bad = vb ? leaf_set(c, vb, vn) < 0 : leaf_from_jv(c, v) < 0;
+			}
+			jv_free(v);
+			if (bad || append(o, c) < 0) {
+				node_free(c);
+				return -1;
+			}
+		}
+		fws(p);
+		if (p->s < p->e && *p->s == ',') {
+			p->s++;
+			continue;
+		}
+		if (p->s < p->e && *p->s == '}') {
+			p->s++;
+			return 0;
+		}
+		return -1;
+	}
+}
+
+/* levels of objects: a scalar is 0, {"a":1} is 1 */
+static int depth_of(const struct tnode *n)
+{
+	int d = 0;
+	if (!n->obj)
+		return 0;
+	for (uint32_t i = 0; i < n->n; i++) {
+		int c = depth_of(n->kid[i]);
+		if (c > d)
+			d = c;
+	}
+	return d + 1;
+}
+
+/* skip any value (objects included; no arrays and no backslashes in the line) */
+static int fskip(struct fp *p)
+{
+	if (p->s < p->e && *p->s == '{') {
+		struct tnode *t = node_new("", 0, 1);
+		int rc = t ? fobj(p, t) : -1;
+		node_free(t);
+		return rc;
+	}
+	const char *b;
+	size_t n;
+	jv v = fscalar(p, &b, &n);
+	int rc = jv_is_valid(v) ? 0 : -1;
+	jv_free(v);
+	return rc;
+}
+
+int shadow_rtree_parse(const char *line, size_t len, jv *req, struct shadow_rtree **out)
+{
+	/* plain lines only: ASCII, no escapes, no arrays (then the text of every string is what jq
+	 * prints for it, and no array needs checking for null); anything else takes jq's way */
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)line[i];
+		if (c == '\\' || c == '[' || c >= 0x7f)
+			return 0;
+	}
+	struct fp p = {line, line + len};
+	fws(&p);
+	if (p.s >= p.e || *p.s != '{')
+		return 0;
+	p.s++;
+	static const char *names[] = {"thing", "shadow", "clientToken", "version"};
+	jv v[4] = {jv_invalid(), jv_invalid(), jv_invalid(), jv_invalid()};
+	struct tnode *state = NULL;
+	int ok = 0;
+	fws(&p);
+	if (p.s < p.e && *p.s == '}') {
+		p.s++;
+		goto done; /* no thing, no state: refused the usual way */
+	}
+	for (;;) {
+		const char *kb;
+		size_t kn;
+		fws(&p);
+		if (p.s >= p.e || *p.s != '"' || fstr(&p, &kb, &kn) < 0)
+			goto done;
+		fws(&p);
+		if (p.s >= p.e || *p.s != ':')
+			goto done;
+		p.s++;
+		fws(&p);
+		int which = -1;
+		for (int i = 0; i < 4; i++)
+			if (kn == strlen(names[i]) + 2 && memcmp(kb + 1, names[i], kn - 2) == 0)
+				which = i;
+		if (which >= 0) {
+			const char *b;
+			size_t n;
+			if (jv_is_valid(v[which]))
+				goto done; /* a duplicate: jq keeps the last; let it */
+			v[which] = fscalar(&p, &b, &n);
+			if (!jv_is_valid(v[which]))
+				goto done;
+		} else if (kn == 7 && memcmp(kb, "\"state\"", 7) == 0) {
+			if (state || p.s >= p.e || *p.s != '{')
+				goto done;
+			state = node_new("", 0, 1);
+			if (!state || fobj(&p, state) < 0)
+				goto done;
+		} else if (fskip(&p) < 0) {
+			goto done;
+		}
+		fws(&p);
+		if (p.s < p.e && *p.s == ',') {
+			p.s++;
+			continue;
+		}
+		if (p.s < p.e && *p.s == '}') {
+			p.s++;
+			break;
+		}
+		goto done;
+	}
+	fws(&p);
+	if (p.s != p.e || !state)
+		goto done;
+	/* shadow_check_update_text's checks, as a gate: what fails them takes the slow path, which
+	 * refuses it with AWS's message */
+	if (jv_get_kind(v[0]) != JV_KIND_STRING || !shadow_thing_name_ok(jv_string_value(v[0])))
+		goto done;
+	jv_kind k = jv_get_kind(v[1]);
+	if (!(k == JV_KIND_INVALID || k == JV_KIND_NULL ||
+	      (k == JV_KIND_STRING && shadow_shadow_name_ok(jv_string_value(v[1])))))
+		goto done;
+	k = jv_get_kind(v[2]);
+	if (!(k == JV_KIND_INVALID || k == JV_KIND_NULL ||
+	      (k == JV_KIND_STRING && strlen(jv_string_value(v[2])) <= SHADOW_MAX_TOKEN)))
+		goto done;
+	k = jv_get_kind(v[3]);
+	if (!(k == JV_KIND_INVALID || k == JV_KIND_NULL ||
+	      (k == JV_KIND_NUMBER && jv_is_integer(v[3]) && jv_number_value(v[3]) >= 0 &&
+	       jv_number_value(v[3]) <= 9007199254740992.0)))
+		goto done;
+	for (uint32_t i = 0; i < state->n; i++) {
+		const struct tnode *s = state->kid[i];
+		int named = (s->klen == 9 && memcmp(s->key, "\"desired\"", 9) == 0) ||
+		            (s->klen == 10 && memcmp(s->key, "\"reported\"", 10) == 0);
+		if (!named || !(s->obj || s->null) || (s->obj && depth_of(s) > SHADOW_MAX_DEPTH))
+			goto done;
+	}
+	if (node_len(state) > SHADOW_MAX_STATE)
+		goto done;
+	jv r = jv_object();
+	for (int i = 0; i < 4; i++)
+		if (jv_is_valid(v[i])) {
+			r = jv_object_set(r, jv_string(names[i]), v[i]);
+			v[i] = jv_invalid();
+		}
+	struct shadow_rtree *t = malloc(sizeof *t);
+	if (!t) {
+		jv_free(r);
+		goto done;
+	}
+	t->state = state;
+	state = NULL;
+	*req = r;
+	*out = t;
+	ok = 1;
+done:
+	for (int i = 0; i < 4; i++)
+		jv_free(v[i]);
+	node_free(state);
+	return ok;
 }

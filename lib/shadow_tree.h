@@ -21,13 +21,25 @@ struct shadow_tdoc;
 struct shadow_tdoc *shadow_tdoc_from_jv(jv doc);
 void shadow_tdoc_free(struct shadow_tdoc *d);
 
-/* shadow_apply on the tree: req (borrowed) is a checked update. On success returns 0, appends
+/* The state of a request line, parsed straight from its text. */
+struct shadow_rtree;
+
+/* The common update line the quick way: a line of plain ASCII with no backslash escapes and no
+ * arrays, no duplicate keys, and a state that shadow_check_update accepts. Then 1, with *req
+ * the line's thing, shadow, clientToken and version (all the rest of shadow-put reads) and
+ * *state its state. 0 for any other line: parse and check it with jsonl and shadow_doc. */
+int shadow_rtree_parse(const char *line, size_t len, jv *req, struct shadow_rtree **state);
+void shadow_rtree_free(struct shadow_rtree *r);
+
+/* shadow_apply on the tree: req (borrowed) is a checked update, its state in fast when the line
+ * was parsed by shadow_rtree_parse (else NULL: req's own). On success returns 0, appends
  * to line what shadow-put prints for it (shadow_tag(accepted body, thing, shadow, "accepted")
  * as compact JSON text and a newline) and sets *delta to the /update/delta body (or
  * jv_invalid()). On a rejection returns -1 with *err set and d unchanged; code 500 means memory
  * ran out and d may be spoilt (free it, read the document again). */
-int shadow_tdoc_apply(struct shadow_tdoc *d, jv req, time_t now, const char *thing, const char *shadow,
-                      struct jbuf *line, jv *delta, struct shadow_error *err);
+int shadow_tdoc_apply(struct shadow_tdoc *d, jv req, const struct shadow_rtree *fast, time_t now,
+                      const char *thing, const char *shadow, struct jbuf *line, jv *delta,
+                      struct shadow_error *err);
 
 /* Append the document's JSON text (no newline). 0, or -1 when memory ran out. */
 int shadow_tdoc_append(struct jbuf *b, const struct shadow_tdoc *d);

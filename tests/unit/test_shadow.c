@@ -337,7 +337,7 @@ static void test_tree(void)
 			jv acc = jv_invalid(), d1 = jv_invalid(), d2 = jv_invalid();
 			struct jbuf line = {0};
 			int r1 = shadow_apply(&doc, req, now, &acc, &d1, &e1);
-			int r2 = shadow_tdoc_apply(t, req, now, "dev1", NULL, &line, &d2, &e2);
+			int r2 = shadow_tdoc_apply(t, req, NULL, now, "dev1", NULL, &line, &d2, &e2);
 			CHECK(r1 == r2);
 			if (r1 < 0 && r2 < 0)
 				CHECK(e1.code == e2.code);
@@ -392,6 +392,103 @@ static void test_tree(void)
 		fprintf(stderr, "tree: %d accepted, %d deltas, %d conflicts, %d too big\n", accepted, deltas, conflicts, too_big);
 }
 
+/* The quick parse of a line (shadow_rtree_parse) against jsonl_parse_object and the checks:
+ * it takes only lines the checks accept, and the results are the same. */
+static void fast_line(jv *doc, struct shadow_tdoc *t, const char *line, time_t now, int *taken)
+{
+	jv req = jsonl_parse_object(line, strlen(line));
+	struct shadow_error e = {0, NULL};
+	int valid = jv_is_valid(req) && shadow_check_update_text(req, strlen(line), &e) == 0;
+	jv freq = jv_invalid();
+	struct shadow_rtree *rt = NULL;
+	int fast = shadow_rtree_parse(line, strlen(line), &freq, &rt);
+	if (fast && !valid)
+		fprintf(stderr, "  taken but invalid: %s\n", line);
+	CHECK(!fast || valid);
+	*taken += fast;
+	if (getenv("TEST_VERBOSE") && fast && strlen(line) < 200)
+		fprintf(stderr, "fast: %s\n", line);
+	if (valid) {
+		jv acc = jv_invalid(), d1 = jv_invalid(), d2 = jv_invalid();
+		struct jbuf l2 = {0};
+		struct shadow_error e1, e2;
+		int r1 = shadow_apply(doc, req, now, &acc, &d1, &e1);
+		int r2 = shadow_tdoc_apply(t, fast ? freq : req, rt, now, "dev1", NULL, &l2, &d2, &e2);
+		CHECK(r1 == r2);
+		if (r1 == 0 && r2 == 0) {
+			jv tagged = shadow_tag(jv_copy(acc), "dev1", NULL, "accepted");
+			char *al = text_of(tagged), *x1 = text_of(d1), *x2 = text_of(d2);
+			jv_free(tagged);
+			jbuf_add(&l2, "", 1);
+			if (strncmp(al, l2.p, strlen(al)) != 0)
+				fprintf(stderr, "  %s\n  want %s\n  got  %s", line, al, l2.p);
+			CHECK(strncmp(al, l2.p, strlen(al)) == 0 && strcmp(x1, x2) == 0);
+			free(al);
+			free(x1);
+			free(x2);
+		}
+		struct jbuf dt = {0};
+		shadow_tdoc_append(&dt, t);
+		jbuf_add(&dt, "", 1);
+		char *want = text_of(*doc);
+		CHECK(jv_get_kind(*doc) == JV_KIND_NULL || strcmp(want, dt.p) == 0);
+		free(want);
+		free(dt.p);
+		free(l2.p);
+		jv_free(acc);
+		jv_free(d1);
+		jv_free(d2);
+	}
+	jv_free(req);
+	jv_free(freq);
+	shadow_rtree_free(rt);
+}
+
+static void test_fast(void)
+{
+	static const char *lines[] = {
+		"{\"thing\":\"dev1\",\"state\":{\"reported\":{\"a\":1.50,\"b\":1e2,\"c\":-0,\"d\":\"s p\"}}}",
+		" { \"state\" : { \"desired\" : { \"x\" : { \"y\" : true } } , \"reported\":null } , \"thing\" : \"dev1\" , \"v\":{\"q\":1} }  ",
+		"{\"thing\":\"dev1\",\"state\":{\"reported\":{\"a\":1,\"a\":2}}}",
+		"{\"thing\":\"dev1\",\"thing\":\"dev2\",\"state\":{}}",
+		"{\"thing\":\"dev1\",\"state\":{\"reported\":{\"l\":[1,null]}}}",
+		"{\"thing\":\"dev1\",\"state\":{\"reported\":{\"l\":[1,2]}}}",
+		"{\"thing\":\"dev1\",\"state\":{\"reported\":{\"s\":\"a\\\"b\"}}}",
+		"{\"thing\":\"dev1\",\"state\":{\"other\":{}}}",
+		"{\"thing\":\"dev1\",\"state\":{\"desired\":5}}",
+		"{\"thing\":\"dev1\",\"state\":null}",
+		"{\"thing\":\"dev1\"}",
+		"{\"thing\":7,\"state\":{}}",
+		"{\"thing\":\"bad name\",\"state\":{}}",
+		"{\"thing\":\"dev1\",\"shadow\":\"a.b\",\"state\":{}}",
+		"{\"thing\":\"dev1\",\"version\":1.5,\"state\":{}}",
+		"{\"thing\":\"dev1\",\"version\":-1,\"state\":{}}",
+		"{\"thing\":\"dev1\",\"clientToken\":5,\"state\":{}}",
+		"{\"thing\":\"dev1\",\"state\":{\"reported\":{\"1\":{\"2\":{\"3\":{\"4\":{\"5\":{\"6\":1}}}}}}}}",
+		"{\"thing\":\"dev1\",\"state\":{\"reported\":{\"1\":{\"2\":{\"3\":{\"4\":{\"5\":{\"6\":{\"7\":1}}}}}}}}}",
+		"{\"thing\":\"dev1\",\"state\":{\"reported\":{\"a\":\"\xc3\xa9\"}}}",
+		"{\"thing\":\"dev1\",\"state\":{\"reported\":{\"a\":{},\"b\":null}},\"clientToken\":\"t\"}",
+	};
+	jv doc = jv_null();
+	struct shadow_tdoc *t = shadow_tdoc_from_jv(doc);
+	int taken = 0;
+	for (size_t i = 0; i < sizeof lines / sizeof *lines; i++)
+		fast_line(&doc, t, lines[i], 1700000000 + (time_t)i, &taken);
+	CHECK(taken == 4); /* the first two, the 6 levels one and the last */
+	/* random lines, compact and spread out */
+	for (int i = 0; i < 3000; i++) {
+		jv req = rand_request(jl_num(doc, "version", 0));
+		jv s = jv_dump_string(req, i % 3 == 0 ? JV_PRINT_PRETTY : 0);
+		fast_line(&doc, t, jv_string_value(s), 1700001000 + i, &taken);
+		jv_free(s);
+	}
+	CHECK(taken > 1000);
+	if (getenv("TEST_VERBOSE"))
+		fprintf(stderr, "fast: %d lines taken\n", taken);
+	shadow_tdoc_free(t);
+	jv_free(doc);
+}
+
 int main(void)
 {
 	test_names();
@@ -401,6 +498,7 @@ int main(void)
 	test_delta();
 	test_tag();
 	test_tree();
+	test_fast();
 	if (failures) {
 		fprintf(stderr, "%d check(s) failed\n", failures);
 		return 1;
