@@ -25,6 +25,8 @@ struct observer {
 	FILE *out;
 	jv devs; /* ep -> {"reg", "objects", "lwm2m", "nocomp", "paths": {path: {"st", "id"}}} */
 	jv ids;  /* "<id>" -> {"ep", "reg", "path" | "paths", "op"} */
+	jv ep_ids; /* ep -> {"<id>": true}: the ids above by device, so a new registration forgets its
+	            * device's requests without a walk over every device's */
 	unsigned long updates;
 	struct jbuf line; /* the update line being written */
 	int composite; /* one Observe-Composite per LwM2M 1.1+ device */
@@ -42,6 +44,7 @@ struct observer *observer_new(struct ctlclient *ctl, const struct observe_config
 	o->out = out;
 	o->devs = jv_object();
 	o->ids = jv_object();
+	o->ep_ids = jv_object();
 	return o;
 }
 
@@ -51,6 +54,7 @@ void observer_free(struct observer *o)
 		return;
 	jv_free(o->devs);
 	jv_free(o->ids);
+	jv_free(o->ep_ids);
 	free(o->line.p);
 	free(o);
 }
@@ -68,6 +72,36 @@ unsigned long observer_updates(const struct observer *o)
 static jv id_key(double id)
 {
 	return jv_string_fmt("%.0f", id);
+}
+
+/* The request with this key (consumed) is answered for good or abandoned. */
+static void forget_id(struct observer *o, jv key)
+{
+	jv rec = jv_object_get(jv_copy(o->ids), jv_copy(key));
+	const char *ep = jv_is_valid(rec) ? jl_str(rec, "ep") : NULL;
+	if (ep) {
+		jv mine = jv_object_get(jv_copy(o->ep_ids), jv_string(ep));
+		if (jv_is_valid(mine)) {
+			mine = jv_object_delete(mine, jv_copy(key));
+			o->ep_ids = jv_object_length(jv_copy(mine)) > 0 ? jv_object_set(o->ep_ids, jv_string(ep), mine)
+			                                                : (jv_free(mine), jv_object_delete(o->ep_ids, jv_string(ep)));
+		} else {
+			jv_free(mine);
+		}
+	}
+	jv_free(rec);
+	o->ids = jv_object_delete(o->ids, key);
+}
+
+static void remember_id(struct observer *o, const char *ep, double id, jv rec)
+{
+	o->ids = jv_object_set(o->ids, id_key(id), rec);
+	jv mine = jv_object_get(jv_copy(o->ep_ids), jv_string(ep));
+	if (!jv_is_valid(mine)) {
+		jv_free(mine);
+		mine = jv_object();
+	}
+	o->ep_ids = jv_object_set(o->ep_ids, jv_string(ep), jv_object_set(mine, id_key(id), jv_true()));
 }
 
 static void set_path_state(struct observer *o, const char *ep, const char *path, const char *st, double id)
@@ -136,7 +170,7 @@ static double send_cmd(struct observer *o, const char *op, const char *ep, const
 		else
 			rec = jv_object_set(rec, jv_string("paths"), jv_copy(paths));
 		rec = jv_object_set(rec, jv_string("op"), jv_string(op));
-		o->ids = jv_object_set(o->ids, id_key(id), rec);
+		remember_id(o, ep, id, rec);
 	}
 	jv_free(paths);
 	return id;
@@ -232,7 +266,7 @@ static void observe_device(struct observer *o, const char *ep, int retry)
 				         jv_object_set(jv_object(), jv_string("paths"), jv_copy(ops)));
 			jv_free(ops);
 			jv_free(orec);
-			o->ids = jv_object_delete(o->ids, k);
+			forget_id(o, k);
 			jv_free(v);
 		}
 		jv_free(old);
@@ -296,7 +330,7 @@ static void drop_vanished(struct observer *o, const char *ep)
 			jv_free(group);
 			jv_free(rec);
 			if (old > 0)
-				o->ids = jv_object_delete(o->ids, id_key(old));
+				forget_id(o, id_key(old));
 			set_path_state(o, ep, path, ST_SKIPPED, 0);
 		}
 		jv_free(k);
@@ -310,17 +344,16 @@ static void drop_vanished(struct observer *o, const char *ep)
 static void forget_device(struct observer *o, const char *ep)
 {
 	o->devs = jv_object_delete(o->devs, jv_string(ep));
-	jv keep = jv_object();
-	jv_object_foreach(o->ids, k, v)
-	{
-		const char *e = jl_str(v, "ep");
-		if (e && strcmp(e, ep) == 0)
-			jv_free(k), jv_free(v);
-		else
-			keep = jv_object_set(keep, k, v);
+	jv mine = jv_object_get(jv_copy(o->ep_ids), jv_string(ep));
+	if (jv_is_valid(mine)) {
+		jv_object_foreach(mine, k, v)
+		{
+			o->ids = jv_object_delete(o->ids, k);
+			jv_free(v);
+		}
 	}
-	jv_free(o->ids);
-	o->ids = keep;
+	jv_free(mine);
+	o->ep_ids = jv_object_delete(o->ep_ids, jv_string(ep));
 }
 
 /* ev is borrowed, not consumed */
@@ -492,7 +525,7 @@ static void composite_answer(struct observer *o, double id, jv rec, jv msg)
 	} else if (first && code && (code[0] == '4' || strcmp(code, "not-supported") == 0)) {
 		log_info("%s: Observe-Composite refused (%s%s%s); observing path by path", ep, code, err ? " " : "",
 		         err ? err : "");
-		o->ids = jv_object_delete(o->ids, id_key(id));
+		forget_id(o, id_key(id));
 		jv dev = jv_object_get(jv_copy(o->devs), jv_string(ep));
 		if (jv_is_valid(dev)) {
 			jv ps = jl_get(dev, "paths");
@@ -511,7 +544,7 @@ static void composite_answer(struct observer *o, double id, jv rec, jv msg)
 			        first ? "Observe-Composite" : "Observe-Composite ended", code ? code : "?", err ? " " : "",
 			        err ? err : "", tr ? " (retried when the device next talks)" : "");
 		set_group_state(o, ep, paths, tr ? ST_TRANSIENT : ST_FAILED, 0);
-		o->ids = jv_object_delete(o->ids, id_key(id));
+		forget_id(o, id_key(id));
 	}
 	jv_free(paths);
 	jv_free(rec);
@@ -588,7 +621,7 @@ void observer_control_line(struct observer *o, jv msg)
 		if (!ok)
 			log_msg(strcmp(rop, "cancel-observe") == 0 ? LOG_LVL_DEBUG : LOG_LVL_WARN, "%s: %s %s: %s%s%s", ep, rop,
 			        path, code ? code : "?", err ? " " : "", err ? err : "");
-		o->ids = jv_object_delete(o->ids, id_key(id));
+		forget_id(o, id_key(id));
 		jv_free(rec);
 		jv_free(msg);
 		return;
@@ -605,7 +638,7 @@ void observer_control_line(struct observer *o, jv msg)
 			        first ? "observe" : "observation of", path, code ? code : "?", err ? " " : "", err ? err : "",
 			        tr ? " (retried when the device next talks)" : "");
 		set_path_state(o, ep, path, tr ? ST_TRANSIENT : ST_FAILED, 0);
-		o->ids = jv_object_delete(o->ids, id_key(id));
+		forget_id(o, id_key(id));
 	}
 	jv_free(rec);
 	jv_free(msg);
@@ -615,8 +648,10 @@ void observer_connected(struct observer *o, int subscribe)
 {
 	jv_free(o->devs);
 	jv_free(o->ids);
+	jv_free(o->ep_ids);
 	o->devs = jv_object();
 	o->ids = jv_object();
+	o->ep_ids = jv_object();
 	if (subscribe)
 		ctl_send(o->ctl, jv_object_set(jv_object(), jv_string("op"), jv_string("subscribe")));
 	ctl_send(o->ctl, jv_object_set(jv_object(), jv_string("op"), jv_string("list")));
@@ -626,6 +661,8 @@ void observer_disconnected(struct observer *o)
 {
 	jv_free(o->devs);
 	jv_free(o->ids);
+	jv_free(o->ep_ids);
 	o->devs = jv_object();
 	o->ids = jv_object();
+	o->ep_ids = jv_object();
 }
