@@ -40,6 +40,7 @@ smoke() {
 @test "fuzz: CoRE link format and Register payloads" { smoke fuzz_corelink; }
 @test "fuzz: json_fast and json_out agree with libjq's parser and dump" { smoke fuzz_json_diff; }
 @test "fuzz: JSON lines and shadow update documents" { smoke fuzz_jsonl; }
+@test "fuzz: shadow-put's store trees and quick line parse agree with shadow_apply byte for byte" { smoke fuzz_shadow_tree; }
 @test "fuzz: LoRaWAN join-request and join-accept PHYPayloads" { smoke fuzz_lorawan; }
 @test "fuzz: Backend Interfaces messages" { smoke fuzz_bi_msg; }
 @test "fuzz: JWT bearer tokens" { smoke fuzz_jwt; }
