@@ -150,6 +150,34 @@ PY
 	assert_output "4 0 4"
 }
 
+@test "bench: bench-http -N -T -R resumes mutual-TLS sessions with ljs-join (new connection, ticket)" {
+	[ -x "$BIN/ljs-join" ] || skip "ljs-join not built yet"
+	cd "$BATS_TEST_TMPDIR"
+	certtool --generate-privkey --key-type=ecdsa --outfile ca.key 2>/dev/null
+	printf 'cn = test CA 000013\nca\ncert_signing_key\nexpiration_days = 2\n' >ca.tmpl
+	certtool --generate-self-signed --load-privkey ca.key --template ca.tmpl --outfile ca.pem 2>/dev/null
+	for w in server client; do
+		certtool --generate-privkey --key-type=ecdsa --outfile $w.key 2>/dev/null
+		printf 'cn = 127.0.0.1\nip_address = 127.0.0.1\ntls_www_%s\nexpiration_days = 2\n' $w >$w.tmpl
+		certtool --generate-certificate --load-privkey $w.key --load-ca-certificate ca.pem \
+			--load-ca-privkey ca.key --template $w.tmpl --outfile $w.pem 2>/dev/null
+	done
+	printf '000013: ca.pem\n' >cas.yml
+	echo '{"dev_eui":"70B3D5FFFE000001","join_eui":"70B3D57ED0000000","mac_version":"1.0.3","app_key":"B6B53F4A168A7A88BDF7EA135CE9CFCA","home_net_id":"000013","net_ids":["000013"]}' >devices.jsonl
+	port=$(free_port tcp)
+	start_bg join ljs-join -l "127.0.0.1:$port" -D devices.jsonl -S js -t mutual -e server.pem -k server.key -A cas.yml
+	wait_until 10 python3 -c "import socket; socket.create_connection(('127.0.0.1', $port))"
+	run -0 --separate-stderr "$UNIT/bench-http" -a "127.0.0.1:$port" -D devices.jsonl -c 1 -n 6 -t 20 -S 1 -N -T \
+		-A ca.pem -C client.pem -K client.key -R
+	# the first handshake is full, every later one resumes the session before it
+	run -0 jq -r '"\(.requests) \(.ok) \(.handshakes) \(.resumed)"' <<<"$output"
+	assert_output "6 6 6 5"
+	run -0 --separate-stderr "$UNIT/bench-http" -a "127.0.0.1:$port" -D devices.jsonl -c 1 -n 3 -t 20 -S 10 -N -T \
+		-A ca.pem -C client.pem -K client.key
+	run -0 jq -r '"\(.ok) \(.handshakes) \(.resumed)"' <<<"$output"
+	assert_output "3 3 0"
+}
+
 @test "bench: bench-lag counts stamped values and skips the warm-up" {
 	now=$(date +%s%6N)
 	run -0 --separate-stderr "$UNIT/bench-lag" -k 5700 -S 1 <<-EOF

@@ -47,6 +47,7 @@ static struct {
 	double seconds;
 	unsigned long long max_req;
 	bool new_conn;
+	bool resume;
 	bool tls;
 	const char *ca, *cert, *key;
 	const char *sender;
@@ -62,7 +63,7 @@ static volatile sig_atomic_t stop_flag;
 static uint64_t t_end;
 
 struct result {
-	uint64_t requests, ok, failed, http_errors, io_errors, connects, handshakes;
+	uint64_t requests, ok, failed, http_errors, io_errors, connects, handshakes, resumed;
 	uint64_t hist[HIST_BUCKETS];
 	uint64_t hs_hist[HIST_BUCKETS];
 };
@@ -201,6 +202,7 @@ static int make_joinreq(char *out, size_t cap, struct device *d, uint32_t txid)
 struct conn {
 	int fd;
 	gnutls_session_t s;
+	gnutls_datum_t sess; /* -R: the session to resume on the next connection */
 	char buf[16384];
 	size_t len;
 };
@@ -208,6 +210,13 @@ struct conn {
 static void conn_close(struct conn *c)
 {
 	if (c->s) {
+		/* TLS 1.3: the ticket came after the handshake, with the answer */
+		if (opt.resume) {
+			gnutls_free(c->sess.data);
+			c->sess.data = NULL;
+			if (gnutls_session_get_data2(c->s, &c->sess) < 0)
+				c->sess = (gnutls_datum_t){0};
+		}
 		gnutls_bye(c->s, GNUTLS_SHUT_WR);
 		gnutls_deinit(c->s);
 		c->s = NULL;
@@ -246,6 +255,8 @@ static int conn_open(struct conn *c, struct result *r)
 	}
 	gnutls_transport_set_int(c->s, c->fd);
 	gnutls_handshake_set_timeout(c->s, 10000);
+	if (opt.resume && c->sess.data && gnutls_session_set_data(c->s, c->sess.data, c->sess.size) < 0)
+		log_debug("unable to offer the last session");
 	int rc;
 	do {
 		rc = gnutls_handshake(c->s);
@@ -256,6 +267,8 @@ static int conn_open(struct conn *c, struct result *r)
 		return -1;
 	}
 	r->handshakes++;
+	if (gnutls_session_is_resumed(c->s))
+		r->resumed++;
 	hist_add(r->hs_hist, mono_us() - t0);
 	return 0;
 }
@@ -384,6 +397,7 @@ static void *worker_main(void *arg)
 			conn_close(&c);
 	}
 	conn_close(&c);
+	gnutls_free(c.sess.data);
 	return NULL;
 }
 
@@ -409,6 +423,7 @@ static noreturn void usage(int code)
 	        "  -n N           stop after N requests in all (0: no bound but the time)\n"
 	        "  -N             a new connection (and TLS handshake) for every request\n"
 	        "  -T             TLS; with -A CA, -C CERT, -K KEY for the server check and a client certificate\n"
+	        "  -R             with -N -T: resume the connection's last TLS session (ticket) when the server lets it\n"
 	        "  -P N           print N JoinReq bodies (one per line, round-robin over devices) and exit\n"
 	        "  -v, -q         more, less logging\n");
 	exit(code);
@@ -436,7 +451,7 @@ int main(int argc, char **argv)
 	const char *addr = NULL, *devfile = NULL;
 	unsigned long long print_n = 0;
 	int c;
-	while ((c = getopt(argc, argv, "a:p:D:b:s:S:c:t:n:NTA:C:K:P:vqh")) != -1) {
+	while ((c = getopt(argc, argv, "a:p:D:b:s:S:c:t:n:NRTA:C:K:P:vqh")) != -1) {
 		switch (c) {
 		case 'a': addr = optarg; break;
 		case 'p': opt.path = optarg; break;
@@ -448,6 +463,7 @@ int main(int argc, char **argv)
 		case 't': opt.seconds = atof(optarg); break;
 		case 'n': opt.max_req = strtoull(optarg, NULL, 10); break;
 		case 'N': opt.new_conn = true; break;
+		case 'R': opt.resume = true; break;
 		case 'T': opt.tls = true; break;
 		case 'A': opt.ca = optarg; break;
 		case 'C': opt.cert = optarg; break;
@@ -518,6 +534,7 @@ int main(int argc, char **argv)
 		t.io_errors += w[i].r.io_errors;
 		t.connects += w[i].r.connects;
 		t.handshakes += w[i].r.handshakes;
+		t.resumed += w[i].r.resumed;
 		for (int b = 0; b < HIST_BUCKETS; b++) {
 			t.hist[b] += w[i].r.hist[b];
 			t.hs_hist[b] += w[i].r.hs_hist[b];
@@ -527,12 +544,12 @@ int main(int argc, char **argv)
 	printf("{\"tool\":\"bench-http\",\"connections\":%u,\"new_connection_each\":%s,\"tls\":%s,"
 	       "\"requests\":%" PRIu64 ",\"ok\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"io_errors\":%" PRIu64 ","
 	       "\"seconds\":%.3f,\"requests_per_s\":%.0f,\"ok_per_s\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
-	       "\"connects\":%" PRIu64 ",\"handshakes\":%" PRIu64 ",\"handshakes_per_s\":%.0f,"
+	       "\"connects\":%" PRIu64 ",\"handshakes\":%" PRIu64 ",\"resumed\":%" PRIu64 ",\"handshakes_per_s\":%.0f,"
 	       "\"handshake_p50_ms\":%.3f,\"handshake_p99_ms\":%.3f}\n",
 	       opt.conns, opt.new_conn ? "true" : "false", opt.tls ? "true" : "false", t.requests, t.ok,
 	       t.failed, t.io_errors, secs, (double)t.requests / secs, (double)t.ok / secs,
 	       hist_q(t.hist, 0.5), hist_q(t.hist, 0.99), t.connects, t.handshakes,
-	       (double)t.handshakes / secs, hist_q(t.hs_hist, 0.5), hist_q(t.hs_hist, 0.99));
+	       t.resumed, (double)t.handshakes / secs, hist_q(t.hs_hist, 0.5), hist_q(t.hs_hist, 0.99));
 	stdout_flush_or_die();
 	free(w);
 	free(devs);

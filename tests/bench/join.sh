@@ -71,6 +71,17 @@ if command -v certtool >/dev/null; then
 		fig "$jname" "$(jget "$j" .handshakes_per_s)" "handshakes/s" ">= 1000/s" \
 			"ECDSA P-256, 8 clients, one JoinReq each: $(jget "$j" .ok) Success of $(jget "$j" .requests), handshake p50 $(jget "$j" .handshake_p50_ms) ms / p99 $(jget "$j" .handshake_p99_ms) ms; ljs-join used $cs CPU s: $(per_cpu "$(jget "$j" .handshakes)" "$cs") handshakes per CPU second"
 		tail_err bench-http-mtls
+		# the same with session resumption (TLS 1.3 tickets), as network servers that reconnect do:
+		# no certificates, no signatures, one X25519 exchange
+		c0=$(cpu_tree "$(pid_of join-mtls)")
+		bench-http -a "127.0.0.1:$JPORT" -D "$jdir/devices.jsonl" -c 8 -t 5 -N -T -R -A "$jdir/ca.pem" \
+			-C "$jdir/client.pem" -K "$jdir/client.key" -S 100 >"$jdir/mtls-r.json" 2>"$work/bench-http-mtls-r.err"
+		c1=$(cpu_tree "$(pid_of join-mtls)")
+		j="$jdir/mtls-r.json"
+		cs=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }')
+		fig "ljs-join resumed mutual-TLS handshakes/s" "$(jget "$j" .handshakes_per_s)" "handshakes/s" "" \
+			"8 clients, a new connection per JoinReq resuming the last session: $(jget "$j" .resumed) resumed of $(jget "$j" .handshakes), $(jget "$j" .ok) Success of $(jget "$j" .requests), handshake p50 $(jget "$j" .handshake_p50_ms) ms / p99 $(jget "$j" .handshake_p99_ms) ms; ljs-join used $cs CPU s: $(per_cpu "$(jget "$j" .handshakes)" "$cs") handshakes per CPU second"
+		tail_err bench-http-mtls-r
 		stop join-mtls
 	else
 		skip "$jname" ">= 1000/s" "ljs-join --tls mutual did not start (see above)"
