@@ -19,6 +19,7 @@
 #include "fsutil.h"
 #include "hex.h"
 #include "js_devices.h"
+#include "json_out.h"
 #include "jsonl.h"
 #include "linereader.h"
 #include "log.h"
@@ -402,20 +403,19 @@ int js_cryptod_serve(int in_fd, int out_fd, js_root_key_fn lookup, void *ctx, bo
 	size_t len;
 	int rc = 0;
 	/* the answers to every request already read go out in one write */
-	jv out = jv_string("");
+	struct jbuf out = {0};
 	for (;;) {
 		int k = lr_next(&r, &line, &len);
 		if (k == LR_NEED_MORE) {
-			int olen = jv_string_length_bytes(jv_copy(out));
-			if (olen && fs_write_all(out_fd, jv_string_value(out), (size_t)olen) != 0) {
+			size_t olen = out.len;
+			if (out.failed)
+				die(EXIT_TEMPORARY, "out of memory");
+			if (olen && fs_write_all(out_fd, out.p, olen) != 0) {
 				log_error("unable to write answers: %s", strerror(errno));
 				rc = EXIT_TEMPORARY;
 				break;
 			}
-			if (olen) {
-				jv_free(out);
-				out = jv_string("");
-			}
+			out.len = 0;
 			if (r.eof)
 				break;
 			int w = unblocked ? cmd_wait_input(in_fd, unblocked) : 1;
@@ -435,10 +435,11 @@ int js_cryptod_serve(int in_fd, int out_fd, js_root_key_fn lookup, void *ctx, bo
 		} else {
 			ans = serve_one(line, len, r.lineno, lookup, ctx, expose_root_keys);
 		}
-		out = jv_string_concat(out, jv_dump_string(ans, 0));
-		out = jv_string_append_buf(out, "\n", 1);
+		if (json_out_append(&out, ans) != 0 || jbuf_add(&out, "\n", 1) != 0)
+			die(EXIT_TEMPORARY, "out of memory");
+		jv_free(ans);
 	}
-	jv_free(out);
+	free(out.p);
 	lr_free(&r);
 	return rc;
 }
@@ -842,13 +843,14 @@ static void remote_call_async(struct js_crypto *c, jv req, answer_fn cb, void *a
 		free(p);
 		return;
 	}
-	jv txt = jv_dump_string(jv_object_set(req, jv_string("id"), jv_number(p->id)), 0);
-	txt = jv_string_append_buf(txt, "\n", 1);
-	p->len = (size_t)jv_string_length_bytes(jv_copy(txt));
-	p->line = malloc(p->len);
-	if (!p->line)
+	/* json_out: jq's text, without jq's dump (its bignum dtoa, a jv string grown per piece) */
+	req = jv_object_set(req, jv_string("id"), jv_number(p->id));
+	struct jbuf txt = {0};
+	if (json_out_append(&txt, req) != 0 || jbuf_add(&txt, "\n", 1) != 0)
 		die(EXIT_TEMPORARY, "out of memory");
-	memcpy(p->line, jv_string_value(txt), p->len);
+	jv_free(req);
+	p->len = txt.len;
+	p->line = txt.p;
 	p->sent = 1;
 	p->deadline = time(NULL) + ANSWER_TIMEOUT;
 	pthread_mutex_lock(&c->mu);
@@ -859,9 +861,13 @@ static void remote_call_async(struct js_crypto *c, jv req, answer_fn cb, void *a
 		c->head = p;
 	c->tail = p;
 	pthread_mutex_unlock(&c->mu);
-	send_line(c, jv_string_value(txt), p->len); /* p may be answered and gone from here on */
+	char *line = malloc(p->len);
+	if (!line)
+		die(EXIT_TEMPORARY, "out of memory");
+	memcpy(line, txt.p, txt.len);
+	send_line(c, line, txt.len); /* p may be answered and gone from here on */
 	pthread_mutex_unlock(&c->wmu);
-	jv_free(txt);
+	free(line);
 }
 
 static int remote_result(jv a, char *err, size_t errlen)

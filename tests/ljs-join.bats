@@ -55,6 +55,35 @@ joinreq() {
 	[[ "$stderr" == *"bad.jsonl:1: dev_eui"* ]]
 }
 
+@test "ljs-join: echoed header fields are written as jq writes them (numbers, escapes, nested tokens)" {
+	# a plain JoinReq is read and answered without jq objects; one with escapes or nested values
+	# goes through jq: both answers must begin with jq's own text of the swapped header
+	p1=$(jr $APPKEY 70B3D57ED0000001 0004A30B001C0530 0001)
+	p2=$(jr $APPKEY 70B3D57ED0000001 0004A30B001C0530 0002)
+	p3=$(jr $APPKEY 70B3D57ED0000001 0004A30B001C0530 0003)
+	{
+		joinreq 1.0 0004A30B001C0530 70B3D57ED0000001 "$p1" | sed 's/"TransactionID":42/"TransactionID":1.50e3/'
+		joinreq 1.0 0004A30B001C0530 70B3D57ED0000001 "$p2" ',"ReceiverToken":{"b":[1,"x\u00e9\"y"],"a":null}' |
+			sed 's/"TransactionID":42/"TransactionID":12345678901234567890/'
+		joinreq 1.0 0004A30B001C0530 70B3D57ED0000001 "${p3%????????}00000000" ',"ReceiverToken":"\u0041\t"'
+	} >req
+	run -1 --separate-stderr sh -c 'ljs-join -D devices.jsonl -S st <req'
+	[ "${#lines[@]}" -eq 3 ]
+	n=0
+	while IFS= read -r r; do
+		exp=$(jq -c '{ProtocolVersion, SenderID: .ReceiverID, ReceiverID: .SenderID, TransactionID,
+			MessageType: "JoinAns", ReceiverToken: .SenderToken, SenderToken: .ReceiverToken} | with_entries(select(.value != null))' <<<"$r")
+		ans=${lines[$n]}
+		echo "answer:   $ans"
+		echo "expected: ${exp%\}},..."
+		[[ "$ans" == "${exp%\}},"* ]]
+		n=$((n + 1))
+	done <req
+	[ "$(jq -r .Result.ResultCode <<<"${lines[0]}")" = Success ]
+	[ "$(jq -r .Result.ResultCode <<<"${lines[1]}")" = Success ]
+	[ "$(jq -r .Result.ResultCode <<<"${lines[2]}")" = MICFailed ]
+}
+
 @test "ljs-join: LoRaWAN 1.0.3 join on stdin, join-accept verified and decrypted by lora-packet" {
 	phy=$(jr $APPKEY 70B3D57ED0000001 0004A30B001C0530 0001)
 	joinreq 1.0 0004A30B001C0530 70B3D57ED0000001 "$phy" >req
