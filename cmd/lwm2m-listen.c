@@ -49,7 +49,7 @@ static const char usage_text[] =
     "  -t, --ack-timeout SECONDS   CoAP ACK_TIMEOUT (default 2)\n"
     "  -r, --max-retransmit N      CoAP MAX_RETRANSMIT (default 4)\n"
     "  -w, --request-timeout SECONDS  answer timeout for a request (default 93)\n"
-    "  -s, --sync-interval SECONDS at most this long between a change and its save (default 1)\n"
+    "  -s, --sync-interval SECONDS at most this long before a change is synced to disk (default 1)\n"
     "  -d FD                       write a newline to FD once listening\n"
     "  -v, --verbose               more logging (twice: libcoap's too)\n"
     "  -q, --quiet                 less logging\n"
