@@ -189,7 +189,8 @@ int main(int argc, char **argv)
 	struct lwm2m_control *ctl = lwm2m_control_new(control, 1);
 	if (!ctl)
 		return EXIT_TEMPORARY;
-	struct lwm2m_server_cb cb = {lwm2m_control_event, lwm2m_control_reply, ctl};
+	struct lwm2m_server_cb cb = {lwm2m_control_event, lwm2m_control_reply, ctl, lwm2m_control_flush,
+	                             lwm2m_control_out_pos};
 	int bad_usage;
 	struct lwm2m_server *srv = lwm2m_server_new(&o, &cb, &bad_usage);
 	if (!srv) {

@@ -94,6 +94,12 @@ static void on_connected(void *arg)
 	observer_connected(a->ob, a->subscribe);
 }
 
+static void on_round_end(void *arg)
+{
+	struct loop_arg *a = arg;
+	observer_flush(a->ob);
+}
+
 static void on_disconnected(void *arg)
 {
 	observer_disconnected(((struct loop_arg *)arg)->ob);
@@ -168,7 +174,7 @@ int main(int argc, char **argv)
 	struct loop_arg arg = {ob, subscribe};
 	struct cmd_ctl_loop l = {.ctl = ctl, .in = &in, .in_open = !subscribe, .ready_fd = ready_fd, .arg = &arg,
 	                         .control_line = on_control_line, .connected = on_connected,
-	                         .disconnected = on_disconnected, .object = on_event};
+	                         .disconnected = on_disconnected, .object = on_event, .round_end = on_round_end};
 
 	while (!stop) {
 		if (reload) {
@@ -184,6 +190,8 @@ int main(int argc, char **argv)
 		}
 	}
 	lr_free(&in);
+	observer_flush(ob);
+	log_debug("%lu values, %lu updates", observer_values(ob), observer_updates(ob));
 	observer_free(ob);
 	ctl_free(ctl);
 	observe_config_free(&cfg);

@@ -90,6 +90,8 @@ int cmd_ctl_turn(struct cmd_ctl_loop *l)
 	fds[1].fd = l->in_open ? STDIN_FILENO : -1;
 	fds[1].events = POLLIN;
 	fds[1].revents = 0;
+	if (l->round_end)
+		l->round_end(l->arg);
 	if (fflush(stdout) == EOF)
 		die_sys(EXIT_TEMPORARY, "unable to write to stdout");
 	if (poll(fds, 2, timeout) < 0) {
@@ -100,9 +102,14 @@ int cmd_ctl_turn(struct cmd_ctl_loop *l)
 		return -1;
 	}
 	int k = ctl_poll_done(l->ctl, &fds[0]);
+	/* and what else lwm2m-listen wrote meanwhile (bounded): one round, one write of the results */
 	jv line;
-	while (jv_is_valid(line = ctl_next(l->ctl)))
-		l->control_line(l->arg, line);
+	for (int more = 0; more < 64; more++) {
+		while (jv_is_valid(line = ctl_next(l->ctl)))
+			l->control_line(l->arg, line);
+		if (!ctl_read_more(l->ctl))
+			break;
+	}
 	if (k == 1) {
 		l->connected(l->arg);
 		ready_notify(&l->ready_fd);

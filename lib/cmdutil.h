@@ -52,6 +52,7 @@ struct cmd_ctl_loop {
 	/* A stdin line (owned); -1 for a line it refused (and logged), which sets rc to 1, as a
 	 * malformed line does. */
 	int (*object)(void *arg, jv obj, unsigned long lineno);
+	void (*round_end)(void *arg); /* optional: before stdout is flushed and the next wait */
 };
 /* One wait: flush stdout, poll, then hand on what arrived (control lines first). 0 to go on
  * (in->eof says the input ended), -1 after a poll or read error (logged, rc = 111). */

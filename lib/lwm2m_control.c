@@ -34,6 +34,7 @@ struct client {
 	int subscribed;
 	int closing; /* read side ended: close once the output is written */
 	unsigned long dropped; /* lines not sent to it: it did not read */
+	uint64_t queued, written; /* bytes so far: a notification is acknowledged once written */
 	struct client *next;
 };
 
@@ -54,6 +55,7 @@ struct lwm2m_control {
 	int sout_nonblock;
 	int sout_stalled;            /* past STDOUT_HIGH: datagrams are left waiting */
 	unsigned long sout_stalls;   /* times that happened */
+	uint64_t sout_queued, sout_written; /* bytes so far (lines when stdout blocks) */
 };
 
 static void stdout_flush(struct lwm2m_control *c);
@@ -169,16 +171,7 @@ static void client_send(struct lwm2m_control *c, struct client *cl, const char *
 		count_dropped(c);
 		return;
 	}
-	if (cl->outlen == 0) {
-		/* the common case: write straight away */
-		ssize_t w = send(cl->fd, s, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (w == (ssize_t)n)
-			return;
-		if (w < 0)
-			w = 0;
-		s += w;
-		n -= (size_t)w;
-	}
+	/* written by lwm2m_control_flush, once per round of datagrams: one send(2) for many lines */
 	if (cl->outlen + n > cl->outcap) {
 		size_t cap = cl->outcap ? cl->outcap : 4096;
 		while (cap < cl->outlen + n)
@@ -193,6 +186,30 @@ static void client_send(struct lwm2m_control *c, struct client *cl, const char *
 	}
 	memcpy(cl->out + cl->outlen, s, n);
 	cl->outlen += n;
+	cl->queued += n;
+}
+
+/* Write what the connection takes now; -1 on an error other than a full socket. */
+static int client_flush(struct client *cl)
+{
+	size_t off = 0;
+	int rc = 0;
+	while (off < cl->outlen) {
+		ssize_t w = send(cl->fd, cl->out + off, cl->outlen - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = errno == EAGAIN ? 0 : -1;
+			break;
+		}
+		off += (size_t)w;
+	}
+	if (off) {
+		memmove(cl->out, cl->out + off, cl->outlen - off);
+		cl->outlen -= off;
+		cl->written += off;
+	}
+	return rc;
 }
 
 /* Write what stdout's reader will take now. Losing stdout (EPIPE) is fatal, as it ends the
@@ -213,6 +230,7 @@ static void stdout_flush(struct lwm2m_control *c)
 	}
 	memmove(c->sout, c->sout + off, c->soutlen - off);
 	c->soutlen -= off;
+	c->sout_written += off;
 	if (c->sout_stalled && c->soutlen <= STDOUT_HIGH / 2) {
 		c->sout_stalled = 0;
 		log_info("stdout: the reader caught up; reading datagrams again");
@@ -226,6 +244,8 @@ static void stdout_text(struct lwm2m_control *c, const char *line, size_t n)
 	if (!c->sout_nonblock) {
 		if (jsonl_put_text(stdout, line, n) < 0 || fflush(stdout) == EOF)
 			die_sys(EXIT_TEMPORARY, "unable to write to stdout");
+		c->sout_queued++;
+		c->sout_written++;
 		return;
 	}
 	if (c->soutlen + n > c->soutcap) {
@@ -240,7 +260,8 @@ static void stdout_text(struct lwm2m_control *c, const char *line, size_t n)
 	}
 	memcpy(c->sout + c->soutlen, line, n);
 	c->soutlen += n;
-	stdout_flush(c);
+	c->sout_queued += n;
+	/* written by lwm2m_control_flush, once per round */
 	if (!c->sout_stalled && c->soutlen > STDOUT_HIGH) {
 		c->sout_stalled = 1;
 		c->sout_stalls++;
@@ -256,12 +277,40 @@ static void stdout_line(struct lwm2m_control *c, jv v)
 	if (!c->sout_nonblock) {
 		if (jsonl_write(stdout, v) < 0)
 			die_sys(EXIT_TEMPORARY, "unable to write to stdout");
+		c->sout_queued++;
+		c->sout_written++;
 		return;
 	}
 	jv s = jv_dump_string(v, 0);
 	s = jv_string_append_str(s, "\n");
 	stdout_text(c, jv_string_value(s), (size_t)jv_string_length_bytes(jv_copy(s)));
 	jv_free(s);
+}
+
+void lwm2m_control_flush(void *ud)
+{
+	struct lwm2m_control *c = ud;
+	if (c->soutlen)
+		stdout_flush(c);
+	for (struct client *cl = c->clients; cl; cl = cl->next)
+		if (cl->outlen)
+			client_flush(cl); /* an error: poll reports it, and poll_done drops the connection */
+}
+
+int lwm2m_control_out_pos(uint64_t client, uint64_t *queued, uint64_t *written, void *ud)
+{
+	struct lwm2m_control *c = ud;
+	if (client == 0) {
+		*queued = c->sout_queued;
+		*written = c->sout_written;
+		return 0;
+	}
+	struct client *cl = find_client(c, client);
+	if (!cl)
+		return -1;
+	*queued = cl->queued;
+	*written = cl->written;
+	return 0;
 }
 
 int lwm2m_control_backlogged(const struct lwm2m_control *c)
@@ -933,15 +982,9 @@ void lwm2m_control_poll_done(struct lwm2m_control *c, const struct pollfd *fds)
 		if (fds[i].fd != cl->fd)
 			break; /* accepted during this round: not polled yet */
 		short re = fds[i].revents;
-		if (re & POLLOUT && cl->outlen) {
-			ssize_t w = send(cl->fd, cl->out, cl->outlen, MSG_NOSIGNAL | MSG_DONTWAIT);
-			if (w > 0) {
-				memmove(cl->out, cl->out + w, cl->outlen - (size_t)w);
-				cl->outlen -= (size_t)w;
-			} else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-				drop_client(c, cl);
-				continue;
-			}
+		if (re & POLLOUT && cl->outlen && client_flush(cl) < 0) {
+			drop_client(c, cl);
+			continue;
 		}
 		if (re & (POLLIN | POLLHUP | POLLERR) && !cl->closing) {
 			ssize_t n = lr_fill(&cl->lr);

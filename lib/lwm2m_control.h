@@ -22,6 +22,11 @@ void lwm2m_control_free(struct lwm2m_control *c);
 void lwm2m_control_event(const char *line, size_t len, void *ud);
 void lwm2m_control_reply(struct lwm2m_request *rq, const struct lwm2m_reply *rep, void *ud);
 
+/* For struct lwm2m_server_cb: write what this round queued (stdout and connections), and where
+ * a client's lines stand (bytes queued and written so far; client 0 is stdout; -1: no such
+ * connection). */
+void lwm2m_control_flush(void *ud);
+int lwm2m_control_out_pos(uint64_t client, uint64_t *queued, uint64_t *written, void *ud);
 /* poll(2) integration: how many descriptors, fill them, then handle what poll reported. */
 size_t lwm2m_control_npoll(const struct lwm2m_control *c);
 void lwm2m_control_poll_setup(struct lwm2m_control *c, struct pollfd *fds);

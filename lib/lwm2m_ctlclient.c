@@ -6,6 +6,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -96,6 +97,14 @@ int ctl_connect(struct ctlclient *c)
 	if (fd < 0)
 		goto fail;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		goto fail;
+	}
+	/* non-blocking reads: ctl_read_more takes what is waiting without waiting for more */
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
 		int e = errno;
 		close(fd);
 		errno = e;
@@ -213,6 +222,13 @@ int ctl_poll_done(struct ctlclient *c, const struct pollfd *p)
 	c->lr.eof = 1;
 	drop(c);
 	return -1;
+}
+
+int ctl_read_more(struct ctlclient *c)
+{
+	if (c->fd < 0 || c->lr.eof)
+		return 0;
+	return lr_fill(&c->lr) > 0; /* an error or the end: the next poll round reports it */
 }
 
 jv ctl_next(struct ctlclient *c)

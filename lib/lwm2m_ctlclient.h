@@ -29,5 +29,8 @@ int ctl_poll_done(struct ctlclient *c, const struct pollfd *p);
 /* The next line received, parsed (a JSON object), or jv_invalid() when none is buffered.
  * Malformed lines are logged and skipped. */
 jv ctl_next(struct ctlclient *c);
+/* After ctl_poll_done and the lines it brought: read what else is waiting, without blocking.
+ * 1 if there are new lines for ctl_next. */
+int ctl_read_more(struct ctlclient *c);
 
 #endif

@@ -45,6 +45,14 @@ struct lwm2m_server {
 	int epfd;                    /* libcoap's descriptor and udp's */
 	const union lwm2m_addr *from; /* the peer of the datagram being handled on udp */
 	struct block1 *b1;           /* Block1 bodies arriving on udp */
+	struct pending_ack *acks;    /* CON messages whose lines are not written yet */
+	size_t nacks, capacks;
+};
+
+struct pending_ack {
+	union lwm2m_addr to;
+	uint64_t client, mark, token; /* acknowledged once client's written bytes reach mark */
+	uint16_t mid;
 };
 
 /* libcoap calls back without a user pointer for some handlers: one server per process. */
@@ -1614,6 +1622,70 @@ static void block_abort(struct lwm2m_server *s, struct lwm2m_request *rq, const 
 	}
 }
 
+/* Deliver rq's reply and acknowledge its CON message (mid from peer) once the line is written:
+ * now if it already is, else with the ACKs of a later round (acks_due). A notification whose line
+ * was not queued (its client does not read) is not acknowledged: the device sends it again. */
+static void ack_after(struct lwm2m_server *s, const union lwm2m_addr *peer, uint16_t mid, struct lwm2m_request *rq,
+                      struct lwm2m_reply *rep, int has_obs)
+{
+	uint64_t client = rq->client, token = rq->token, q0 = 0, q1 = 0, w = 0;
+	int known = s->cb.out_pos(client, &q0, &w, s->cb.ud) == 0;
+	deliver(s, rq, rep, has_obs); /* may free rq */
+	if (!known || s->cb.out_pos(client, &q1, &w, s->cb.ud) < 0 || q1 == q0) {
+		if (!(rep->notify && !rep->final))
+			lwm2m_udp_send_empty_later(s->udp, peer, COAP_MESSAGE_ACK, mid);
+		return;
+	}
+	if (s->nacks == s->capacks) {
+		size_t cap = s->capacks ? s->capacks * 2 : 256;
+		struct pending_ack *na = realloc(s->acks, cap * sizeof *na);
+		if (!na) {
+			lwm2m_udp_send_empty_later(s->udp, peer, COAP_MESSAGE_ACK, mid);
+			return;
+		}
+		s->acks = na;
+		s->capacks = cap;
+	}
+	struct pending_ack *a = &s->acks[s->nacks++];
+	a->to = *peer;
+	a->client = client;
+	a->mark = q1;
+	a->token = token;
+	a->mid = mid;
+	if (!rep->final) {
+		rq->ack_wait = 1;
+		rq->ack_mid = mid;
+	}
+}
+
+/* Acknowledge the messages whose lines are written now. */
+static void acks_due(struct lwm2m_server *s)
+{
+	uint64_t client = UINT64_MAX, q = 0, w = 0;
+	int r = -1;
+	size_t k = 0;
+	for (size_t i = 0; i < s->nacks; i++) {
+		struct pending_ack *a = &s->acks[i];
+		if (a->client != client) {
+			client = a->client;
+			r = s->cb.out_pos(client, &q, &w, s->cb.ud);
+		}
+		if (r == 0 && w < a->mark) {
+			if (k != i)
+				s->acks[k] = *a;
+			k++;
+			continue;
+		}
+		struct lwm2m_request *rq = tok_find(s, a->token);
+		if (rq && rq->ack_wait && rq->ack_mid == a->mid)
+			rq->ack_wait = 0;
+		/* a client that went away: its observations ended, the device gets a Reset next time */
+		if (r == 0)
+			lwm2m_udp_send_empty_later(s->udp, &a->to, COAP_MESSAGE_ACK, a->mid);
+	}
+	s->nacks = k;
+}
+
 /* A response, a notification, an ACK or a Reset on our socket. */
 static void udp_response(struct lwm2m_server *s, const union lwm2m_addr *from, const coap_pdu_t *pdu)
 {
@@ -1642,7 +1714,16 @@ static void udp_response(struct lwm2m_server *s, const union lwm2m_addr *from, c
 			udp_send_empty(s, from, COAP_MESSAGE_RST, mid);
 		return;
 	}
-	if (type == COAP_MESSAGE_CON)
+	coap_opt_iterator_t it;
+	int con = type == COAP_MESSAGE_CON;
+	if (con && rq->ack_wait && rq->ack_mid == (uint16_t)mid)
+		return; /* a retransmission of what waits for its line to be written: acknowledged then */
+	/* A confirmable message whose line goes to a client is acknowledged once the line is written
+	 * (ack_after), so a reader that falls behind slows the devices down instead of growing a
+	 * queue: each waits for its ACK. Block-wise transfers are acknowledged part by part. */
+	int defer = con && s->cb.out_pos && s->cb.flush && rq->client != UINT64_MAX && rq->bmode == 0 &&
+	            !coap_check_option(pdu, COAP_OPTION_BLOCK2, &it);
+	if (con && !defer)
 		udp_send_empty(s, from, COAP_MESSAGE_ACK, mid);
 	touch(s, rq->reg);
 	if (rq->state == RQ_DONE)
@@ -1650,6 +1731,10 @@ static void udp_response(struct lwm2m_server *s, const union lwm2m_addr *from, c
 	struct lwm2m_reply rep;
 	int has_obs;
 	decode_reply(pdu, &rep, &has_obs);
+	if (defer) {
+		ack_after(s, from, (uint16_t)mid, rq, &rep, has_obs);
+		return;
+	}
 	if (rq->bmode == 1) {
 		if (rep.code == 231) {
 			unsigned b1 = 0;
@@ -1667,7 +1752,6 @@ static void udp_response(struct lwm2m_server *s, const union lwm2m_addr *from, c
 		}
 		rq->bmode = 0;
 	}
-	coap_opt_iterator_t it;
 	coap_opt_t *o = coap_check_option(pdu, COAP_OPTION_BLOCK2, &it);
 	if (o && rep.code / 100 == 2) {
 		unsigned v = coap_decode_var_bytes(coap_opt_value(o), coap_opt_length(o));
@@ -1974,6 +2058,7 @@ void lwm2m_server_free(struct lwm2m_server *s)
 	coap_cleanup();
 	srv = NULL;
 	lwm2m_dtls_free(s->dtls);
+	free(s->acks);
 	free(s);
 }
 
@@ -2003,6 +2088,13 @@ void lwm2m_server_io(struct lwm2m_server *s, int read_datagrams)
 		coap_io_do_epoll(s->ctx, ev, (size_t)n);
 		done += n;
 	}
+	if (s->cb.flush) {
+		s->cb.flush(s->cb.ud);
+		if (s->nacks)
+			acks_due(s);
+	}
+	if (s->udp)
+		lwm2m_udp_flush(s->udp);
 	coap_tick_t now;
 	coap_ticks(&now);
 	if (timer || now - s->last_prepare >= COAP_TICKS_PER_SECOND / 10) {

@@ -61,6 +61,9 @@ struct lwm2m_request {
 	uint8_t bmode;             /* 0, 1 sending the payload in Block1, 2 fetching Block2 */
 	uint8_t szx;               /* the device's Block2 size exponent */
 	uint8_t body_obs;          /* the first block of the body carried Observe */
+	uint8_t ack_wait;          /* a CON notification (Message ID ack_mid) waits for its line to be
+	                              written before we acknowledge it: drop its retransmissions */
+	uint16_t ack_mid;
 	struct lwm2m_request *next_tok;          /* token hash chain */
 	struct lwm2m_request *reg_prev, *reg_next; /* all requests of a registration */
 	struct lwm2m_request *held_next;         /* the registration's queue of held requests */
@@ -94,6 +97,12 @@ struct lwm2m_server_cb {
 	void (*event)(const char *line, size_t len, void *ud);           /* one JSON line with its \n */
 	void (*reply)(struct lwm2m_request *rq, const struct lwm2m_reply *rep, void *ud);
 	void *ud;
+	/* Optional. flush: write what the events and replies of a round queued. out_pos: bytes
+	 * queued and written so far for client's lines (-1: no such client). With both, a
+	 * confirmable notification (or response) from a NoSec device is acknowledged once its line
+	 * is written, with the other ACKs of that round. */
+	void (*flush)(void *ud);
+	int (*out_pos)(uint64_t client, uint64_t *queued, uint64_t *written, void *ud);
 };
 
 struct lwm2m_server;

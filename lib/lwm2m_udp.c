@@ -1,4 +1,4 @@
-#define _GNU_SOURCE /* recvmmsg */
+#define _GNU_SOURCE /* recvmmsg, sendmmsg */
 #include "lwm2m_udp.h"
 
 #include "log.h"
@@ -41,6 +41,12 @@ struct lwm2m_udp {
 	struct mmsghdr msgs[BATCH];
 	struct iovec iov[BATCH];
 	union lwm2m_addr from[BATCH];
+	/* empty messages waiting for lwm2m_udp_flush */
+	struct mmsghdr omsgs[BATCH];
+	struct iovec oiov[BATCH];
+	union lwm2m_addr oto[BATCH];
+	uint8_t obuf[BATCH][4];
+	int nout;
 };
 
 static double mono(void)
@@ -91,6 +97,8 @@ void lwm2m_udp_free(struct lwm2m_udp *u)
 {
 	if (!u)
 		return;
+	if (u->fd >= 0)
+		lwm2m_udp_flush(u);
 	for (size_t i = 0; i < u->nheap; i++)
 		free(u->heap[i]);
 	free(u->heap);
@@ -126,6 +134,43 @@ int lwm2m_udp_send(struct lwm2m_udp *u, const union lwm2m_addr *to, const uint8_
 	/* EAGAIN: the socket buffer is full; the peer retransmits, and so do we */
 	log_debug("unable to send %zu bytes: %s", n, strerror(errno));
 	return -1;
+}
+
+void lwm2m_udp_flush(struct lwm2m_udp *u)
+{
+	int off = 0;
+	while (off < u->nout) {
+		int n = sendmmsg(u->fd, u->omsgs + off, (unsigned)(u->nout - off), MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			/* EAGAIN: the socket buffer is full; the peers retransmit */
+			log_debug("unable to send %d messages: %s", u->nout - off, strerror(errno));
+			break;
+		}
+		off += n;
+	}
+	u->nout = 0;
+}
+
+void lwm2m_udp_send_empty_later(struct lwm2m_udp *u, const union lwm2m_addr *to, int type, uint16_t mid)
+{
+	if (u->nout == BATCH)
+		lwm2m_udp_flush(u);
+	int i = u->nout++;
+	u->oto[i] = *to;
+	u->obuf[i][0] = (uint8_t)(0x40 | type << 4);
+	u->obuf[i][1] = 0;
+	u->obuf[i][2] = (uint8_t)(mid >> 8);
+	u->obuf[i][3] = (uint8_t)mid;
+	u->oiov[i].iov_base = u->obuf[i];
+	u->oiov[i].iov_len = 4;
+	struct msghdr *h = &u->omsgs[i].msg_hdr;
+	memset(h, 0, sizeof *h);
+	h->msg_name = &u->oto[i];
+	h->msg_namelen = to->sa.sa_family == AF_INET ? sizeof to->sin : sizeof to->sin6;
+	h->msg_iov = &u->oiov[i];
+	h->msg_iovlen = 1;
 }
 
 /* A datagram too large for our buffer: 4.13 with Size1 asks a CON sender to use Block1. */

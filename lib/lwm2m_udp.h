@@ -29,6 +29,10 @@ int lwm2m_udp_fd(const struct lwm2m_udp *u);
 int lwm2m_udp_recv(struct lwm2m_udp *u, int max);
 int lwm2m_udp_send(struct lwm2m_udp *u, const union lwm2m_addr *to, const uint8_t *b, size_t n);
 uint16_t lwm2m_udp_mid(struct lwm2m_udp *u);
+/* An empty ACK or Reset for mid, sent with the others of this round by lwm2m_udp_flush (one
+ * sendmmsg for many). */
+void lwm2m_udp_send_empty_later(struct lwm2m_udp *u, const union lwm2m_addr *to, int type, uint16_t mid);
+void lwm2m_udp_flush(struct lwm2m_udp *u);
 
 /* Send a CON message (b holds its Message ID) and retransmit it until acknowledged: after
  * ack_timeout * (1..1.5) seconds, doubling, max_retransmit times; then fail(owner, 0). */

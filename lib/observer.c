@@ -27,7 +27,8 @@ struct observer {
 	jv ids;  /* "<id>" -> {"ep", "reg", "path" | "paths", "op"} */
 	jv ep_ids; /* ep -> {"<id>": true}: the ids above by device, so a new registration forgets its
 	            * device's requests without a walk over every device's */
-	unsigned long updates;
+	jv pend; /* ep -> {path: value}: the values of this round, one update per thing (observer_flush) */
+	unsigned long updates, values;
 	struct jbuf line; /* the update line being written */
 	int composite; /* one Observe-Composite per LwM2M 1.1+ device */
 };
@@ -45,6 +46,7 @@ struct observer *observer_new(struct ctlclient *ctl, const struct observe_config
 	o->devs = jv_object();
 	o->ids = jv_object();
 	o->ep_ids = jv_object();
+	o->pend = jv_object();
 	return o;
 }
 
@@ -55,6 +57,7 @@ void observer_free(struct observer *o)
 	jv_free(o->devs);
 	jv_free(o->ids);
 	jv_free(o->ep_ids);
+	jv_free(o->pend);
 	free(o->line.p);
 	free(o);
 }
@@ -497,6 +500,45 @@ static void print_values(struct observer *o, const char *ep, jv values)
 	o->updates++;
 }
 
+/* A thing's values wait for the end of the round (observer_flush): what several notifications of
+ * one thing bring in a round becomes one update, the later value of a resource winning, as it
+ * would in the shadow. Under load a round holds more lines, so the store gets fewer, fuller
+ * updates instead of falling behind. */
+static void queue_values(struct observer *o, const char *ep, jv values)
+{
+	if (jv_get_kind(values) != JV_KIND_OBJECT) {
+		print_values(o, ep, values);
+		return;
+	}
+	o->values++;
+	jv key = jv_string(ep);
+	jv old = jv_object_get(jv_copy(o->pend), jv_copy(key));
+	if (jv_is_valid(old))
+		values = jv_object_merge(old, values);
+	else
+		jv_free(old);
+	o->pend = jv_object_set(o->pend, key, values);
+}
+
+void observer_flush(struct observer *o)
+{
+	if (jv_object_length(jv_copy(o->pend)) == 0)
+		return;
+	jv pend = o->pend;
+	o->pend = jv_object();
+	jv_object_foreach(pend, k, v)
+	{
+		print_values(o, jv_string_value(k), v);
+		jv_free(k);
+	}
+	jv_free(pend);
+}
+
+unsigned long observer_values(const struct observer *o)
+{
+	return o->values;
+}
+
 static void set_group_state(struct observer *o, const char *ep, jv paths, const char *st, double id)
 {
 	jv_array_foreach(paths, i, p)
@@ -521,7 +563,7 @@ static void composite_answer(struct observer *o, double id, jv rec, jv msg)
 	if (code && code[0] == '2') {
 		if (first)
 			set_group_state(o, ep, paths, ST_ACTIVE, id);
-		print_values(o, ep, jl_get(msg, "values"));
+		queue_values(o, ep, jl_get(msg, "values"));
 	} else if (first && code && (code[0] == '4' || strcmp(code, "not-supported") == 0)) {
 		log_info("%s: Observe-Composite refused (%s%s%s); observing path by path", ep, code, err ? " " : "",
 		         err ? err : "");
@@ -629,7 +671,7 @@ void observer_control_line(struct observer *o, jv msg)
 	if (ok) {
 		if (op && strcmp(op, "observe") == 0)
 			set_path_state(o, ep, path, ST_ACTIVE, id);
-		print_values(o, ep, jl_get(msg, "values"));
+		queue_values(o, ep, jl_get(msg, "values"));
 	} else {
 		int first = op && strcmp(op, "observe") == 0;
 		int tr = transient_code(code);

@@ -30,6 +30,11 @@ void observer_control_line(struct observer *o, jv msg);
 void observer_connected(struct observer *o, int subscribe);
 /* The control connection was lost. */
 void observer_disconnected(struct observer *o);
+/* Print the values of this round: one update line per thing (several notifications of a thing
+ * merged, the latest value of each resource kept). Call before waiting for more input. */
+void observer_flush(struct observer *o);
+/* Values received (notifications and first answers) so far. */
+unsigned long observer_values(const struct observer *o);
 /* Numbers for the exit status and the log: shadow updates printed. */
 unsigned long observer_updates(const struct observer *o);
 

@@ -644,3 +644,44 @@ conn_has() { grep -q "$2" "$BATS_TEST_TMPDIR/$1.lines" 2>/dev/null; }
 	run -0 jq -c '.observations' <<<"$output"
 	assert_output '0'
 }
+
+@test "lwm2m-listen: a confirmable notification is acknowledged only once its line is written to its client" {
+	start_listen
+	# eight simulated devices sending CON notifications, each once its previous one is acknowledged
+	start_bg loadgen "$UNIT/lwm2m-loadgen" -s "127.0.0.1:$PORT" -n 8 -o '</1/0>,</3303/0>' -E 1 \
+		--settle-max 20 -N 4000 -c 4000 -D 3 -C -T 20
+	wait_until 10 sh -c "[ \$(grep -c '\"event\":\"register\"' '$BATS_TEST_TMPDIR/listen.out') -ge 8 ]"
+	# a client that observes, then reads nothing for 5 s, then everything
+	python3 - "$SOCK" >"$BATS_TEST_TMPDIR/client.out" <<-'PY' &
+	import socket, sys, time
+	s = socket.socket(socket.AF_UNIX)
+	s.connect(sys.argv[1])
+	for i in range(8):
+	    s.sendall(b'{"id":%d,"op":"observe","ep":"bench-%06d","path":"/3303/0/5700"}\n' % (i, i))
+	buf = b""
+	while buf.count(b"\n") < 8:
+	    buf += s.recv(4096)
+	time.sleep(5)
+	s.settimeout(1)
+	try:
+	    while True:
+	        c = s.recv(65536)
+	        if not c:
+	            break
+	        buf += c
+	except socket.timeout:
+	    pass
+	sys.stdout.write(buf.decode())
+	PY
+	client=$!
+	wait_until 20 test -s "$BATS_TEST_TMPDIR/loadgen.out"
+	wait "$client"
+	# while the client read nothing, the devices waited for their ACKs once its socket was full
+	# (a few hundred lines): far fewer than the 4000 notifications went out, and every one
+	# acknowledged reached the client
+	run -0 jq -r '"\(.notify_sent < 2000) \(.notify_acked)"' "$BATS_TEST_TMPDIR/loadgen.out"
+	acked=${output#* }
+	assert_output "true $acked"
+	run -0 jq -s '[.[] | select(.op == "notify")] | length' "$BATS_TEST_TMPDIR/client.out"
+	[ "$output" -ge "$acked" ]
+}

@@ -23,7 +23,8 @@ start_pair() {
 	start_pair
 	start_device dev dev1 --lwm2m 1.1
 	wait_for 10 obs.out '.thing == "dev1" and .state.reported["3347"]["1"]["5501"] == 4'
-	run -0 count obs.out '.thing == "dev1"'
+	# the five default resources, each once (answers that arrive together share a line)
+	run -0 jq -s '[.[] | select(.thing == "dev1") | .state.reported | paths(scalars)] | length' "$BATS_TEST_TMPDIR/obs.out"
 	assert_output 5
 	has obs.out '.state.reported["3"]["0"]["9"] == 100'
 	has obs.out '.state.reported["4"]["0"]["2"] == -60'
@@ -231,4 +232,26 @@ YML
 	jq_some '.registered > 2500 and .observations == .registered' <<<"$output"
 	# values flow (lwm2m-listen may drop answers to a connection that reads too slowly)
 	wait_until 30 counted -gt 2000 count obs.out '.state.reported["3303"]["0"]["5700"]'
+}
+
+@test "lwm2m-observe: notifications of a thing that wait together become one update with the latest values" {
+	start_pair
+	start_device dev dev1 --lwm2m 1.1
+	wait_for 10 obs.out '.state.reported["3347"]["1"]["5501"] == 4'
+	wait_for 10 obs.out '.state.reported["3303"]["0"]["5700"] == 21.5'
+	run -0 ctl '{"op":"stats"}'
+	n0=$(jq '.notifications_out' <<<"$output")
+	# lwm2m-observe stopped: lwm2m-listen writes the three notification lines to its socket
+	kill -STOP "$(bg_pid obs)"
+	dev_cmd dev "set /3303/0/5700 30.5"
+	dev_cmd dev "set /3/0/9 50"
+	dev_cmd dev "set /3303/0/5700 31.5"
+	notified() { ctl '{"op":"stats"}' | jq_some ".notifications_out >= $1"; }
+	wait_until 10 notified $((n0 + 3))
+	kill -CONT "$(bg_pid obs)"
+	wait_for 10 obs.out '.state.reported["3303"]["0"]["5700"] == 31.5'
+	run -0 count obs.out '.state.reported["3303"]["0"]["5700"] == 30.5'
+	assert_output 0
+	run -0 count obs.out '.state.reported == {"3":{"0":{"9":50}},"3303":{"0":{"5700":31.5}}}'
+	assert_output 1
 }

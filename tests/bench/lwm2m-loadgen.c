@@ -824,6 +824,9 @@ static void run_job(int ready_w)
 					ready_w = -1;
 				}
 				phase = opt.notify_rate > 0 ? PH_NOTIFY : PH_HOLD;
+				/* the harness takes the servers' CPU time from here (set-up excluded) */
+				if (phase == PH_NOTIFY)
+					log_info("notifying");
 				phase_t0 = now;
 				notify_started = now;
 				st.notify_t0 = now;
