@@ -160,6 +160,21 @@ gateway_loop() {
 	ready lwm2m-listen
 }
 
+@test "services: s6: a pipeline stage's configuration error (exit 100) stops the whole service, not restarted" {
+	install_svc s6 lwm2m-listen lwm2m-reported
+	echo 'PUT_ARGS="-b 0"' >>"$SCAN/lwm2m-reported/conf"
+	start_s6 lwm2m-listen lwm2m-reported
+	# shadow-put, a consumer, exits 100; lwm2m-observe (nothing to write yet) is stopped with it
+	wait_until 20 grep -q 'shadow-put exited 100 .*not restarting' "$ROOT/log/lwm2m-reported/current"
+	wait_until 10 sh -c "s6-svstat -o up,wantedup '$SCAN/lwm2m-reported' | grep -qx 'false false'"
+	grep -q 'shadow-put: fatal: bad batch size' "$ROOT/log/lwm2m-reported/current"
+	wait_until 10 none_left "lwm2m-observe -d 3 -s -C $SOCK"
+	# fixed, and brought up by hand, it runs
+	sed -i '$d' "$SCAN/lwm2m-reported/conf"
+	s6-svc -u "$SCAN/lwm2m-reported"
+	ready lwm2m-reported
+}
+
 @test "services: s6: SIGHUP reloads lwm2m-listen's credentials" {
 	install_svc s6 lwm2m-listen
 	start_s6 lwm2m-listen
@@ -264,6 +279,18 @@ want_is() { [ "$(want "$1")" = "$2" ]; }
 	wait_until 10 sh -c "sv status '$SCAN/lwm2m-reported' | grep -q '^down:'"
 	[ "$(want lwm2m-reported)" = d ]
 	grep -q 'observe.yml' "$ROOT/log/lwm2m-reported/current"
+}
+
+@test "services: runit: a pipeline stage's configuration error (exit 100) keeps the whole service down" {
+	install_svc runit lwm2m-desired
+	echo 'WRITE_ARGS="-t 0"' >>"$SCAN/lwm2m-desired/conf"
+	start_runit lwm2m-desired
+	# lwm2m-write, the middle stage, exits 100; shadow-watch (no delta to write) is stopped with it
+	wait_until 20 grep -q 'lwm2m-write exited 100 .*not restarting' "$ROOT/log/lwm2m-desired/current"
+	wait_until 10 want_is lwm2m-desired d
+	wait_until 10 sh -c "sv status '$SCAN/lwm2m-desired' | grep -q '^down:'"
+	grep -q 'lwm2m-write: fatal: bad timeout' "$ROOT/log/lwm2m-desired/current"
+	wait_until 10 none_left "shadow-watch -s $STORE"
 }
 
 # ready_file NAME: FD 5 of the tool under test goes to this file; true once it holds a newline
