@@ -38,21 +38,6 @@ count() { jq -s "map(select($2)) | length" "$BATS_TEST_TMPDIR/$1"; }
 # wait_for SECONDS FILE JQ-FILTER
 wait_for() { wait_until "$1" has "$2" "$3"; }
 
-# ctl LINE...: send each line on one control connection, print as many answer lines.
-ctl() {
-	python3 - "$SOCK" "$@" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-s.settimeout(20)
-for line in sys.argv[2:]:
-    s.sendall(line.encode() + b"\n")
-f = s.makefile()
-for _ in sys.argv[2:]:
-    print(f.readline(), end="")
-PY
-}
-
 # hwm_kb NAME: the peak resident memory of background process NAME, in kB
 hwm_kb() { awk '$1 == "VmHWM:" {print $2}' "/proc/$(bg_pid "$1")/status"; }
 

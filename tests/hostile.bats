@@ -10,21 +10,6 @@ teardown() {
 	stop_all
 }
 
-# ctl_at SOCK LINE...: send each line on one control connection, print as many answer lines.
-ctl_at() {
-	python3 - "$@" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-s.settimeout(20)
-for line in sys.argv[2:]:
-    s.sendall(line.encode() + b"\n")
-f = s.makefile()
-for _ in sys.argv[2:]:
-    print(f.readline(), end="")
-PY
-}
-
 @test "lwm2m-listen: kill -9 while devices register; restored registrations are exactly the acknowledged ones" {
 	local port
 	port=$(free_port)

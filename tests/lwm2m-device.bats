@@ -62,6 +62,12 @@ teardown() {
 }
 
 probe() { node "$PEERS/coap-probe.js" --to "127.0.0.1:$PORT" "$@"; }
+# root_answers CODE METHOD FORMAT PAYLOAD [OPTION...]: coap-client's METHOD on / with PAYLOAD in
+# content format FORMAT (and more coap-client options) is answered CODE.
+root_answers() {
+	run $C -m "$2" -t "$3" "${@:5}" -e "$4" "coap://127.0.0.1:$PORT/"
+	assert_output --partial "$1"
+}
 
 @test "device: Read-Composite is a FETCH on / with SenML JSON or CBOR paths; what it lacks is left out" {
 	run -0 $C -m fetch -t 110 -e '[{"n":"/3/0/9"},{"bn":"/3303/0/","n":"5700"},{"n":"9999"}]' "coap://127.0.0.1:$PORT/"
@@ -74,16 +80,11 @@ probe() { node "$PEERS/coap-probe.js" --to "127.0.0.1:$PORT" "$@"; }
 	run -0 jq -c '[.code, .options["Content-Format"], .payload]' <<<"$output"
 	assert_output '["2.05",[110],"[{\"bn\":\"/3311/0/\",\"n\":\"5850\",\"vb\":false}]"]'
 	# nothing readable: 4.04; bad payloads: 4.00; unknown formats: 4.15 and 4.06
-	run $C -m fetch -t 110 -e '[{"n":"/9/0"}]' "coap://127.0.0.1:$PORT/"
-	assert_output --partial '4.04'
-	run $C -m fetch -t 110 -e '[{"n":"/3/x"}]' "coap://127.0.0.1:$PORT/"
-	assert_output --partial '4.00'
-	run $C -m fetch -t 110 -e '{"n":"/3/0/9"}' "coap://127.0.0.1:$PORT/"
-	assert_output --partial '4.00'
-	run $C -m fetch -t 0 -e '/3/0/9' "coap://127.0.0.1:$PORT/"
-	assert_output --partial '4.15'
-	run $C -m fetch -t 110 -A 11542 -e '[{"n":"/3/0/9"}]' "coap://127.0.0.1:$PORT/"
-	assert_output --partial '4.06'
+	root_answers 4.04 fetch 110 '[{"n":"/9/0"}]'
+	root_answers 4.00 fetch 110 '[{"n":"/3/x"}]'
+	root_answers 4.00 fetch 110 '{"n":"/3/0/9"}'
+	root_answers 4.15 fetch 0 '/3/0/9'
+	root_answers 4.06 fetch 110 '[{"n":"/3/0/9"}]' -A 11542
 	run -0 jq -c 'select(.event == "read-composite") | .code' "$BATS_TEST_TMPDIR/dev.out"
 	assert_output $'"2.05"\n"2.05"\n"2.05"\n"4.04"\n"4.00"\n"4.00"\n"4.15"\n"4.06"'
 }
@@ -97,12 +98,9 @@ probe() { node "$PEERS/coap-probe.js" --to "127.0.0.1:$PORT" "$@"; }
 	run -0 jq -c '.code' <<<"$output"
 	assert_output '"2.04"'
 	# one refused record refuses the whole write
-	run $C -m ipatch -t 110 -e '[{"n":"/3311/0/5851","v":1},{"n":"/3/0/9","v":1}]' "coap://127.0.0.1:$PORT/"
-	assert_output --partial '4.05'
-	run $C -m ipatch -t 110 -e '[{"n":"/3311/0/5851","v":1},{"n":"/3311/7/5851","v":1}]' "coap://127.0.0.1:$PORT/"
-	assert_output --partial '4.04'
-	run $C -m ipatch -t 110 -e '[{"n":"/3311/0/5851","v":"one"}]' "coap://127.0.0.1:$PORT/"
-	assert_output --partial '4.00'
+	root_answers 4.05 ipatch 110 '[{"n":"/3311/0/5851","v":1},{"n":"/3/0/9","v":1}]'
+	root_answers 4.04 ipatch 110 '[{"n":"/3311/0/5851","v":1},{"n":"/3311/7/5851","v":1}]'
+	root_answers 4.00 ipatch 110 '[{"n":"/3311/0/5851","v":"one"}]'
 	run -0 $C -m fetch -t 110 -e '[{"n":"/3311/0"}]' "coap://127.0.0.1:$PORT/"
 	run -0 jq -c 'map({(.n): (.v // .vb // .vs)}) | add' <<<"$output"
 	assert_output '{"5706":"red","5750":"led","5850":true,"5851":20,"5852":7}'

@@ -34,20 +34,6 @@ dtls_register() {
 		"coaps://127.0.0.1:$DPORT/rd?ep=$4&lt=300" 2>&1 || true
 }
 
-ctl() {
-	python3 - "$SOCK" "$@" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-s.settimeout(20)
-for line in sys.argv[2:]:
-    s.sendall(line.encode() + b"\n")
-f = s.makefile()
-for _ in sys.argv[2:]:
-    print(f.readline(), end="")
-PY
-}
-
 registered() {
 	jq_some '.event == "register" and .ep == $ep' --arg ep "$1" "$OUT"
 }

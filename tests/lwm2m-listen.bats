@@ -20,21 +20,6 @@ start_listen() {
 	wait_until 5 test -S "$SOCK"
 }
 
-# ctl LINE...: send each line on one control connection, print as many answer lines.
-ctl() {
-	python3 - "$SOCK" "$@" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-s.settimeout(20)
-for line in sys.argv[2:]:
-    s.sendall(line.encode() + b"\n")
-f = s.makefile()
-for _ in sys.argv[2:]:
-    print(f.readline(), end="")
-PY
-}
-
 # register QUERY [LINKS]: a Register from coap-client; prints what coap-client prints.
 register() {
 	coap-client-gnutls -B 5 -m post -t 40 -e "${2:-</1/0>,</3/0>,</3303/0>}" "coap://127.0.0.1:$PORT/rd?$1"

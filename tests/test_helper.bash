@@ -86,3 +86,20 @@ dump_logs() {
 	done
 	return 0
 }
+
+# ctl LINE...: send each line on one connection to lwm2m-listen's control socket $SOCK, print as
+# many answer lines. ctl_at SOCK LINE...: the same on another socket.
+ctl() { ctl_at "$SOCK" "$@"; }
+ctl_at() {
+	python3 - "$@" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.settimeout(20)
+for line in sys.argv[2:]:
+    s.sendall(line.encode() + b"\n")
+f = s.makefile()
+for _ in sys.argv[2:]:
+    print(f.readline(), end="")
+PY
+}
