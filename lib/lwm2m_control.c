@@ -2,6 +2,7 @@
 #include "lwm2m_control.h"
 
 #include "cbor.h"
+#include "json_out.h"
 #include "jsonl.h"
 #include "linereader.h"
 #include "log.h"
@@ -56,6 +57,7 @@ struct lwm2m_control {
 	int sout_stalled;            /* past STDOUT_HIGH: datagrams are left waiting */
 	unsigned long sout_stalls;   /* times that happened */
 	uint64_t sout_queued, sout_written; /* bytes so far (lines when stdout blocks) */
+	struct jbuf jb; /* a reply line being written */
 };
 
 static void stdout_flush(struct lwm2m_control *c);
@@ -150,6 +152,7 @@ void lwm2m_control_free(struct lwm2m_control *c)
 		stdout_flush(c);
 	}
 	free(c->sout);
+	free(c->jb.p);
 	free(c);
 }
 
@@ -330,10 +333,18 @@ static void send_line(struct lwm2m_control *c, uint64_t id, jv v)
 		jv_free(v);
 		return;
 	}
-	jv s = jv_dump_string(v, 0);
-	s = jv_string_append_str(s, "\n");
-	client_send(c, cl, jv_string_value(s), (size_t)jv_string_length_bytes(jv_copy(s)));
-	jv_free(s);
+	/* json_out: jq's text byte for byte, without jq's per-character output (one per notification) */
+	struct jbuf *b = &c->jb;
+	b->len = 0;
+	b->failed = 0;
+	json_out_append(b, v);
+	jbuf_add(b, "\n", 1);
+	jv_free(v);
+	if (b->failed) {
+		count_dropped(c);
+		return;
+	}
+	client_send(c, cl, b->p, b->len);
 }
 
 void lwm2m_control_event(const char *line, size_t len, void *ud)

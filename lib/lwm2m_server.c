@@ -5,6 +5,7 @@
 #include "corelink.h"
 #include "fsutil.h"
 #include "json_out.h"
+#include "json_fast.h"
 #include "jsonl.h"
 #include "log.h"
 #include "lwm2m_codec.h"
@@ -242,8 +243,13 @@ void lwm2m_request_free(struct lwm2m_request *rq)
 
 jv lwm2m_request_cmd(const struct lwm2m_request *rq)
 {
-	if (jv_get_kind(rq->cmd) == JV_KIND_STRING)
-		return jv_parse(jv_string_value(rq->cmd));
+	if (jv_get_kind(rq->cmd) == JV_KIND_STRING) {
+		/* our own compact text (compact_cmd), so well-formed: the quick parser takes it unless it
+		 * has escapes; an observation's command is read again for each notification */
+		const char *t = jv_string_value(rq->cmd);
+		jv v = json_fast_parse(t, strlen(t));
+		return jv_is_valid(v) ? v : jv_parse(t);
+	}
 	return jv_copy(rq->cmd);
 }
 
