@@ -23,6 +23,7 @@
 #include "jsonl.h"
 #include "linereader.h"
 #include "log.h"
+#include "outq.h"
 #include "lorawan_crypto.h"
 #include "lorawan_frame.h"
 
@@ -39,8 +40,7 @@ struct js_crypto {
 	pthread_mutex_t mu;  /* the fields below */
 	pid_t pid;
 	int in_fd, out_fd; /* we write requests to out_fd, read answers from in_fd */
-	char *obuf;        /* requests out_fd did not take yet (it never blocks): the reader sends them */
-	size_t olen, ocap;
+	struct outq oq;    /* requests out_fd did not take yet (it never blocks): the reader sends them */
 	struct linereader lr;
 	unsigned long next_id;
 	struct pending *head, *tail; /* in the order sent */
@@ -478,7 +478,7 @@ static void conn_close(struct js_crypto *c)
 		lr_free(&c->lr);
 	}
 	c->in_fd = c->out_fd = -1;
-	c->olen = 0;
+	c->oq.len = 0;
 	if (c->pid > 0) {
 		int st;
 		kill(c->pid, SIGTERM);
@@ -551,22 +551,7 @@ syserr:
 /* Write what out_fd takes now; with wmu held. -1 when the co-process is gone. */
 static int flush_out(struct js_crypto *c)
 {
-	size_t off = 0;
-	int rc = 0;
-	while (off < c->olen) {
-		ssize_t n = write(c->out_fd, c->obuf + off, c->olen - off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN)
-				rc = -1;
-			break;
-		}
-		off += (size_t)n;
-	}
-	memmove(c->obuf, c->obuf + off, c->olen - off);
-	c->olen -= off;
-	return rc;
+	return outq_flush(&c->oq, c->out_fd);
 }
 
 /* Queue a request line and send what can be sent; with wmu held. A co-process that is gone
@@ -575,18 +560,10 @@ static void send_line(struct js_crypto *c, const char *line, size_t len)
 {
 	if (c->out_fd < 0)
 		return;
-	if (c->olen + len > c->ocap) {
-		size_t ncap = (c->olen + len) * 2;
-		char *nb = realloc(c->obuf, ncap);
-		if (!nb)
-			die(EXIT_TEMPORARY, "out of memory");
-		c->obuf = nb;
-		c->ocap = ncap;
-	}
-	memcpy(c->obuf + c->olen, line, len);
-	c->olen += len;
+	if (outq_put(&c->oq, line, len) < 0)
+		die(EXIT_TEMPORARY, "out of memory");
 	if (flush_out(c) != 0)
-		c->olen = 0;
+		c->oq.len = 0;
 }
 
 static void pending_unlink(struct js_crypto *c, struct pending *p)
@@ -709,7 +686,7 @@ static void *reader_main(void *arg)
 		if (!c->lr.eof) {
 			/* requests the co-process's input did not take yet go out from here */
 			pthread_mutex_lock(&c->wmu);
-			bool out = c->olen > 0;
+			bool out = c->oq.len > 0;
 			int ofd = c->out_fd;
 			pthread_mutex_unlock(&c->wmu);
 			struct pollfd pfd[2] = {{.fd = c->in_fd, .events = POLLIN}, {.fd = ofd, .events = POLLOUT}};
@@ -722,7 +699,7 @@ static void *reader_main(void *arg)
 			if (out) {
 				pthread_mutex_lock(&c->wmu);
 				if (flush_out(c) != 0)
-					c->olen = 0;
+					c->oq.len = 0;
 				pthread_mutex_unlock(&c->wmu);
 			}
 			if (time(NULL) >= next_check) {
@@ -814,7 +791,7 @@ void js_crypto_free(struct js_crypto *c)
 		pthread_mutex_unlock(&c->wmu);
 	}
 	free(c->cmd);
-	free(c->obuf);
+	outq_free(&c->oq);
 	pthread_rwlock_destroy(&c->lk);
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->wmu);

@@ -4,6 +4,7 @@
 #include "jsonl.h"
 #include "linereader.h"
 #include "log.h"
+#include "outq.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,8 +30,7 @@ struct ctlclient {
 	int ever;       /* connected at least once */
 	/* Commands not yet taken by the socket. Writes never block: lwm2m-listen may itself be
 	 * blocked writing events to our standard input, which we must keep reading. */
-	char *out;
-	size_t outlen, outcap;
+	struct outq out;
 };
 
 static long long now_ms(void)
@@ -52,6 +52,7 @@ struct ctlclient *ctl_new(const char *path)
 	}
 	c->fd = -1;
 	c->backoff = RETRY_MIN_MS;
+	c->out.sock = 1;
 	lr_init(&c->lr, -1, 0);
 	return c;
 }
@@ -61,7 +62,7 @@ static void drop(struct ctlclient *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
-	c->outlen = 0;
+	c->out.len = 0;
 	c->retry_at = now_ms() + RETRY_MIN_MS;
 	c->backoff = RETRY_MIN_MS;
 }
@@ -73,7 +74,7 @@ void ctl_free(struct ctlclient *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	lr_free(&c->lr);
-	free(c->out);
+	outq_free(&c->out);
 	free(c->path);
 	free(c);
 }
@@ -133,23 +134,11 @@ fail:
 /* Send what is queued, without blocking. 0, or -1 when the connection failed (dropped). */
 static int flush_out(struct ctlclient *c)
 {
-	size_t done = 0;
-	while (done < c->outlen) {
-		ssize_t n = send(c->fd, c->out + done, c->outlen - done, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				break;
-			log_warn("lost the connection to lwm2m-listen at %s: %s", c->path, strerror(errno));
-			drop(c);
-			return -1;
-		}
-		done += (size_t)n;
-	}
-	memmove(c->out, c->out + done, c->outlen - done);
-	c->outlen -= done;
-	return 0;
+	if (outq_flush(&c->out, c->fd) == 0)
+		return 0;
+	log_warn("lost the connection to lwm2m-listen at %s: %s", c->path, strerror(errno));
+	drop(c);
+	return -1;
 }
 
 double ctl_send(struct ctlclient *c, jv cmd)
@@ -165,24 +154,14 @@ double ctl_send(struct ctlclient *c, jv cmd)
 	const char *p = jv_string_value(s);
 	size_t len = (size_t)jv_string_length_bytes(jv_copy(s));
 	log_debug("-> %.*s", (int)(len - 1), p);
-	if (c->outlen + len > OUT_MAX) {
+	if (c->out.len + len > OUT_MAX) {
 		log_warn("lwm2m-listen at %s takes no commands (%u MiB queued): reconnecting", c->path, OUT_MAX >> 20);
 		drop(c);
 		jv_free(s);
 		return 0;
 	}
-	if (c->outlen + len > c->outcap) {
-		size_t ncap = c->outcap ? c->outcap : 4096;
-		while (ncap < c->outlen + len)
-			ncap *= 2;
-		char *n = realloc(c->out, ncap);
-		if (!n)
-			die(EXIT_TEMPORARY, "out of memory");
-		c->out = n;
-		c->outcap = ncap;
-	}
-	memcpy(c->out + c->outlen, p, len);
-	c->outlen += len;
+	if (outq_put(&c->out, p, len) < 0)
+		die(EXIT_TEMPORARY, "out of memory");
 	jv_free(s);
 	return flush_out(c) < 0 ? 0 : id;
 }
@@ -190,7 +169,7 @@ double ctl_send(struct ctlclient *c, jv cmd)
 int ctl_poll_setup(struct ctlclient *c, struct pollfd *p)
 {
 	p->fd = c->fd;
-	p->events = POLLIN | (c->outlen ? POLLOUT : 0);
+	p->events = POLLIN | (c->out.len ? POLLOUT : 0);
 	p->revents = 0;
 	if (c->fd >= 0)
 		return -1;
@@ -207,7 +186,7 @@ int ctl_poll_done(struct ctlclient *c, const struct pollfd *p)
 	}
 	if (p->fd != c->fd)
 		return 0;
-	if ((p->revents & POLLOUT) && c->outlen && flush_out(c) < 0)
+	if ((p->revents & POLLOUT) && c->out.len && flush_out(c) < 0)
 		return -1;
 	if (!(p->revents & (POLLIN | POLLHUP | POLLERR)))
 		return 0;
