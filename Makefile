@@ -35,7 +35,7 @@ $(BUILD)/libcommon.a: $(LIB_OBJ)
 $(BIN)/%: cmd/%.c $(BUILD)/libcommon.a $(wildcard lib/*.h) | $(BIN)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libcommon.a $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcommon.a $(wildcard lib/*.h) | $(BUILD)/tests
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcommon.a $(wildcard lib/*.h tests/unit/*.h) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libcommon.a $(LDLIBS)
 
 $(BIN) $(BUILD)/lib $(BUILD)/tests:

@@ -8,14 +8,7 @@
 #include "shadow_doc.h"
 #include "shadow_tree.h"
 
-static int failures;
-#define CHECK(cond)                                                                        \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                        \
-		}                                                                          \
-	} while (0)
+#include "check.h"
 
 static jv J(const char *s)
 {
