@@ -61,7 +61,8 @@ char *js_ca_map_pem(const struct js_ca_map *m, size_t *len)
 	char *p = malloc(m->pem_len + 1);
 	if (!p)
 		return NULL;
-	memcpy(p, m->pem, m->pem_len);
+	if (m->pem_len)
+		memcpy(p, m->pem, m->pem_len);
 	p[m->pem_len] = 0;
 	*len = m->pem_len;
 	return p;
@@ -166,6 +167,11 @@ struct js_ca_map *js_ca_map_load(const char *path, char *err, size_t errlen)
 	free(key);
 	yaml_parser_delete(&p);
 	fclose(f);
+	if (ok && m->n == 0) {
+		/* a scalar or an empty file: no client could ever connect */
+		snprintf(err, errlen, "%s: names no sender (expected \"sender: ca-file.pem\" lines)", path);
+		ok = 0;
+	}
 	if (!ok) {
 		js_ca_map_free(m);
 		return NULL;

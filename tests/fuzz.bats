@@ -45,3 +45,5 @@ smoke() {
 @test "fuzz: Backend Interfaces messages" { smoke fuzz_bi_msg; }
 @test "fuzz: JWT bearer tokens" { smoke fuzz_jwt; }
 @test "fuzz: YAML KEK keyring" { smoke fuzz_kek_keyring; }
+@test "fuzz: YAML configs (lwm2m-observe -c, lwm2m-listen -k, ljs-join interop.yml)" { smoke fuzz_configs; }
+@test "fuzz: lwm2m-listen's control commands and device datagrams (registration interface)" { smoke fuzz_listen; }
