@@ -612,6 +612,7 @@ unsigned long lwm2m_server_client_requests(const struct lwm2m_server *s, uint64_
 void lwm2m_server_client_gone(struct lwm2m_server *s, uint64_t client)
 {
 	struct lwm2m_request *rq, *next;
+	unsigned long nobs = 0, npending = 0;
 	for (rq = s->all; rq; rq = next) {
 		next = rq->all_next;
 		if (rq->client != client)
@@ -619,11 +620,17 @@ void lwm2m_server_client_gone(struct lwm2m_server *s, uint64_t client)
 		if (rq->state == RQ_OBSERVING) {
 			/* nobody will read its notifications any more */
 			rq->client = UINT64_MAX;
+			nobs++;
 			end_observation(s, rq, "the connection that made it closed", 1);
 		} else {
 			rq->client = UINT64_MAX; /* answers are dropped */
+			npending++;
 		}
 	}
+	if (nobs || npending)
+		log_info("control connection %llu closed: %lu observation%s cancelled on the devices, "
+		         "the answers to %lu request%s in progress will be dropped",
+		         (unsigned long long)client, nobs, nobs == 1 ? "" : "s", npending, npending == 1 ? "" : "s");
 }
 
 /* ---- incoming responses ---- */

@@ -256,3 +256,39 @@ PY
 	assert_line --index 0 111 || { echo "$output"; false; }
 	assert_output --partial 'unable to write to stdout: Broken pipe'
 }
+
+@test "lwm2m-listen: a control client that vanishes mid-request is logged; its observation ends on the device and the rest carries on" {
+	start_listen
+	start_device d11 dev1
+	wait_for 20 d11.out '.event == "registered"'
+	# lwm2m-observe observes, then dies without a word
+	start_bg observe lwm2m-observe -s -C "$SOCK" /3303/0/5700
+	wait_for 10 observe.out '.thing == "dev1" and .state.reported["3303"]["0"]["5700"] == 21.5'
+	kill -9 "$(bg_pid observe)"
+	wait_until 5 grep -q 'control connection [0-9]* closed: 1 observation cancelled on the devices, the answers to 0 requests in progress will be dropped' \
+		"$BATS_TEST_TMPDIR/listen.err"
+	wait_for 5 d11.out '.event == "cancel-observe"'
+	# a client whose read is on its way to a device that does not answer yet
+	dev_cmd d11 "silent on"
+	wait_for 5 d11.out '.event == "silent"'
+	start_bg client python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"{\"id\":1,\"op\":\"read\",\"ep\":\"dev1\",\"path\":\"/3/0/9\"}\n")
+time.sleep(60)
+' "$SOCK"
+	wait_for 5 d11.out '.event == "dropped" and .method == "GET"'
+	kill -9 "$(bg_pid client)"
+	wait_until 5 grep -q 'control connection [0-9]* closed: 0 observations cancelled on the devices, the answers to 1 request in progress will be dropped' \
+		"$BATS_TEST_TMPDIR/listen.err"
+	dev_cmd d11 "silent off"
+	wait_for 5 d11.out '.event == "silent" and .on == false'
+	# lwm2m-listen goes on, the device still registered and answering, no observation left
+	kill -0 "$(bg_pid listen)"
+	run -0 ctl '{"id":2,"op":"read","ep":"dev1","path":"/3303/0/5700"}' '{"op":"stats"}'
+	assert_line --index 0 --partial '"code":"2.05"'
+	run -0 jq -sc '.[1] | [.registrations, .observations]' <<<"$output"
+	assert_output '[1,0]'
+	[ "$(count listen.out '.event == "deregister" or .event == "expire"')" -eq 0 ]
+}
