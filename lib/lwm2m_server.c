@@ -1741,6 +1741,23 @@ static void udp_response(struct lwm2m_server *s, const union lwm2m_addr *from, c
 	touch(s, rq->reg);
 	if (rq->state == RQ_DONE)
 		return;
+	unsigned obs;
+	if ((rq->state == RQ_OBSERVING || (rq->state == RQ_INFLIGHT && rq->observe == 0)) &&
+	    opt_uint(pdu, COAP_OPTION_OBSERVE, &obs)) {
+		/* RFC 7641 3.4: a notification is taken only if fresher than the last one; a
+		 * retransmission (its ACK lost, or held back while stdout was stalled) is not */
+		double now = lwm2m_now();
+		uint32_t v1 = rq->obs_seq, v2 = obs & 0xffffff;
+		if (rq->has_obs_seq && !((v1 < v2 && v2 - v1 < (1u << 23)) || (v1 > v2 && v1 - v2 > (1u << 23)) ||
+		                         now > rq->obs_at + 128)) {
+			if (defer)
+				udp_send_empty(s, from, COAP_MESSAGE_ACK, mid); /* its line was written before */
+			return;
+		}
+		rq->has_obs_seq = 1;
+		rq->obs_seq = v2;
+		rq->obs_at = now;
+	}
 	struct lwm2m_reply rep;
 	int has_obs;
 	decode_reply(pdu, &rep, &has_obs);

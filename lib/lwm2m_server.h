@@ -64,6 +64,9 @@ struct lwm2m_request {
 	uint8_t ack_wait;          /* a CON notification (Message ID ack_mid) waits for its line to be
 	                              written before we acknowledge it: drop its retransmissions */
 	uint16_t ack_mid;
+	uint8_t has_obs_seq;       /* on our UDP socket: obs_seq/obs_at hold the last notification taken */
+	uint32_t obs_seq;          /* its Observe number (RFC 7641 3.4: only fresher ones are taken) */
+	double obs_at;             /* and when it came */
 	struct lwm2m_request *next_tok;          /* token hash chain */
 	struct lwm2m_request *reg_prev, *reg_next; /* all requests of a registration */
 	struct lwm2m_request *held_next;         /* the registration's queue of held requests */

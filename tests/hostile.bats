@@ -292,3 +292,49 @@ time.sleep(60)
 	assert_output '[1,0]'
 	[ "$(count listen.out '.event == "deregister" or .event == "expire"')" -eq 0 ]
 }
+
+@test "lwm2m-listen: a confirmable notification is acknowledged only once its line is queued: a stalled stdout makes the device retransmit, and the line comes once drained" {
+	cd "$BATS_TEST_TMPDIR"
+	PORT=$(free_port)
+	SOCK=$BATS_TEST_TMPDIR/ctl
+	mkfifo ev cmds
+	start_bg reader python3 -c '
+import os, time
+f = open("ev", "rb")
+while not os.path.exists("go"):
+    time.sleep(0.05)
+out = open("events.jsonl", "wb")
+while True:
+    b = f.read1(65536)
+    if not b:
+        break
+    out.write(b)
+    out.flush()
+'
+	start_bg listen sh -c "exec lwm2m-listen -l 127.0.0.1:$PORT -C '$SOCK' -S '' -P 0 <cmds >ev"
+	exec {cmdfd}>cmds
+	wait_until 10 test -S "$SOCK"
+	NOTIFY_WHEN=$BATS_TEST_TMPDIR/notify start_bg dev python3 "$PEERS/block_device.py" "$PORT" nd notify
+	wait_for 10 dev.out '.event == "registered"'
+	# observed from stdin, so its notifications go to stdout
+	echo '{"id":"o","op":"observe","ep":"nd","path":"/3303/0/5700","format":"text"}' >&"$cmdfd"
+	wait_for 10 dev.out '.event == "get" and .observe == 0'
+	# fill stdout past its bound: lwm2m-listen stops reading datagrams
+	FLOOD_TIMEOUT=3 run -0 python3 "$PEERS/coap_flood.py" registers "$PORT" 20000
+	[ "$(jq '.codes.timeout' <<<"$output")" = 1 ]
+	grep -q 'stdout: the reader is not reading' listen.err
+	touch notify
+	# no ACK while stalled: the device sends it again and again
+	wait_for 10 dev.out '.event == "notify-sent" and .attempt >= 4'
+	! has dev.out '.event == "notify-acked"'
+	run -0 ctl '{"op":"stats"}'
+	[ "$(jq .notifications_in <<<"$output")" -eq 0 ]
+	[ "$(jq .dropped_lines <<<"$output")" -eq 0 ]
+	touch go
+	wait_for 30 dev.out '.event == "notify-acked"'
+	wait_until 30 grep -q '"op":"notify"' events.jsonl
+	run -0 jq -c 'select(.op != null) | [.id, .op, .code, .value]' events.jsonl
+	assert_output '["o","observe","2.05",21.5]
+["o","notify","2.05",22.5]'
+	exec {cmdfd}>&-
+}

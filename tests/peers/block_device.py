@@ -13,11 +13,16 @@
 #                the whole body gets 2.04 and an event with its length and SHA-256
 #     observe    a GET with Observe 0 gets a plain answer, then a notification whose Block2
 #                body never ends (parts asked for as in endless)
+#     notify     a GET with Observe 0 gets "21.5"; once the file $NOTIFY_WHEN exists, one
+#                confirmable notification "22.5", retransmitted every 0.5 s until its ACK
+#                comes (events notify-sent with the attempt, then notify-acked)
 import hashlib
 import json
+import os
 import socket
 import struct
 import sys
+import time
 
 port, ep, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -100,15 +105,29 @@ while True:
 
 body1 = b""
 ACK, CON, CT_TEXT = 2, 0, 0
+obs_token, pending, attempts, next_send = None, None, 0, 0.0
+s.settimeout(0.1)
 while True:
+    if mode == "notify" and obs_token is not None and attempts == 0 and os.path.exists(os.environ["NOTIFY_WHEN"]):
+        mid += 1
+        pending = msg(CON, 0x45, mid, obs_token, [(6, uint(3)), (12, uint(CT_TEXT))], b"22.5")
+        next_send = 0.0
+    if pending is not None and time.monotonic() >= next_send:
+        s.send(pending)
+        attempts += 1
+        next_send = time.monotonic() + 0.5
+        emit(event="notify-sent", attempt=attempts)
     try:
         b = s.recv(4096)
     except socket.timeout:
-        emit(event="idle")
         continue
     if len(b) < 4:
         continue
     typ, code, m, token, opts, payload = parse(b)
+    if pending is not None and typ == ACK and code == 0 and m == mid:
+        pending = None
+        emit(event="notify-acked", attempts=attempts)
+        continue
     if code == 0 or code >= 32:
         continue  # ACK, Reset, or a response to us
     b2, b1 = opt_uint(opts, 23), opt_uint(opts, 27)
@@ -122,6 +141,10 @@ while True:
             emit(event="cancel")
             continue
         o = [(12, uint(CT_TEXT))]
+        if mode == "notify" and observe == 0:
+            obs_token = token
+            s.send(msg(ACK, 0x45, m, token, o + [(6, uint(2))], b"21.5"))
+            continue
         if mode == "observe" and observe == 0:
             # a plain first answer, then a notification whose body never ends
             s.send(msg(ACK, 0x45, m, token, o + [(6, uint(2))], b"first"))
