@@ -1615,6 +1615,14 @@ static void udp_request(struct lwm2m_server *s, const union lwm2m_addr *from, co
 
 #define BLOCK2_MAX (1u << 20) /* a Block2 body from a NoSec device larger than this is refused */
 
+static size_t pow2_at_least(size_t n)
+{
+	size_t c = 1024;
+	while (c < n)
+		c <<= 1;
+	return c;
+}
+
 /* The device broke a block-wise transfer (RFC 7959): the partial body is dropped, a request
  * fails with bad-response, an observation ends (the device is told). */
 static void block_abort(struct lwm2m_server *s, struct lwm2m_request *rq, const char *why)
@@ -1813,12 +1821,16 @@ static void udp_response(struct lwm2m_server *s, const union lwm2m_addr *from, c
 			block_abort(s, rq, "Block2 body larger than 1 MiB");
 			return;
 		}
-		uint8_t *nb = realloc(rq->body, rq->body_len + rep.len + 1);
-		if (!nb) {
-			block_abort(s, rq, "out of memory for the Block2 body");
-			return;
+		/* the buffer is always a power of two (>= 1 KiB): one realloc per doubling, not per part */
+		size_t need = rq->body_len + rep.len + 1;
+		if (!rq->body || need > pow2_at_least(rq->body_len + 1)) {
+			uint8_t *nb = realloc(rq->body, pow2_at_least(need));
+			if (!nb) {
+				block_abort(s, rq, "out of memory for the Block2 body");
+				return;
+			}
+			rq->body = nb;
 		}
-		rq->body = nb;
 		if (rep.len)
 			memcpy(rq->body + rq->body_len, rep.data, rep.len);
 		rq->body_len += (uint32_t)rep.len;
