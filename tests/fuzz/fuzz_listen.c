@@ -108,7 +108,8 @@ static void setup(void)
 		.queue_max = 1, .queue_ttl = 1e6, .sync_interval = 1, .coap_log_level = 0, .max_per_address = 20,
 	};
 	ctl = lwm2m_control_new(NULL, 0);
-	struct lwm2m_server_cb cb = {lwm2m_control_event, lwm2m_control_reply, ctl};
+	struct lwm2m_server_cb cb = {lwm2m_control_event, lwm2m_control_reply, ctl, lwm2m_control_flush,
+	                             lwm2m_control_out_pos};
 	int usage;
 	if (!ctl || !(srv = lwm2m_server_new(&o, &cb, &usage)))
 		abort();
