@@ -95,6 +95,7 @@ with open(sys.argv[1], "wb") as f:
 	flood_line join ljs-join -D devices.jsonl -S st
 	kms-wrap genkey -k ring.yml parts
 	flood_line kms kms-wrap encrypt -k ring.yml -K parts
+	flood_line serve kms-wrap serve -D devices.jsonl -k ring.yml
 	start_listen
 	flood_line observe lwm2m-observe -C "$SOCK"
 	flood_line write lwm2m-write -C "$SOCK"

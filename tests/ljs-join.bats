@@ -302,7 +302,7 @@ EOF
 	[ -n "$new" ] && [ "$new" != "$child" ]
 }
 
-@test "ljs-join: HTTP without TLS: 200 for answers, 400 for an unreadable body" {
+@test "ljs-join: HTTP without TLS: 200 for answers, 400 for an unreadable body, 413 past 64 KiB" {
 	port=$(free_port tcp)
 	start_bg js ljs-join -D devices.jsonl -S st -l 127.0.0.1:$port -d 3 3>ready
 	wait_until 5 test -s ready
@@ -316,6 +316,14 @@ EOF
 	run -0 curl -s -w '\n%{http_code}' --data-binary '{"ProtocolVersion":"1.1","MessageType":"JoinReq"}' http://127.0.0.1:$port/
 	[ "${lines[1]}" = 200 ]
 	[ "$(jq -r .Result.ResultCode <<<"${lines[0]}")" = MalformedMessage ]
+	# a body past 64 KiB is not kept: 413, and the server answers the next request
+	python3 -c 'print("{\"ProtocolVersion\":\"1.0\",\"x\":\"" + "a" * 70000 + "\"}")' >big
+	run -0 curl -s -w '\n%{http_code}' --data-binary @big http://127.0.0.1:$port/
+	[ "${lines[0]}" = "body too large" ]
+	[ "${lines[1]}" = 413 ]
+	joinreq 1.0 0004A30B001C0530 70B3D57ED0000001 "$(jr $APPKEY 70B3D57ED0000001 0004A30B001C0530 0002)" >req
+	run -0 curl -s --data-binary @req http://127.0.0.1:$port/
+	[ "$(jq -r .Result.ResultCode <<<"$output")" = Success ]
 }
 
 @test "ljs-join: kill -9 after answers never reuses a JoinNonce nor accepts a used DevNonce" {
