@@ -388,8 +388,14 @@ void observer_event(struct observer *o, jv ev)
 	const char *known_reg = jv_is_valid(dev) ? jl_str(dev, "reg") : NULL;
 	int same = known_reg && reg && strcmp(known_reg, reg) == 0;
 	if (strcmp(event, "register") == 0) {
-		log_info("%s: registered (%s), observing", ep, reg ? reg : "?");
-		new_registration(o, ev);
+		if (same) {
+			/* the registration list answered first (we connected while its event waited in the
+			 * pipe): observing again would give the device a second observation per path */
+			log_info("%s: registered (%s), already observed from the registration list", ep, reg);
+		} else {
+			log_info("%s: registered (%s), observing", ep, reg ? reg : "?");
+			new_registration(o, ev);
+		}
 	} else if (strcmp(event, "update") == 0) {
 		if (!same) {
 			/* an update for a registration we never saw (we started later): treat it as new */

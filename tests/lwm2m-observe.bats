@@ -229,6 +229,7 @@ YML
 	# 3000 devices: enough to fill both the pipe and the socket (the old blocking writes hung
 	# after about 1900 observations)
 	run -0 "$UNIT/lwm2m-loadgen" -s "127.0.0.1:$PORT" -n 3000 -E 1 --settle-max 90 -T 150 -q
+	echo "$output"
 	jq_some '.registered > 2500 and .observations == .registered' <<<"$output"
 	# values flow (lwm2m-listen may drop answers to a connection that reads too slowly)
 	wait_until 30 counted -gt 2000 count obs.out '.state.reported["3303"]["0"]["5700"]'
@@ -253,5 +254,24 @@ YML
 	run -0 count obs.out '.state.reported["3303"]["0"]["5700"] == 30.5'
 	assert_output 0
 	run -0 count obs.out '.state.reported == {"3":{"0":{"9":50}},"3303":{"0":{"5700":31.5}}}'
+	assert_output 1
+}
+
+@test "lwm2m-observe: a register event for a registration it already has from the list does not observe again" {
+	# lwm2m-observe connects while a Register's event still waits in the pipe: the registration
+	# list shows the device first, then the event arrives; the device gets one observation, not two
+	start_listen
+	start_device dev dev1
+	wait_for 10 listen.out '.event == "register" and .ep == "dev1"'
+	mkfifo "$BATS_TEST_TMPDIR/ev"
+	start_bg hold sh -c 'exec sleep 600 >"$0"' "$BATS_TEST_TMPDIR/ev"
+	start_bg obs sh -c 'exec lwm2m-observe -C "$0" /3/0/9 <"$1"' "$SOCK" "$BATS_TEST_TMPDIR/ev"
+	wait_for 10 obs.out '.thing == "dev1" and .state.reported["3"]["0"]["9"] == 100'
+	jq -c 'select(.event == "register")' "$BATS_TEST_TMPDIR/listen.out" >"$BATS_TEST_TMPDIR/ev"
+	wait_until 10 counted -eq 2 grep -c 'dev1: registered' "$BATS_TEST_TMPDIR/obs.err"
+	# a value sent after the event has come through: a second observation would have been asked by now
+	dev_cmd dev "set /3/0/9 55"
+	wait_for 10 obs.out '.thing == "dev1" and .state.reported["3"]["0"]["9"] == 55'
+	run -0 count dev.out '.event == "observe"'
 	assert_output 1
 }
