@@ -298,13 +298,14 @@ got_newline() { [ "$(od -An -c "$BATS_TEST_TMPDIR/$1.rdy" 2>/dev/null | tr -d ' 
 
 @test "services: every long-running tool writes its readiness newline to -d FD" {
 	cd "$BATS_TEST_TMPDIR"
-	start_bg listen sh -c "exec lwm2m-listen -l 127.0.0.1:$PORT -C '$SOCK' -S '' -d 5 5>listen.rdy"
-	start_bg observe sh -c "exec lwm2m-observe -s -C '$SOCK' -d 5 5>observe.rdy"
-	start_bg write sh -c "exec lwm2m-write -C '$SOCK' -d 5 5>write.rdy </dev/null"
-	start_bg watch sh -c "exec shadow-watch -s '$STORE' -d 5 5>watch.rdy"
-	# standard input that stays open: a fifo this shell holds open for reading and writing
+	# standard input that stays open: a fifo this shell holds open for reading and writing (at
+	# the end of its input lwm2m-write finishes its work and exits, maybe before it is ready)
 	mkfifo hold
 	exec 9<>hold
+	start_bg listen sh -c "exec lwm2m-listen -l 127.0.0.1:$PORT -C '$SOCK' -S '' -d 5 5>listen.rdy"
+	start_bg observe sh -c "exec lwm2m-observe -s -C '$SOCK' -d 5 5>observe.rdy"
+	start_bg write sh -c "exec lwm2m-write -C '$SOCK' -d 5 5>write.rdy <hold"
+	start_bg watch sh -c "exec shadow-watch -s '$STORE' -d 5 5>watch.rdy"
 	start_bg put sh -c "exec shadow-put -s '$STORE' -d 5 5>put.rdy <hold"
 	printf '{"dev_eui":"0004A30B001C0530","join_eui":"70B3D57ED0000001","mac_version":"1.0.3","app_key":"%s"}\n' $APPKEY >devices.jsonl
 	start_bg join sh -c "exec ljs-join -D devices.jsonl -S ljs -l 127.0.0.1:$JPORT -d 5 5>join.rdy"
