@@ -9,20 +9,47 @@ export PATH="$BIN:$PATH"
 export NODE_PATH="$TOP/tests/node/node_modules"
 PEERS="$TOP/tests/peers"
 
-# A port nothing listens on now (udp or tcp), on 127.0.0.1.
+# free_port [udp|tcp]: a port on 127.0.0.1 that is free for both UDP and TCP now. Chosen below the
+# kernel's ephemeral range (ip_local_port_range, 32768+ here), where client sockets of the tools,
+# curl and the peers get their ports: a port picked from the ephemeral range by binding to 0 was
+# twice taken by such a socket between the pick and the tool's bind. Ports handed out in this run
+# are remembered so two picks never return the same one.
 free_port() {
-	python3 - "${1:-udp}" <<'PY'
-import socket, sys
-kind = socket.SOCK_DGRAM if sys.argv[1] == "udp" else socket.SOCK_STREAM
-s = socket.socket(socket.AF_INET, kind)
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
+	python3 - "${BATS_RUN_TMPDIR:-${TMPDIR:-/tmp}}/free_ports" <<'PY'
+import fcntl, random, socket, sys
+with open(sys.argv[1], "a+") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    f.seek(0)
+    used = set(f.read().split())
+    lo, hi = 20000, 32767
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as r:
+            eph = int(r.read().split()[0])
+        hi = min(hi, eph - 1) if eph > lo + 1000 else hi
+    except (OSError, ValueError):
+        pass
+    for _ in range(2000):
+        port = random.randint(lo, hi)
+        if str(port) in used:
+            continue
+        try:
+            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                s = socket.socket(socket.AF_INET, kind)
+                try:
+                    s.bind(("127.0.0.1", port))
+                finally:
+                    s.close()
+        except OSError:
+            continue
+        f.write(f"{port}\n")
+        print(port)
+        sys.exit(0)
+sys.exit("free_port: no free port found in %d-%d" % (lo, hi))
 PY
 }
 
-# wait_until SECONDS CMD...: retry CMD every 50 ms until it succeeds; fail after SECONDS.
-# (A bound on waiting for an event, not a timing assertion.)
-# wait_until SECONDS CMD...: run CMD until it succeeds. CMD runs anew each time, but its arguments
+# wait_until SECONDS CMD...: retry CMD every 50 ms until it succeeds; fail after SECONDS (a bound
+# on waiting for an event, not a timing assertion). CMD runs anew each time, but its arguments
 # are expanded once, at the call: `wait_until 5 test "$(count ...)" -eq 2` compares one fixed number
 # and can never see the count change; write `wait_until 5 counted -eq 2 count ...` instead.
 wait_until() {
