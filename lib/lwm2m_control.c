@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,10 +20,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define OUT_MAX (8u << 20) /* per connection: beyond this, lines to a reader that does not read are dropped */
 #define LINE_MAX_CMD (1u << 20)
+#define STOP_FLUSH_MS 2000 /* on stop, how long slow control clients get to take their lines */
 /* stdout backlog past which lwm2m-listen stops reading datagrams (devices retransmit) */
 #define STDOUT_HIGH (1u << 20)
 
@@ -61,6 +64,7 @@ struct lwm2m_control {
 };
 
 static void stdout_flush(struct lwm2m_control *c);
+static int client_flush(struct client *cl);
 
 static void count_dropped(struct lwm2m_control *c)
 {
@@ -125,18 +129,45 @@ static void client_free(struct client *cl)
 	free(cl);
 }
 
+/* On stop: hand every connection what is queued for it, waiting STOP_FLUSH_MS at most for
+ * readers that are slower than us. A single write could take part of a line, and the reader
+ * would see it cut short at our close. A reader that takes nothing for that long may still
+ * get a cut line: the bound keeps a stuck reader from holding up the stop. */
+static void flush_at_stop(struct lwm2m_control *c)
+{
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct pollfd fds[64];
+		nfds_t n = 0;
+		for (struct client *cl = c->clients; cl && n < 64; cl = cl->next) {
+			if (cl->outlen && client_flush(cl) < 0)
+				cl->outlen = 0; /* gone: nothing more to hand over */
+			if (cl->outlen)
+				fds[n++] = (struct pollfd){.fd = cl->fd, .events = POLLOUT};
+		}
+		if (n == 0)
+			return;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		long left = STOP_FLUSH_MS - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0) {
+			log_warn("stopping: %lu control connection%s did not take all their lines within %d ms",
+			         (unsigned long)n, n == 1 ? "" : "s", STOP_FLUSH_MS);
+			return;
+		}
+		if (poll(fds, n, (int)left) < 0 && errno != EINTR)
+			return;
+	}
+}
+
 void lwm2m_control_free(struct lwm2m_control *c)
 {
 	if (!c)
 		return;
+	flush_at_stop(c);
 	struct client *cl, *next;
 	for (cl = c->clients; cl; cl = next) {
 		next = cl->next;
-		/* a last try to hand over what is buffered, without blocking */
-		if (cl->outlen) {
-			ssize_t n = write(cl->fd, cl->out, cl->outlen);
-			(void)n;
-		}
 		client_free(cl);
 	}
 	if (c->lfd >= 0) {

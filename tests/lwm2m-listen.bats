@@ -670,3 +670,39 @@ conn_has() { grep -q "$2" "$BATS_TEST_TMPDIR/$1.lines" 2>/dev/null; }
 	run -0 jq -s '[.[] | select(.op == "notify")] | length' "$BATS_TEST_TMPDIR/client.out"
 	[ "$output" -ge "$acked" ]
 }
+
+@test "lwm2m-listen: on stop, a control client that reads slowly gets every queued line whole" {
+	start_listen
+	# 3000 answers of ~1 KiB queued for a client that has read only the first one when
+	# lwm2m-listen is told to stop: a single last write would hand over part of them and cut
+	# a line; it waits (bounded) for the reader instead
+	python3 - "$SOCK" "$(bg_pid listen)" >"$BATS_TEST_TMPDIR/client.out" <<-'PY'
+	import json, os, signal, socket, sys, time
+	s = socket.socket(socket.AF_UNIX)
+	s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+	s.connect(sys.argv[1])
+	pad = "x" * 1000
+	n = 3000
+	s.sendall(b"".join(b'{"id":"%d-%s","op":"subscribe"}\n' % (i, pad.encode()) for i in range(n)))
+	buf = b""
+	while b"\n" not in buf:
+	    buf += s.recv(4096)
+	# time for lwm2m-listen to read and answer the other commands (3 MB: milliseconds)
+	time.sleep(1)
+	os.kill(int(sys.argv[2]), signal.SIGTERM)
+	while True:
+	    c = s.recv(65536)
+	    if not c:
+	        break
+	    buf += c
+	lines = buf.split(b"\n")
+	whole = 0
+	for l in lines[:-1]:
+	    json.loads(l)
+	    whole += 1
+	print(whole, len(lines[-1]))
+	PY
+	wait_until 10 sh -c "! kill -0 $(bg_pid listen)"
+	run -0 cat "$BATS_TEST_TMPDIR/client.out"
+	assert_output "3000 0"
+}
