@@ -106,7 +106,8 @@ bench: deps
 
 # libFuzzer targets (tests/fuzz/*.c) against the lib sources built with clang, ASan and UBSan in
 # build-fuzz/; `make fuzz` runs each for FUZZ_SECONDS from its seeds in tests/fuzz/corpus/<target>
-# (new inputs go to build-fuzz/corpus/<target>, crashes to build-fuzz/crash-<target>-*).
+# (new inputs go to build-fuzz/corpus/<target>, crashes to build-fuzz/crash-<target>-*), with the
+# libFuzzer dictionary tests/fuzz/<target>.dict where there is one.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD   ?= build-fuzz
@@ -121,7 +122,7 @@ $(FUZZ_BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h) | $(FUZZ_BUILD)/lib
 $(FUZZ_BUILD)/libcommon.a: $(FUZZ_LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
-$(FUZZ_TARGETS): $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_BUILD)/libcommon.a $(wildcard lib/*.h)
+$(FUZZ_TARGETS): $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_BUILD)/libcommon.a $(wildcard lib/*.h tests/fuzz/*.h)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -Werror -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libcommon.a $(LDLIBS)
 $(FUZZ_BUILD)/lib:
 	mkdir -p $@
@@ -136,6 +137,7 @@ fuzz: deps
 	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    $(FUZZ_BUILD)/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    -artifact_prefix=$(FUZZ_BUILD)/crash-$$t- \
+	    $$(test -f tests/fuzz/$$t.dict && echo -dict=tests/fuzz/$$t.dict) \
 	    $(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t || exit 1; \
 	done
 

@@ -237,15 +237,20 @@ int lwm2m_links_parse(const char *data, size_t len, struct lwm2m_links *out, cha
 		lwm2m_links_free(out);
 		return -1;
 	}
-	if (out->nobjects > 1) {
-		qsort(out->objects, out->nobjects, sizeof *out->objects, cmp_u32);
-		size_t w = 1;
-		for (size_t i = 1; i < out->nobjects; i++)
-			if (out->objects[i] != out->objects[w - 1])
-				out->objects[w++] = out->objects[i];
-		out->nobjects = w;
-	}
+	out->nobjects = lwm2m_objects_sort(out->objects, out->nobjects);
 	return 0;
+}
+
+size_t lwm2m_objects_sort(uint32_t *objects, size_t n)
+{
+	if (n < 2)
+		return n;
+	qsort(objects, n, sizeof *objects, cmp_u32);
+	size_t w = 1;
+	for (size_t i = 1; i < n; i++)
+		if (objects[i] != objects[w - 1])
+			objects[w++] = objects[i];
+	return w;
 }
 
 void lwm2m_links_free(struct lwm2m_links *l)

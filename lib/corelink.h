@@ -51,5 +51,7 @@ struct lwm2m_links {
  * instance paths (resources, other roots) are ignored, as the spec asks servers to be lenient. */
 int lwm2m_links_parse(const char *data, size_t len, struct lwm2m_links *out, char *err, size_t errlen);
 void lwm2m_links_free(struct lwm2m_links *l);
+/* Sort the object keys above and drop repeats; the new count. */
+size_t lwm2m_objects_sort(uint32_t *objects, size_t n);
 
 #endif

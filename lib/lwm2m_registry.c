@@ -1,5 +1,6 @@
 #include "lwm2m_registry.h"
 
+#include "corelink.h"
 #include "fsutil.h"
 #include "json_out.h"
 #include "jsonl.h"
@@ -719,9 +720,12 @@ static struct lwm2m_reg *from_json(struct lwm2m_registry *r, jv o, unsigned long
 	const char *b = jl_str(o, "b"), *sec = jl_str(o, "sec");
 	int ver = version_parse(jl_str(o, "lwm2m"));
 	uint32_t rid = id ? lwm2m_reg_id_parse(id, strlen(id)) : 0;
+	/* a lifetime outside uint32_t cannot be converted */
+	double lt = jl_num(o, "lt", 86400);
 	union lwm2m_addr a;
 	if (!ep || !*ep || strlen(ep) > LWM2M_EP_MAX || !rid || !addr || lwm2m_addr_parse(addr, &a) < 0 ||
-	    !b || strlen(b) >= 8 || ver < 0 || lwm2m_reg_by_ep(r, ep) || lwm2m_reg_by_id(r, rid)) {
+	    !b || strlen(b) >= 8 || ver < 0 || !(lt >= 0 && lt <= UINT32_MAX) || lwm2m_reg_by_ep(r, ep) ||
+	    lwm2m_reg_by_id(r, rid)) {
 		log_warn("%s: line %lu: not a registration I can restore, skipped", path, lineno);
 		return NULL;
 	}
@@ -729,7 +733,7 @@ static struct lwm2m_reg *from_json(struct lwm2m_registry *r, jv o, unsigned long
 	if (!g)
 		return NULL;
 	g->addr = a;
-	g->lt = (uint32_t)jl_num(o, "lt", 86400);
+	g->lt = (uint32_t)lt;
 	g->version = (uint8_t)ver;
 	snprintf(g->binding, sizeof g->binding, "%s", b);
 	jv q = jl_get(o, "queue");
@@ -746,8 +750,9 @@ static struct lwm2m_reg *from_json(struct lwm2m_registry *r, jv o, unsigned long
 	jv ct = jl_get(o, "ct");
 	if (jv_get_kind(ct) == JV_KIND_ARRAY) {
 		jv_array_foreach(ct, i, c) {
-			if (jv_get_kind(c) == JV_KIND_NUMBER && g->nct < 4)
-				g->ct[g->nct++] = (uint16_t)jv_number_value(c);
+			double f = jv_get_kind(c) == JV_KIND_NUMBER ? jv_number_value(c) : -1;
+			if (f >= 0 && f <= UINT16_MAX && g->nct < 4)
+				g->ct[g->nct++] = (uint16_t)f;
 			jv_free(c);
 		}
 	}
@@ -768,6 +773,8 @@ static struct lwm2m_reg *from_json(struct lwm2m_registry *r, jv o, unsigned long
 			}
 			jv_free(s);
 		}
+		/* lwm2m_reg_has_path searches the list: a file edited by hand may not be in order */
+		g->nobjects = (uint32_t)lwm2m_objects_sort(g->objects, g->nobjects);
 	}
 	jv_free(objs);
 	return g;

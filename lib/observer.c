@@ -384,6 +384,12 @@ void observer_event(struct observer *o, jv ev)
 		jv_free(ev);
 		return;
 	}
+	if (!reg && (strcmp(event, "register") == 0 || strcmp(event, "update") == 0)) {
+		/* every command and answer is tied to the registration id: nothing to observe under */
+		log_warn("%s: %s event without a registration id (\"reg\"), ignored", ep, event);
+		jv_free(ev);
+		return;
+	}
 	jv dev = jv_object_get(jv_copy(o->devs), jv_string(ep));
 	const char *known_reg = jv_is_valid(dev) ? jl_str(dev, "reg") : NULL;
 	int same = known_reg && reg && strcmp(known_reg, reg) == 0;

@@ -28,8 +28,10 @@ smoke() {
 	local t=$1
 	[ -d "$TOP/tests/fuzz/corpus/$t" ] && [ -n "$(ls "$TOP/tests/fuzz/corpus/$t")" ]
 	mkdir "$BATS_TEST_TMPDIR/new"
+	local dict=()
+	[ ! -f "$TOP/tests/fuzz/$t.dict" ] || dict=("-dict=$TOP/tests/fuzz/$t.dict")
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	run "$FUZZ/$t" -max_total_time=3 -print_final_stats=1 -artifact_prefix="$BATS_TEST_TMPDIR/" \
+	run "$FUZZ/$t" -max_total_time=3 -print_final_stats=1 -artifact_prefix="$BATS_TEST_TMPDIR/" "${dict[@]}" \
 	  "$BATS_TEST_TMPDIR/new" "$TOP/tests/fuzz/corpus/$t"
 	[ "$status" -eq 0 ] || { echo "$output" | tail -n 60; ls "$BATS_TEST_TMPDIR"; return 1; }
 	[[ $output == *"Done "*" runs in "* ]]
@@ -47,3 +49,8 @@ smoke() {
 @test "fuzz: YAML KEK keyring" { smoke fuzz_kek_keyring; }
 @test "fuzz: YAML configs (lwm2m-observe -c, lwm2m-listen -k, ljs-join interop.yml)" { smoke fuzz_configs; }
 @test "fuzz: lwm2m-listen's control commands and device datagrams (registration interface)" { smoke fuzz_listen; }
+@test "fuzz: lwm2m-write's desired-state deltas and control lines (writer engine, real control socket)" { smoke fuzz_writer; }
+@test "fuzz: lwm2m-observe's registration events and control lines (observer engine, real control socket)" { smoke fuzz_observer; }
+@test "fuzz: ljs-join's devices.jsonl (wrapped and KMS-encrypted root keys) and its secure-element devices" { smoke fuzz_js_devices; }
+@test "fuzz: kms-wrap serve's secure-element parts table (KMS-decrypted parent keys)" { smoke fuzz_se_parts; }
+@test "fuzz: lwm2m-listen's saved registrations and journal, saved and loaded again" { smoke fuzz_registry; }

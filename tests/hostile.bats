@@ -50,6 +50,50 @@ EOF
 	assert_output '["a","c","e"]'
 }
 
+@test "lwm2m-listen: saved registrations with a lifetime outside 32 bits are skipped by line, objects come back in order (fuzz_registry)" {
+	local port state=$BATS_TEST_TMPDIR/state sock=$BATS_TEST_TMPDIR/ctl
+	port=$(free_port)
+	mkdir -p "$state"
+	now=$(date +%s)
+	# lt 1e30 and -1 (and ct 1e9 and -1) were converted to uint32_t: undefined behaviour (UBSan)
+	cat >"$state/registrations.jsonl" <<EOF
+{"ep":"a","reg":"0000000a","lt":600,"lwm2m":"1.1","b":"U","objects":["/3303/0","/1/0","/3303/0","/3"],"ct":[1e9,-1,112],"addr":"127.0.0.1:9","sec":"nosec","registered":$now,"updated":$now}
+{"ep":"b","reg":"0000000b","lt":1e30,"lwm2m":"1.1","b":"U","objects":["/3/0"],"addr":"127.0.0.1:9","sec":"nosec","registered":$now,"updated":$now}
+{"ep":"c","reg":"0000000c","lt":-1,"lwm2m":"1.1","b":"U","objects":["/3/0"],"addr":"127.0.0.1:9","sec":"nosec","registered":$now,"updated":$now}
+{"ep":"d","reg":"0000000d","lt":600,"lwm2m":"1.0","b":"U","objects":["/3/0"],"addr":"127.0.0.1:9","sec":"nosec","registered":$now,"updated":$now}
+EOF
+	start_bg listen lwm2m-listen -l "127.0.0.1:$port" -C "$sock" -S "$state" -s 3600
+	wait_until 5 test -S "$sock"
+	run -0 ctl_at "$sock" '{"op":"list"}'
+	run -0 jq -c '[.registrations[] | [.ep, .objects, .ct]] | sort' <<<"$output"
+	assert_output '[["a",["/1/0","/3","/3303/0"],[112]],["d",["/3/0"],null]]'
+	grep -q 'registrations.jsonl: line 2: not a registration I can restore' "$BATS_TEST_TMPDIR/listen.err"
+	grep -q 'registrations.jsonl: line 3: not a registration I can restore' "$BATS_TEST_TMPDIR/listen.err"
+	# and it goes on: a device registers
+	run -0 coap-client-gnutls -B 5 -m post -e '</3/0>' "coap://127.0.0.1:$port/rd?ep=e&lt=600"
+	run -0 ctl_at "$sock" '{"op":"list"}'
+	run -0 jq -c '[.registrations[].ep] | sort' <<<"$output"
+	assert_output '["a","d","e"]'
+}
+
+@test "lwm2m-observe: a register or update event without a registration id is refused with a log line, the next one observed (fuzz_observer)" {
+	start_listen
+	start_device dev dev1
+	wait_for 10 dev.out '.event == "registered"'
+	reg=$(ctl '{"op":"list"}' | jq -c '.registrations[0] | .event = "register"')
+	# it passed a NULL "reg" to jv_string when it observed (SIGSEGV)
+	printf '%s\n' '{"event":"register","ep":"dev1","lwm2m":"1.1","objects":["/3/0"]}' \
+		'{"event":"update","ep":"dev1","reg":7,"objects":["/3/0"]}' "$reg" >"$BATS_TEST_TMPDIR/in"
+	mkfifo "$BATS_TEST_TMPDIR/fifo"
+	start_bg obs sh -c "exec lwm2m-observe -C '$SOCK' /3/0/9 <'$BATS_TEST_TMPDIR/fifo'"
+	start_bg feed sh -c "exec >'$BATS_TEST_TMPDIR/fifo'; cat '$BATS_TEST_TMPDIR/in'; exec sleep 60"
+	wait_for 10 obs.out '.thing == "dev1" and .state.reported["3"]["0"]["9"] == 100'
+	grep -q 'dev1: register event without a registration id ("reg"), ignored' "$BATS_TEST_TMPDIR/obs.err"
+	grep -q 'dev1: update event without a registration id ("reg"), ignored' "$BATS_TEST_TMPDIR/obs.err"
+	run -0 count dev.out '.event == "observe"'
+	assert_output 1
+}
+
 @test "ljs-join: a JWKS that is not well-formed JSON is refused by the checked parse, naming the byte" {
 	cd "$BATS_TEST_TMPDIR"
 	: >devices.jsonl

@@ -3,6 +3,7 @@
  * what jq printed for the objects they stand for. Random registrations: odd endpoint names
  * (quotes, backslashes, bytes that are not UTF-8), sms, identities, content formats, objects,
  * IPv4 and IPv6 addresses, times with and without milliseconds. */
+#include "corelink.h"
 #include "json_out.h"
 #include "lwm2m_registry.h"
 
@@ -53,6 +54,8 @@ static struct lwm2m_reg *rand_reg(struct lwm2m_registry *r)
 	g->objects = calloc(g->nobjects + 1, sizeof *g->objects);
 	for (uint32_t i = 0; i < g->nobjects; i++)
 		g->objects[i] = (uint32_t)(rand() % 65535) << 16 | (rand() % 3 ? (uint32_t)(rand() % 65535) : 0xffff);
+	/* sorted and unique, as a Register's links give them (and as a load makes them) */
+	g->nobjects = (uint32_t)lwm2m_objects_sort(g->objects, g->nobjects);
 	if (rand() % 3) {
 		g->addr.sin.sin_family = AF_INET;
 		g->addr.sin.sin_addr.s_addr = (in_addr_t)rand() * 2654435761u;
