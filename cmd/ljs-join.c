@@ -283,8 +283,10 @@ int main(int argc, char **argv)
 	}
 	srv.crypto = crypto;
 	load_devices(true);
-	if (js_state_open(&srv.state, state_dir, err, sizeof err) != 0)
-		die(EXIT_TEMPORARY, "%s", err);
+	int src = js_state_open(&srv.state, state_dir, err, sizeof err);
+	if (src != 0)
+		die(src == -2 ? EXIT_USAGE : EXIT_TEMPORARY, "%s", err);
+	js_state_set_stats(srv.state, &srv.stats);
 	struct js_admin *admin = NULL;
 	if (admin_addr && !(admin = js_admin_start(&srv, admin_addr, err, sizeof err)))
 		die(EXIT_USAGE, "%s", err);

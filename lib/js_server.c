@@ -132,6 +132,7 @@ struct js_pending {
 	int rc;            /* 0: ok holds the answer; else the store failed */
 	js_wake_fn wake;
 	void *arg;
+	uint64_t t_taken, t_queued, t_stored; /* js_now_us: JoinReq read, record queued, durable */
 };
 
 static void count_result(struct js_server *s, enum bi_result r)
@@ -193,6 +194,8 @@ static void join_done(struct js_pending *p, enum bi_result r, const char *fmt, .
 static void join_stored(void *arg, int rc)
 {
 	struct js_pending *p = arg;
+	p->t_stored = js_now_us();
+	js_hist_add(&p->s->stats.lat[JS_LAT_STORE], p->t_stored - p->t_queued);
 	p->rc = rc;
 	p->wake(p->arg);
 }
@@ -206,6 +209,10 @@ bool js_server_finish(struct js_pending *p, struct jbuf *out)
 	}
 	*out = p->ok;
 	bool ok = p->res == BI_SUCCESS;
+	uint64_t now = js_now_us();
+	if (p->t_stored)
+		js_hist_add(&p->s->stats.lat[JS_LAT_WAKE], now - p->t_stored);
+	js_hist_add(&p->s->stats.lat[JS_LAT_JOIN], now - p->t_taken);
 	count_result(p->s, p->res);
 	jbuf_free(&p->hdr);
 	free(p->ns_kek);
@@ -305,6 +312,7 @@ static void join_accepted(void *arg)
 	log_debug("JoinReq %016llX DevNonce %04X: JoinNonce %06X", (unsigned long long)p->in.dev_eui,
 	          p->in.dev_nonce, p->in.join_nonce);
 	/* p may be finished and gone once this returns: e_app is not shared with it */
+	p->t_queued = js_now_us();
 	js_state_commit_async(s->state, p->in.dev_eui, p->in.dev_nonce, p->in.join_nonce, sid, e_app.p, join_stored,
 	                      p);
 	jbuf_free(&e_app);
@@ -348,6 +356,7 @@ static void join_checked(void *arg)
 static int join_req(struct js_server *s, const struct bi_view *m, const struct js_peer *peer, const char *pv,
                     js_wake_fn wake, void *arg, struct js_pending **pending, struct jbuf *out, enum bi_result *res)
 {
+	uint64_t t_taken = js_now_us();
 	char hstack[512];
 	struct jbuf hdr = {.p = hstack, .cap = sizeof hstack, .borrowed = 1};
 	if (bi_answer_text(&hdr, m) != 0)
@@ -443,7 +452,7 @@ static int join_req(struct js_server *s, const struct bi_view *m, const struct j
 	if (!p)
 		die(EXIT_TEMPORARY, "out of memory");
 	*p = (struct js_pending){.s = s, .in = in, .strict = strict, .ns_kek = ns_kek, .as_kek = as_kek,
-	                         .wake = wake, .arg = arg};
+	                         .wake = wake, .arg = arg, .t_taken = t_taken};
 	if (jbuf_add(&p->hdr, hdr.p, hdr.len) != 0)
 		die(EXIT_TEMPORARY, "out of memory");
 	jbuf_free(&hdr);

@@ -15,6 +15,7 @@
 #include "fsutil.h"
 #include "hex.h"
 #include "js_devices.h"
+#include "js_stats.h"
 #include "jsonl.h"
 #include "log.h"
 
@@ -22,8 +23,10 @@ enum {
 	RECENT = 32,  /* DevNonces remembered for devices older than 1.0.4 */
 	SESSIONS = 4, /* sessions remembered per device for AppSKeyReq */
 };
-#define LOG_SIZE ((off_t)32 << 20) /* preallocated; compaction when full */
+#define LOG_SIZE ((off_t)32 << 20) /* preallocated, two halves (see log_take); LJS_LOG_SIZE */
+#define LOG_MIN ((off_t)64 << 10)
 #define BLOCK 4096
+#define SNAP_CHUNK 512 /* table slots serialized per hold of the table's lock */
 #define COMMITTERS 2  /* threads that write batches (one writes while the other wakes waiters) */
 #define WRITING_MAX 1 /* batches written at once: 1 gave the most joins per CPU second (2: -9%,
                        * 4: -15%) and the lowest p50, the next batch growing meanwhile */
@@ -65,10 +68,20 @@ struct js_state {
 
 	char *dir, *log_path, *snap_path;
 	int log_fd, lock_fd;
-	uint32_t gen;         /* generation of the snapshot; log records older than it are folded in */
-	pthread_rwlock_t wl;  /* log writes (read side) against compaction (write side) */
-	pthread_mutex_t omu;  /* log_off */
-	off_t log_off;
+	/* The log is two halves used in turn. Records are stamped with the generation gen of their
+	 * half; moving to the other half starts the next generation, and the snapshot of the table
+	 * as of then (generation gen: every record older than gen folded in) is written in the
+	 * background by the snapshot thread while the joins go on. The other half (records of gen - 1)
+	 * may be overwritten once that snapshot is on disk (snap_done >= gen): the log only waits for
+	 * a snapshot when a whole half filled up meanwhile. */
+	pthread_mutex_t omu; /* everything below */
+	pthread_cond_t snap_cv;
+	off_t log_size, log_off; /* log_off: where the next batch starts */
+	int half;
+	uint32_t gen, snap_want, snap_done;
+	bool snap_failed, snap_stop;
+	pthread_t snap_thread;
+	bool snap_running;
 
 	/* group commit: pending records, batches in flight, all records up to done_upto durable;
 	 * records from fail_from on are lost (a write failed) */
@@ -86,6 +99,7 @@ struct js_state {
 	/* batches being written now, at most writing_max: while one is written the next grows,
 	 * instead of every record waking a writer of its own (one fsync each) */
 	unsigned writing, writing_max;
+	struct js_stats *stats;
 };
 
 static uint64_t mix(uint64_t x)
@@ -247,6 +261,12 @@ static int replay(struct js_state *st, const char *path, bool is_log, char *err,
 		size_t n = 0;
 		while (p + n < end && p[n] != '\n' && p[n] != 0)
 			n++;
+		/* in the log, the rest of an older record that a batch overwrote in part (a batch ends
+		 * anywhere in a block): no record of the current generations, never a torn one */
+		if (n && is_log && (n < 6 || memcmp(p, "{\"g\":\"", 6) != 0)) {
+			p += n + 1;
+			continue;
+		}
 		if (n) {
 			jv r = jsonl_parse_object(p, n);
 			if (!jv_is_valid(r)) {
@@ -314,31 +334,30 @@ static int emit(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
 	}
 }
 
-/* The whole table as snapshot records; called with st->mu held. */
-static char *serialize(struct js_state *st, uint32_t gen, size_t *outlen)
+struct sbuf {
+	char *p;
+	size_t len, cap;
+};
+
+/* Snapshot records of the table slots [from, to); called with st->mu held. */
+static void serialize_slots(struct js_state *st, struct sbuf *b, size_t from, size_t to)
 {
-	size_t len = 0, cap = 4096 + st->n * 256;
-	char *buf = malloc(cap);
-	if (!buf)
-		die(EXIT_TEMPORARY, "out of memory");
-	buf[0] = 0;
-	emit(&buf, &len, &cap, "{\"gen\":%u}\n", gen);
-	for (size_t i = 0; i < st->cap; i++) {
+	for (size_t i = from; i < to && i < st->cap; i++) {
 		struct dstate *d = &st->tab[i];
 		if (!d->used)
 			continue;
-		emit(&buf, &len, &cap, "{\"d\":\"%016llX\"", (unsigned long long)d->dev_eui);
+		emit(&b->p, &b->len, &b->cap, "{\"d\":\"%016llX\"", (unsigned long long)d->dev_eui);
 		if (d->has_jn)
-			emit(&buf, &len, &cap, ",\"jn\":%u", d->join_nonce);
+			emit(&b->p, &b->len, &b->cap, ",\"jn\":%u", d->join_nonce);
 		if (d->last_dn >= 0)
-			emit(&buf, &len, &cap, ",\"last\":%d", (int)d->last_dn);
-		emit(&buf, &len, &cap, ",\"dns\":[");
+			emit(&b->p, &b->len, &b->cap, ",\"last\":%d", (int)d->last_dn);
+		emit(&b->p, &b->len, &b->cap, ",\"dns\":[");
 		/* oldest first, so a replay keeps the same order */
 		for (int k = 0; k < d->n_recent; k++) {
 			int idx = d->n_recent < RECENT ? k : (d->recent_pos + k) % RECENT;
-			emit(&buf, &len, &cap, "%s%u", k ? "," : "", d->recent[idx]);
+			emit(&b->p, &b->len, &b->cap, "%s%u", k ? "," : "", d->recent[idx]);
 		}
-		emit(&buf, &len, &cap, "],\"sessions\":[");
+		emit(&b->p, &b->len, &b->cap, "],\"sessions\":[");
 		int first = 1;
 		for (int k = 0; k < SESSIONS; k++) {
 			struct session *s = &d->sess[(d->sess_pos + k) % SESSIONS];
@@ -346,34 +365,139 @@ static char *serialize(struct js_state *st, uint32_t gen, size_t *outlen)
 				continue;
 			char h[33];
 			hex_encode(s->sid, 16, h);
-			emit(&buf, &len, &cap, "%s{\"s\":\"%s\",\"k\":%s}", first ? "" : ",", h, s->env);
+			emit(&b->p, &b->len, &b->cap, "%s{\"s\":\"%s\",\"k\":%s}", first ? "" : ",", h, s->env);
 			first = 0;
 		}
-		emit(&buf, &len, &cap, "]}\n");
+		emit(&b->p, &b->len, &b->cap, "]}\n");
 	}
-	*outlen = len;
-	return buf;
 }
 
-/* Fold everything into a new snapshot of the next generation; the log starts over (its older
- * records no longer count). Called with no log write in progress (wl held for writing, or at
- * start). */
-static int compact(struct js_state *st)
+/* The whole table as snapshot records of generation gen, SNAP_CHUNK slots per hold of the
+ * table's lock so that joins go on meanwhile. A device changed after its slot was written is in
+ * the log as well (records stamped gen or later), and applying a record twice changes nothing. */
+static char *serialize(struct js_state *st, uint32_t gen, size_t *outlen)
+{
+	struct sbuf b = {0};
+	pthread_mutex_lock(&st->mu);
+	b.cap = 4096 + st->n * 256;
+	pthread_mutex_unlock(&st->mu);
+	b.p = malloc(b.cap);
+	if (!b.p)
+		die(EXIT_TEMPORARY, "out of memory");
+again:
+	b.len = 0;
+	emit(&b.p, &b.len, &b.cap, "{\"gen\":%u}\n", gen);
+	pthread_mutex_lock(&st->mu);
+	struct dstate *tab = st->tab;
+	for (size_t from = 0; from < st->cap; from += SNAP_CHUNK) {
+		if (st->tab != tab) { /* grown meanwhile: its slots moved */
+			pthread_mutex_unlock(&st->mu);
+			goto again;
+		}
+		serialize_slots(st, &b, from, from + SNAP_CHUNK);
+		pthread_mutex_unlock(&st->mu);
+		pthread_mutex_lock(&st->mu);
+	}
+	pthread_mutex_unlock(&st->mu);
+	*outlen = b.len;
+	return b.p;
+}
+
+/* Write the snapshot of generation gen (atomically). */
+static int snapshot(struct js_state *st, uint32_t gen)
 {
 	size_t len;
-	uint32_t gen = st->gen + 1;
-	pthread_mutex_lock(&st->mu);
+	uint64_t t0 = js_now_us();
 	char *buf = serialize(st, gen, &len);
-	pthread_mutex_unlock(&st->mu);
+	uint64_t t1 = js_now_us();
 	int rc = fs_write_atomic(st->snap_path, buf, len);
 	free(buf);
-	if (rc != 0) {
+	if (rc != 0)
 		log_error("unable to write %s: %s", st->snap_path, strerror(errno));
+	else
+		log_debug("snapshot of generation %u: %zu bytes, %.1f ms to serialize, %.1f ms to write", gen, len,
+		          (double)(t1 - t0) / 1e3, (double)(js_now_us() - t1) / 1e3);
+	return rc;
+}
+
+/* Fold everything into a new snapshot of the next generation; the log starts over in its first
+ * half (its older records no longer count). At start only. */
+static int compact(struct js_state *st)
+{
+	uint32_t gen = st->gen + 1;
+	if (snapshot(st, gen) != 0)
 		return -1;
-	}
-	st->gen = gen;
+	st->gen = st->snap_want = st->snap_done = gen;
+	st->half = 0;
 	st->log_off = 0;
 	return 0;
+}
+
+/* The snapshot thread: writes the snapshot of each new generation (see struct js_state). */
+static void *snapshotter(void *arg)
+{
+	struct js_state *st = arg;
+	pthread_mutex_lock(&st->omu);
+	for (;;) {
+		while (!st->snap_stop && (st->snap_done >= st->snap_want || st->snap_failed))
+			pthread_cond_wait(&st->snap_cv, &st->omu);
+		if (st->snap_stop)
+			break;
+		uint32_t gen = st->snap_want;
+		pthread_mutex_unlock(&st->omu);
+		int rc = snapshot(st, gen);
+		pthread_mutex_lock(&st->omu);
+		if (rc == 0)
+			st->snap_done = gen;
+		else
+			st->snap_failed = true; /* the half in use is the last room: joins fail once it is full */
+		pthread_cond_broadcast(&st->snap_cv);
+	}
+	pthread_mutex_unlock(&st->omu);
+	return NULL;
+}
+
+/* Room for a batch of padded bytes: its offset and the generation to stamp. Moves to the other
+ * half when this one is full, once the snapshot that makes its records unneeded is on disk. -1
+ * when the log cannot take it. */
+static int log_take(struct js_state *st, size_t padded, off_t *off, uint32_t *gen)
+{
+	off_t half_size = st->log_size / 2 / BLOCK * BLOCK;
+	if ((off_t)padded > half_size)
+		return -1;
+	pthread_mutex_lock(&st->omu);
+	while (st->log_off + (off_t)padded > (st->half + 1) * half_size) {
+		if (st->snap_done >= st->gen) {
+			st->half ^= 1;
+			st->log_off = st->half * half_size;
+			st->gen++;
+			st->snap_want = st->gen;
+			pthread_cond_broadcast(&st->snap_cv);
+			continue;
+		}
+		if (st->snap_failed) {
+			pthread_mutex_unlock(&st->omu);
+			return -1;
+		}
+		pthread_cond_wait(&st->snap_cv, &st->omu);
+	}
+	*off = st->log_off;
+	*gen = st->gen;
+	st->log_off += (off_t)padded;
+	pthread_mutex_unlock(&st->omu);
+	return 0;
+}
+
+/* The batch at off (len bytes of records, zeros to padded) is written: when no batch was taken
+ * after it, the next one starts right after its records, in its last block (the zeros it wrote
+ * there are all that is overwritten). A batch taken while it was being written started on the
+ * next block instead, so that the two writes never shared a page. */
+static void log_written(struct js_state *st, off_t off, size_t len, size_t padded, uint32_t gen)
+{
+	pthread_mutex_lock(&st->omu);
+	if (st->gen == gen && st->log_off == off + (off_t)padded)
+		st->log_off = off + (off_t)len;
+	pthread_mutex_unlock(&st->omu);
 }
 
 /* The log is preallocated with written zeros, so an O_DSYNC overwrite needs no metadata update:
@@ -383,11 +507,11 @@ static int prealloc_log(struct js_state *st, char *err, size_t errlen)
 	struct stat sb;
 	if (fstat(st->log_fd, &sb) != 0)
 		goto fail;
-	if (sb.st_size >= LOG_SIZE)
+	if (sb.st_size >= st->log_size)
 		return 0;
 	static const char zero[65536];
 	off_t off = sb.st_size & ~(off_t)(BLOCK - 1);
-	while (off < LOG_SIZE) {
+	while (off < st->log_size) {
 		ssize_t n = pwrite(st->log_fd, zero, sizeof zero, off);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -511,7 +635,8 @@ static void *committer(void *arg)
 		st->writing++;
 		pthread_mutex_unlock(&st->cmu);
 
-		/* pad to whole blocks so batches never share a page (writes to one page serialize) */
+		/* zeros to the end of the last block: a batch taken while this one is written starts
+		 * on the next block (writes to one page serialize), see log_written */
 		size_t padded = (blen + BLOCK - 1) / BLOCK * BLOCK;
 		if (padded > batch_cap) {
 			batch = realloc(batch, padded);
@@ -520,42 +645,32 @@ static void *committer(void *arg)
 			batch_cap = padded;
 		}
 		memset(batch + blen, 0, padded - blen);
-		bool ok = padded <= (size_t)LOG_SIZE;
 		off_t off = 0;
-		char g[9];
-		for (;;) {
-			/* a region of the log and the generation, both stable while wl is held for reading */
-			pthread_rwlock_rdlock(&st->wl);
-			bool full = false;
-			pthread_mutex_lock(&st->omu);
-			if (st->log_off + (off_t)padded > LOG_SIZE)
-				full = true;
-			else {
-				off = st->log_off;
-				st->log_off += (off_t)padded;
+		uint32_t gen = 0;
+		bool ok = log_take(st, padded, &off, &gen) == 0;
+		if (ok) {
+			char g[9];
+			snprintf(g, sizeof g, "%08X", gen);
+			for (char *p = batch; p < batch + blen;) {
+				memcpy(p + 6, g, 8); /* {"g":"XXXXXXXX", */
+				char *nl = memchr(p, '\n', (size_t)(batch + blen - p));
+				p = nl ? nl + 1 : batch + blen;
 			}
-			pthread_mutex_unlock(&st->omu);
-			if (!full || !ok)
-				break;
-			pthread_rwlock_unlock(&st->wl);
-			pthread_rwlock_wrlock(&st->wl);
-			if (st->log_off + (off_t)padded > LOG_SIZE && compact(st) != 0)
-				ok = false;
-			pthread_rwlock_unlock(&st->wl);
 		}
-		snprintf(g, sizeof g, "%08X", st->gen);
-		for (char *p = batch; ok && p < batch + blen;) {
-			memcpy(p + 6, g, 8); /* {"g":"XXXXXXXX", */
-			char *nl = memchr(p, '\n', (size_t)(batch + blen - p));
-			p = nl ? nl + 1 : batch + blen;
-		}
+		uint64_t tw = js_now_us();
 		if (ok && pwrite_all(st->log_fd, batch, padded, off) != 0) {
 			log_error("unable to store joins in %s: %s", st->log_path, strerror(errno));
 			ok = false;
 		} else if (!ok) {
 			log_error("unable to store joins: the log cannot take them");
 		}
-		pthread_rwlock_unlock(&st->wl);
+		if (ok)
+			log_written(st, off, blen, padded, gen);
+		if (st->stats && ok) {
+			js_hist_add(&st->stats->lat[JS_LAT_WRITE], js_now_us() - tw);
+			__atomic_add_fetch(&st->stats->batches, 1, __ATOMIC_RELAXED);
+			__atomic_add_fetch(&st->stats->batched, hi - lo + 1, __ATOMIC_RELAXED);
+		}
 
 		pthread_mutex_lock(&st->cmu);
 		st->writing--;
@@ -584,12 +699,27 @@ int js_state_open(struct js_state **out, const char *dir, char *err, size_t errl
 	pthread_mutex_init(&st->cmu, NULL);
 	pthread_cond_init(&st->work, NULL);
 	st->fail_from = UINT64_MAX;
-	pthread_rwlock_init(&st->wl, NULL);
 	pthread_mutex_init(&st->omu, NULL);
+	pthread_cond_init(&st->snap_cv, NULL);
+	st->log_size = LOG_SIZE;
 	st->log_fd = st->lock_fd = -1;
 	*out = st;
 	if (!dir)
 		return 0;
+	const char *ls = getenv("LJS_LOG_SIZE");
+	if (ls && *ls) {
+		char *end;
+		unsigned long long v = strtoull(ls, &end, 10);
+		if (*end == 'k' || *end == 'K')
+			v <<= 10, end++;
+		else if (*end == 'm' || *end == 'M')
+			v <<= 20, end++;
+		if (*end || (off_t)v < LOG_MIN || v > (1ULL << 40)) {
+			snprintf(err, errlen, "LJS_LOG_SIZE: not a size of 64k or more: %s", ls);
+			return -2;
+		}
+		st->log_size = (off_t)v / (2 * BLOCK) * (2 * BLOCK);
+	}
 	char path[PATH_MAX];
 	st->dir = strdup(dir);
 	if (fs_mkdir_p(dir) != 0) {
@@ -627,6 +757,11 @@ int js_state_open(struct js_state **out, const char *dir, char *err, size_t errl
 		return -1;
 	}
 	st->writing_max = WRITING_MAX;
+	if (pthread_create(&st->snap_thread, NULL, snapshotter, st) != 0) {
+		snprintf(err, errlen, "unable to start the snapshot thread");
+		return -1;
+	}
+	st->snap_running = true;
 	for (int i = 0; i < COMMITTERS; i++) {
 		if (pthread_create(&st->threads[i], NULL, committer, st) != 0) {
 			snprintf(err, errlen, "unable to start the committer threads");
@@ -647,6 +782,13 @@ void js_state_close(struct js_state *st)
 	pthread_mutex_unlock(&st->cmu);
 	for (int i = 0; i < st->n_threads; i++)
 		pthread_join(st->threads[i], NULL);
+	if (st->snap_running) {
+		pthread_mutex_lock(&st->omu);
+		st->snap_stop = true;
+		pthread_cond_broadcast(&st->snap_cv);
+		pthread_mutex_unlock(&st->omu);
+		pthread_join(st->snap_thread, NULL);
+	}
 	/* nobody left to write them (no writer started, or a failed write stopped the queue) */
 	while (st->wq_len) {
 		struct waiter w = st->wq[st->wq_head];
@@ -670,7 +812,7 @@ void js_state_close(struct js_state *st)
 	pthread_mutex_destroy(&st->mu);
 	pthread_mutex_destroy(&st->cmu);
 	pthread_cond_destroy(&st->work);
-	pthread_rwlock_destroy(&st->wl);
+	pthread_cond_destroy(&st->snap_cv);
 	pthread_mutex_destroy(&st->omu);
 	free(st);
 }
@@ -814,6 +956,11 @@ int js_state_commit(struct js_state *st, uint64_t dev_eui, uint16_t dev_nonce, u
 	pthread_mutex_destroy(&w.mu);
 	pthread_cond_destroy(&w.cv);
 	return w.rc;
+}
+
+void js_state_set_stats(struct js_state *st, struct js_stats *stats)
+{
+	st->stats = stats;
 }
 
 char *js_state_session(struct js_state *st, uint64_t dev_eui, const uint8_t sid[16])

@@ -21,7 +21,8 @@ enum {
 };
 
 /* Open (creating) the state directory, take its lock, replay and compact. dir NULL: memory only.
- * 0, or -1 with a reason in err. */
+ * The log's size is $LJS_LOG_SIZE bytes (k or M suffix; default 32M). 0, or -1 with a reason in
+ * err, -2 when the reason is LJS_LOG_SIZE. */
 int js_state_open(struct js_state **st, const char *dir, char *err, size_t errlen);
 void js_state_close(struct js_state *st);
 
@@ -43,6 +44,9 @@ int js_state_commit(struct js_state *st, uint64_t dev_eui, uint16_t dev_nonce, u
 typedef void (*js_state_done_fn)(void *arg, int rc);
 void js_state_commit_async(struct js_state *st, uint64_t dev_eui, uint16_t dev_nonce, uint32_t join_nonce,
                            const uint8_t sid[16], const char *env, js_state_done_fn done, void *arg);
+/* Count each log write (batches, records, its duration) in stats from now on (NULL: none). */
+struct js_stats;
+void js_state_set_stats(struct js_state *st, struct js_stats *stats);
 /* The AppSKey KeyEnvelope (JSON text, malloc'ed) of a session of the device, or NULL. */
 char *js_state_session(struct js_state *st, uint64_t dev_eui, const uint8_t sid[16]);
 /* Last JoinNonce handed out to the device (-1 when none). */

@@ -150,6 +150,55 @@ PY
 	assert_output "4 0 4"
 }
 
+@test "bench: bench-http -r offers JoinReqs to ljs-join at a fixed rate (open loop)" {
+	[ -x "$BIN/ljs-join" ] || skip "ljs-join not built yet"
+	cat >"$BATS_TEST_TMPDIR/devices.jsonl" <<-'EOF'
+	{"dev_eui":"70B3D5FFFE000001","join_eui":"70B3D57ED0000000","mac_version":"1.0.4","app_key":"B6B53F4A168A7A88BDF7EA135CE9CFCA","home_net_id":"000013","net_ids":["000013"]}
+	{"dev_eui":"70B3D5FFFE000002","join_eui":"70B3D57ED0000000","mac_version":"1.0.4","app_key":"00112233445566778899AABBCCDDEEFF","home_net_id":"000013","net_ids":["000013"]}
+	EOF
+	port=$(free_port tcp)
+	start_bg join ljs-join -l "127.0.0.1:$port" -D "$BATS_TEST_TMPDIR/devices.jsonl" -S "$BATS_TEST_TMPDIR/js"
+	wait_until 10 python3 -c "import socket; socket.create_connection(('127.0.0.1', $port))"
+	# 1.0.4 devices: a DevNonce must be greater than the last one, so every Success also shows
+	# that one device's requests never overtook each other on the 4 connections
+	run -0 --separate-stderr "$UNIT/bench-http" -a "127.0.0.1:$port" -D "$BATS_TEST_TMPDIR/devices.jsonl" -r 200 -t 1 -w 0.5 -c 4 -S 1
+	run -0 jq -r '"\(.mode) \(.due) \(.requests) \(.ok) \(.failed) \(.io_errors) \(.unsent) \(.unanswered) \(.ok_all)"' <<<"$output"
+	assert_output "open 200 200 200 0 0 0 0 300"
+	run -100 --separate-stderr "$UNIT/bench-http" -a "127.0.0.1:$port" -D "$BATS_TEST_TMPDIR/devices.jsonl" -r 100 -t 20 -N
+}
+
+@test "bench: bench-http -r counts a server stall against every request due during it" {
+	# one connection to a server that stops for 0.6 s at its 20th request: in a closed loop that
+	# is one slow request; open loop, the ~60 requests due meanwhile wait for it and count so
+	cat >"$BATS_TEST_TMPDIR/stall.py" <<-'EOF'
+	import http.server, sys, time
+	class H(http.server.BaseHTTPRequestHandler):
+	    protocol_version = "HTTP/1.1"
+	    n = 0
+	    def do_POST(self):
+	        self.rfile.read(int(self.headers["Content-Length"]))
+	        H.n += 1
+	        if H.n == 20:
+	            time.sleep(0.6)
+	        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+	    def log_message(self, *a):
+	        pass
+	http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+	EOF
+	echo '{}' >"$BATS_TEST_TMPDIR/body.json"
+	port=$(free_port tcp)
+	start_bg stall python3 "$BATS_TEST_TMPDIR/stall.py" "$port"
+	wait_until 10 python3 -c "import socket; socket.create_connection(('127.0.0.1', $port))"
+	run -0 --separate-stderr "$UNIT/bench-http" -a "127.0.0.1:$port" -b "$BATS_TEST_TMPDIR/body.json" -r 100 -t 2 -c 1
+	fig=$output
+	run -0 jq -r '"\(.due) \(.ok) \(.unsent) \(.unanswered)"' <<<"$fig"
+	assert_output "200 200 0 0"
+	# at least the 30 requests due in the stall's first 0.3 s waited 0.3 s or more for the
+	# connection: over 10% of the 200
+	echo "$fig"
+	jq -e '.max_queue >= 30 and .p50_ms < .p99_ms and .p99_ms >= 300 and .late_p99_ms >= 300' <<<"$fig"
+}
+
 @test "bench: bench-http -N -T -R resumes mutual-TLS sessions with ljs-join (new connection, ticket)" {
 	[ -x "$BIN/ljs-join" ] || skip "ljs-join not built yet"
 	cd "$BATS_TEST_TMPDIR"

@@ -350,6 +350,39 @@ EOF
 	assert_output "$(printf '000000\n000001\n000002\n000003')"
 }
 
+@test "ljs-join: a small log: thousands of joins across many switches of its halves, then kill -9 loses none" {
+	# 50 LoRaWAN 1.0.4 devices (DevNonces must grow); the log is 64 KiB: two halves of 32 KiB,
+	# each a new generation with its snapshot written meanwhile
+	awk 'BEGIN { for (i = 0; i < 50; i++) printf "{\"dev_eui\":\"70B3D5FFFE%06X\",\"join_eui\":\"70B3D57ED0000000\",\"mac_version\":\"1.0.4\",\"app_key\":\"%032X\",\"home_net_id\":\"000013\"}\n", i, i + 1 }' >many.jsonl
+	port=$(free_port tcp)
+	LJS_LOG_SIZE=64k start_bg js ljs-join -D many.jsonl -S st -l 127.0.0.1:$port -d 3 3>ready
+	wait_until 5 test -s ready
+	run -0 --separate-stderr "$UNIT/bench-http" -a 127.0.0.1:$port -D many.jsonl -c 4 -n 2000 -t 60 -S 1
+	[ "$(jq -r '"\(.requests) \(.ok)"' <<<"$output")" = "2000 2000" ]
+	# the log went round: generation 1 at start, one more per half filled
+	[ "$(head -n 1 st/state.jsonl | jq .gen)" -ge 5 ]
+	kill -9 "$(bg_pid js)"
+	wait "$(bg_pid js)" 2>/dev/null || true
+	# every answered join is stored: per device, the last DevNonce is its number of joins (they
+	# counted from 1) and its JoinNonce one less (from 0); nothing in the log is taken for torn
+	run -0 --separate-stderr sh -c 'ljs-join -D many.jsonl -S st </dev/null'
+	[[ "$stderr" != *unreadable* ]]
+	run -0 jq -s -c '[.[1:][] | select(.jn != .last - 1)] | length' st/state.jsonl
+	assert_output 0
+	run -0 jq -s '[.[1:][] | .last] | add' st/state.jsonl
+	assert_output 2000
+	# and the used DevNonces stay used
+	start_bg js2 ljs-join -D many.jsonl -S st -l 127.0.0.1:$port -d 3 3>ready2
+	wait_until 5 test -s ready2
+	run -1 --separate-stderr "$UNIT/bench-http" -a 127.0.0.1:$port -D many.jsonl -c 2 -n 50 -t 60 -S 1
+	[ "$(jq -r '"\(.requests) \(.ok)"' <<<"$output")" = "50 0" ]
+}
+
+@test "ljs-join: LJS_LOG_SIZE below 64k is a configuration error" {
+	run -100 --separate-stderr env LJS_LOG_SIZE=1000 ljs-join -D devices.jsonl -S st </dev/null
+	[[ "$stderr" == *LJS_LOG_SIZE* ]]
+}
+
 @test "ljs-join: Identity Server mode answers HomeNSReq only" {
 	phy=$(jr $APPKEY 70B3D57ED0000001 0004A30B001C0530 0001)
 	{

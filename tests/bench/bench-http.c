@@ -7,7 +7,14 @@
  * format: every request carries a fresh DevNonce and a MIC made with the device's AppKey
  * (nettle AES-CMAC), so each one is a real join the server must verify, derive keys for and
  * persist. A device belongs to one connection, so its nonces arrive in order. With -b a fixed
- * body is sent instead (e.g. a HomeNSReq). Prints one JSON line of figures. */
+ * body is sent instead (e.g. a HomeNSReq). Prints one JSON line of figures.
+ *
+ * With -r RATE the load is open-loop instead: requests are due at a fixed rate whatever the
+ * answers do, sent by a few event threads (-j) over a pool of keep-alive connections (-c), and
+ * each one's latency runs from the time it was due, not the time it went out: a stall of the
+ * server (or of this generator) shows in the figures as the requests that waited behind it
+ * (no coordinated omission). A request due while every connection waits for an answer waits
+ * for a free one, and that wait counts. */
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -27,17 +34,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#define HIST_BUCKETS 256
+/* latency histogram in microseconds: 32 buckets per octave (quantiles within 2.2%), to ~16 s */
+#define HIST_SUB 32
+#define HIST_BUCKETS (HIST_SUB * 24)
 
 struct device {
 	uint8_t dev_eui[8], join_eui[8], key[16];
 	char mac[16];
 	char dev_eui_hex[17], join_eui_hex[17];
 	uint16_t nonce;
+	bool busy; /* -r: a request of this device awaits its answer */
 };
 
 static struct {
@@ -54,7 +66,10 @@ static struct {
 	const char *body;
 	size_t body_len;
 	unsigned nonce_start;
-} opt = {.path = "/", .conns = 16, .seconds = 5, .sender = "000013"};
+	double rate;      /* -r: open loop, requests due per second in all */
+	unsigned threads; /* -j: event threads of the open loop */
+	double warmup;    /* -w: seconds of the open loop not counted */
+} opt = {.path = "/", .conns = 16, .seconds = 5, .sender = "000013", .threads = 1};
 
 static struct device *devs;
 static size_t ndevs;
@@ -66,6 +81,11 @@ struct result {
 	uint64_t requests, ok, failed, http_errors, io_errors, connects, handshakes, resumed;
 	uint64_t hist[HIST_BUCKETS];
 	uint64_t hs_hist[HIST_BUCKETS];
+	uint64_t max_us;
+	/* -r: due -> sent (a late generator or no free connection), sent -> answered */
+	uint64_t late_hist[HIST_BUCKETS], svc_hist[HIST_BUCKETS];
+	uint64_t due, unsent, unanswered, max_queue;
+	uint64_t ok_all; /* -r: Success answers, warm-up included */
 };
 
 static uint64_t mono_us(void)
@@ -77,7 +97,7 @@ static uint64_t mono_us(void)
 
 static void hist_add(uint64_t *h, uint64_t us)
 {
-	unsigned b = (unsigned)(8.0 * log2((double)us + 1.0));
+	unsigned b = (unsigned)(HIST_SUB * log2((double)us + 1.0));
 	h[b < HIST_BUCKETS ? b : HIST_BUCKETS - 1]++;
 }
 
@@ -91,7 +111,7 @@ static double hist_q(const uint64_t *h, double q)
 	for (int b = 0; b < HIST_BUCKETS; b++) {
 		acc += h[b];
 		if ((double)acc >= q * (double)total)
-			return (exp2((b + 1) / 8.0) - 1.0) / 1000.0;
+			return (exp2((b + 1) / (double)HIST_SUB) - 1.0) / 1000.0; /* the bucket's upper end */
 	}
 	return 0;
 }
@@ -302,22 +322,22 @@ static ssize_t conn_recv(struct conn *c)
 	return r;
 }
 
-/* Read one response. 1 = HTTP 200 with a Success result (or any 200 for a fixed body),
- * 0 = another answer, -1 = I/O error. *keep = the connection can be used again. */
-static int read_response(struct conn *c, bool *keep)
+/* Take one whole response from c->buf if it holds one: 1 with *res = 1 for HTTP 200 with a
+ * Success result (or any 200 for a fixed body), 0 for another answer, -1 when unreadable, and
+ * *keep = the connection can be used again; 0 when more bytes are needed. */
+static int take_response(struct conn *c, bool *keep, int *res)
 {
-	char *hend;
-	for (;;) {
-		c->buf[c->len < sizeof c->buf ? c->len : sizeof c->buf - 1] = 0;
-		if ((hend = strstr(c->buf, "\r\n\r\n")))
-			break;
-		if (conn_recv(c) <= 0)
-			return -1;
+	c->buf[c->len < sizeof c->buf ? c->len : sizeof c->buf - 1] = 0;
+	char *hend = strstr(c->buf, "\r\n\r\n");
+	if (!hend) {
+		if (c->len >= sizeof c->buf - 1)
+			goto bad;
+		return 0;
 	}
 	size_t hlen = (size_t)(hend - c->buf) + 4;
 	int status = 0;
 	if (sscanf(c->buf, "HTTP/1.%*d %d", &status) != 1)
-		return -1;
+		goto bad;
 	long clen = 0;
 	const char *cl = strcasestr(c->buf, "\r\ncontent-length:");
 	if (cl && cl < hend)
@@ -325,10 +345,9 @@ static int read_response(struct conn *c, bool *keep)
 	const char *cn = strcasestr(c->buf, "\r\nconnection: close");
 	*keep = !(cn && cn < hend);
 	if (clen < 0 || hlen + (size_t)clen >= sizeof c->buf)
-		return -1;
-	while (c->len < hlen + (size_t)clen)
-		if (conn_recv(c) <= 0)
-			return -1;
+		goto bad;
+	if (c->len < hlen + (size_t)clen)
+		return 0;
 	char saved = c->buf[hlen + (size_t)clen];
 	c->buf[hlen + (size_t)clen] = 0;
 	int ok = status == 200 && (opt.body || strstr(c->buf + hlen, "\"Success\""));
@@ -338,7 +357,22 @@ static int read_response(struct conn *c, bool *keep)
 	/* keep any pipelined bytes (there should be none) */
 	memmove(c->buf, c->buf + hlen + clen, c->len - hlen - (size_t)clen);
 	c->len -= hlen + (size_t)clen;
-	return status == 200 ? ok : (status ? 0 : -1);
+	*res = status == 200 ? ok : (status ? 0 : -1);
+	return 1;
+bad:
+	*keep = false;
+	*res = -1;
+	return 1;
+}
+
+/* Read one response (blocking): as take_response's *res, or -1 on an I/O error. */
+static int read_response(struct conn *c, bool *keep)
+{
+	int res;
+	while (take_response(c, keep, &res) == 0)
+		if (conn_recv(c) <= 0)
+			return -1;
+	return res;
 }
 
 struct worker {
@@ -388,7 +422,10 @@ static void *worker_main(void *arg)
 			conn_close(&c);
 			continue;
 		}
-		hist_add(w->r.hist, mono_us() - t0);
+		uint64_t us = mono_us() - t0;
+		hist_add(w->r.hist, us);
+		if (us > w->r.max_us)
+			w->r.max_us = us;
 		if (rc == 1)
 			w->r.ok++;
 		else
@@ -399,6 +436,325 @@ static void *worker_main(void *arg)
 	conn_close(&c);
 	gnutls_free(c.sess.data);
 	return NULL;
+}
+
+/* ---- open loop (-r) ---- */
+
+struct oconn {
+	struct conn c;
+	bool busy;
+	struct device *dev;
+	uint64_t due, sent;
+	char out[4096];
+};
+
+struct oloop {
+	pthread_t th;
+	unsigned id, nthreads;
+	struct oconn *conns;
+	unsigned nconns;
+	unsigned *idle, nidle; /* a stack of free connections */
+	uint64_t *queue;       /* due times of requests waiting for a connection (ring) */
+	size_t qhead, qlen, qcap;
+	size_t next_dev;
+	uint32_t txid;
+	uint64_t t0, t_count, t_stop;
+	struct result r;
+};
+
+static int oconn_open(struct oconn *o, struct result *r)
+{
+	if (conn_open(&o->c, r) < 0)
+		return -1;
+	struct timeval tv = {0}; /* non-blocking use: no timeouts */
+	setsockopt(o->c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(o->c.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	return 0;
+}
+
+static void queue_push(struct oloop *l, uint64_t due)
+{
+	if (l->qlen == l->qcap) {
+		size_t ncap = l->qcap ? l->qcap * 2 : 1024;
+		uint64_t *nq = malloc(ncap * sizeof *nq);
+		if (!nq)
+			die(EXIT_TEMPORARY, "out of memory");
+		for (size_t i = 0; i < l->qlen; i++)
+			nq[i] = l->queue[(l->qhead + i) % l->qcap];
+		free(l->queue);
+		l->queue = nq;
+		l->qcap = ncap;
+		l->qhead = 0;
+	}
+	l->queue[(l->qhead + l->qlen++) % l->qcap] = due;
+	if (l->qlen > l->r.max_queue)
+		l->r.max_queue = l->qlen;
+}
+
+/* The next device of this thread with no request in flight (its nonces stay in order), or NULL. */
+static struct device *free_device(struct oloop *l)
+{
+	size_t mine = (ndevs - l->id + l->nthreads - 1) / l->nthreads; /* devices id, id+T, ... */
+	for (size_t tries = 0; tries < mine; tries++) {
+		size_t i = l->id + l->next_dev * l->nthreads;
+		l->next_dev = (l->next_dev + 1) % mine;
+		if (!devs[i].busy)
+			return &devs[i];
+	}
+	return NULL;
+}
+
+static bool counted(const struct oloop *l, uint64_t due)
+{
+	return due >= l->t_count;
+}
+
+/* Send the oldest waiting request on a free connection: false when none can go now. */
+static bool send_next(struct oloop *l, int ep)
+{
+	if (!l->qlen || !l->nidle)
+		return false;
+	struct device *d = NULL;
+	if (!opt.body && !(d = free_device(l)))
+		return false;
+	struct oconn *o = &l->conns[l->idle[--l->nidle]];
+	uint64_t due = l->queue[l->qhead];
+	l->qhead = (l->qhead + 1) % l->qcap;
+	l->qlen--;
+	char body[2048];
+	const char *b = opt.body;
+	size_t blen = opt.body_len;
+	if (d) {
+		blen = (size_t)make_joinreq(body, sizeof body, d, ++l->txid);
+		b = body;
+	}
+	int hl = snprintf(o->out, sizeof o->out,
+	                  "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+	                  "Content-Length: %zu\r\n\r\n",
+	                  opt.path, blen);
+	if ((size_t)hl + blen >= sizeof o->out)
+		die(EXIT_USAGE, "request too large");
+	memcpy(o->out + hl, b, blen);
+	o->busy = true;
+	o->dev = d;
+	if (d)
+		d->busy = true;
+	o->due = due;
+	o->sent = mono_us();
+	if (counted(l, due)) {
+		l->r.requests++;
+		hist_add(l->r.late_hist, o->sent - due);
+	}
+	/* a small request on an idle connection: the socket buffer takes it whole */
+	if (conn_send(&o->c, o->out, (size_t)hl + blen) < 0) {
+		if (counted(l, due))
+			l->r.io_errors++;
+		o->busy = false;
+		if (d)
+			d->busy = false;
+		epoll_ctl(ep, EPOLL_CTL_DEL, o->c.fd, NULL);
+		conn_close(&o->c);
+		if (oconn_open(o, &l->r) == 0) {
+			struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)(o - l->conns)};
+			epoll_ctl(ep, EPOLL_CTL_ADD, o->c.fd, &ev);
+			l->idle[l->nidle++] = (unsigned)(o - l->conns);
+		}
+	}
+	return true;
+}
+
+/* Answers on connection o: read what is there, take every whole response. */
+static void on_readable(struct oloop *l, int ep, struct oconn *o)
+{
+	for (;;) {
+		ssize_t n = o->c.len < sizeof o->c.buf
+		                ? recv(o->c.fd, o->c.buf + o->c.len, sizeof o->c.buf - o->c.len, MSG_DONTWAIT)
+		                : -1;
+		if (n > 0) {
+			o->c.len += (size_t)n;
+			bool keep = true;
+			int res;
+			while (o->busy && take_response(&o->c, &keep, &res) == 1) {
+				uint64_t now = mono_us();
+				o->busy = false;
+				if (o->dev)
+					o->dev->busy = false;
+				if (res == 1)
+					l->r.ok_all++;
+				if (counted(l, o->due)) {
+					if (res < 0) {
+						l->r.io_errors++;
+					} else {
+						uint64_t us = now - o->due;
+						hist_add(l->r.hist, us);
+						hist_add(l->r.svc_hist, now - o->sent);
+						if (us > l->r.max_us)
+							l->r.max_us = us;
+						if (res == 1)
+							l->r.ok++;
+						else
+							l->r.failed++;
+					}
+				}
+				if (res < 0 || !keep)
+					goto reopen;
+				l->idle[l->nidle++] = (unsigned)(o - l->conns);
+			}
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n < 0 && errno == EINTR)
+			continue;
+		/* closed or failed: the request on it (if any) is lost */
+		if (o->busy && counted(l, o->due))
+			l->r.io_errors++;
+		if (o->busy && o->dev)
+			o->dev->busy = false;
+		o->busy = false;
+		goto reopen;
+	}
+reopen:
+	epoll_ctl(ep, EPOLL_CTL_DEL, o->c.fd, NULL);
+	conn_close(&o->c);
+	if (oconn_open(o, &l->r) == 0) {
+		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)(o - l->conns)};
+		epoll_ctl(ep, EPOLL_CTL_ADD, o->c.fd, &ev);
+		l->idle[l->nidle++] = (unsigned)(o - l->conns);
+	} else {
+		l->r.io_errors++;
+	}
+}
+
+static void *oloop_main(void *arg)
+{
+	struct oloop *l = arg;
+	prctl(PR_SET_TIMERSLACK, 1UL); /* wake at the due time, not up to 50 us later */
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		die_sys(EXIT_TEMPORARY, "epoll_create1");
+	for (unsigned i = 0; i < l->nconns; i++) {
+		struct oconn *o = &l->conns[i];
+		o->c.fd = -1;
+		if (oconn_open(o, &l->r) < 0)
+			die_sys(EXIT_TEMPORARY, "unable to connect");
+		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i};
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, o->c.fd, &ev) < 0)
+			die_sys(EXIT_TEMPORARY, "epoll_ctl");
+		l->idle[l->nidle++] = i;
+	}
+	/* request k of this thread is due at t0 + (k * threads + id) / rate */
+	uint64_t k = 0;
+	double step = 1e6 / opt.rate;
+	uint64_t next = l->t0 + (uint64_t)(l->id * step);
+	uint64_t drain_end = l->t_stop + 10000000u; /* answers still awaited 10 s after the last due */
+	for (;;) {
+		uint64_t now = mono_us();
+		while (!stop_flag && next < l->t_stop && next <= now) {
+			queue_push(l, next);
+			if (counted(l, next))
+				l->r.due++;
+			k++;
+			next = l->t0 + (uint64_t)((double)(k * l->nthreads + l->id) * step);
+		}
+		while (send_next(l, ep))
+			;
+		bool scheduling = !stop_flag && next < l->t_stop;
+		if (!scheduling && ((l->qlen == 0 && l->nidle == l->nconns) || now >= drain_end || stop_flag))
+			break;
+		uint64_t wait = scheduling ? (next > now ? next - now : 0) : 100000;
+		struct timespec ts = {.tv_sec = (time_t)(wait / 1000000u), .tv_nsec = (long)(wait % 1000000u) * 1000};
+		struct epoll_event evs[64];
+		int n = epoll_pwait2(ep, evs, 64, &ts, NULL);
+		if (n < 0 && errno != EINTR)
+			die_sys(EXIT_TEMPORARY, "epoll_pwait2");
+		for (int i = 0; i < n; i++)
+			on_readable(l, ep, &l->conns[evs[i].data.u32]);
+	}
+	/* what the end left behind */
+	for (size_t i = 0; i < l->qlen; i++)
+		if (counted(l, l->queue[(l->qhead + i) % l->qcap]))
+			l->r.unsent++;
+	for (unsigned i = 0; i < l->nconns; i++) {
+		if (l->conns[i].busy && counted(l, l->conns[i].due))
+			l->r.unanswered++;
+		conn_close(&l->conns[i].c);
+	}
+	close(ep);
+	return NULL;
+}
+
+static void result_add(struct result *t, const struct result *r)
+{
+	t->requests += r->requests;
+	t->ok += r->ok;
+	t->failed += r->failed;
+	t->io_errors += r->io_errors;
+	t->connects += r->connects;
+	t->handshakes += r->handshakes;
+	t->resumed += r->resumed;
+	t->due += r->due;
+	t->ok_all += r->ok_all;
+	t->unsent += r->unsent;
+	t->unanswered += r->unanswered;
+	t->max_queue += r->max_queue;
+	if (r->max_us > t->max_us)
+		t->max_us = r->max_us;
+	for (int b = 0; b < HIST_BUCKETS; b++) {
+		t->hist[b] += r->hist[b];
+		t->hs_hist[b] += r->hs_hist[b];
+		t->late_hist[b] += r->late_hist[b];
+		t->svc_hist[b] += r->svc_hist[b];
+	}
+}
+
+static int open_loop(void)
+{
+	if (opt.threads > opt.conns)
+		opt.threads = opt.conns;
+	if (!opt.body && opt.threads > ndevs)
+		opt.threads = (unsigned)ndevs;
+	struct oloop *l = calloc(opt.threads, sizeof *l);
+	if (!l)
+		die(EXIT_TEMPORARY, "out of memory");
+	uint64_t t0 = mono_us() + 200000; /* every connection made before the first request is due */
+	for (unsigned i = 0; i < opt.threads; i++) {
+		l[i].id = i;
+		l[i].nthreads = opt.threads;
+		l[i].nconns = opt.conns / opt.threads + (i < opt.conns % opt.threads);
+		l[i].conns = calloc(l[i].nconns, sizeof *l[i].conns);
+		l[i].idle = calloc(l[i].nconns, sizeof *l[i].idle);
+		if (!l[i].conns || !l[i].idle)
+			die(EXIT_TEMPORARY, "out of memory");
+		l[i].txid = i * 100000000u;
+		l[i].t0 = t0;
+		l[i].t_count = t0 + (uint64_t)(opt.warmup * 1e6);
+		l[i].t_stop = l[i].t_count + (uint64_t)(opt.seconds * 1e6);
+		if (pthread_create(&l[i].th, NULL, oloop_main, &l[i]) != 0)
+			die(EXIT_TEMPORARY, "unable to start a thread");
+	}
+	struct result t = {0};
+	for (unsigned i = 0; i < opt.threads; i++) {
+		pthread_join(l[i].th, NULL);
+		result_add(&t, &l[i].r);
+		free(l[i].conns);
+		free(l[i].idle);
+		free(l[i].queue);
+	}
+	free(l);
+	printf("{\"tool\":\"bench-http\",\"mode\":\"open\",\"offered_per_s\":%.0f,\"connections\":%u,\"threads\":%u,"
+	       "\"seconds\":%.3f,\"warmup_s\":%.3f,\"due\":%" PRIu64 ",\"requests\":%" PRIu64 ",\"ok\":%" PRIu64
+	       ",\"failed\":%" PRIu64 ",\"io_errors\":%" PRIu64 ",\"unsent\":%" PRIu64 ",\"unanswered\":%" PRIu64 ","
+	       "\"ok_per_s\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,"
+	       "\"service_p50_ms\":%.3f,\"service_p99_ms\":%.3f,\"late_p50_ms\":%.3f,\"late_p99_ms\":%.3f,"
+	       "\"max_queue\":%" PRIu64 ",\"connects\":%" PRIu64 ",\"ok_all\":%" PRIu64 "}\n",
+	       opt.rate, opt.conns, opt.threads, opt.seconds, opt.warmup, t.due, t.requests, t.ok, t.failed,
+	       t.io_errors, t.unsent, t.unanswered, (double)t.ok / opt.seconds, hist_q(t.hist, 0.5),
+	       hist_q(t.hist, 0.99), hist_q(t.hist, 0.999), (double)t.max_us / 1000.0, hist_q(t.svc_hist, 0.5),
+	       hist_q(t.svc_hist, 0.99), hist_q(t.late_hist, 0.5), hist_q(t.late_hist, 0.99), t.max_queue,
+	       t.connects, t.ok_all);
+	stdout_flush_or_die();
+	return t.ok > 0 ? 0 : 1;
 }
 
 static void on_signal(int sig)
@@ -424,6 +780,9 @@ static noreturn void usage(int code)
 	        "  -N             a new connection (and TLS handshake) for every request\n"
 	        "  -T             TLS; with -A CA, -C CERT, -K KEY for the server check and a client certificate\n"
 	        "  -R             with -N -T: resume the connection's last TLS session (ticket) when the server lets it\n"
+	        "  -r RATE        open loop: RATE requests/s due in all, latency from the due time (keep-alive, no TLS)\n"
+	        "  -j N           with -r: event threads sharing the rate and the connections (1)\n"
+	        "  -w SECONDS     with -r: a warm-up before the -t SECONDS that count (0)\n"
 	        "  -P N           print N JoinReq bodies (one per line, round-robin over devices) and exit\n"
 	        "  -v, -q         more, less logging\n");
 	exit(code);
@@ -451,7 +810,7 @@ int main(int argc, char **argv)
 	const char *addr = NULL, *devfile = NULL;
 	unsigned long long print_n = 0;
 	int c;
-	while ((c = getopt(argc, argv, "a:p:D:b:s:S:c:t:n:NRTA:C:K:P:vqh")) != -1) {
+	while ((c = getopt(argc, argv, "a:p:D:b:s:S:c:t:n:NRTA:C:K:P:r:j:w:vqh")) != -1) {
 		switch (c) {
 		case 'a': addr = optarg; break;
 		case 'p': opt.path = optarg; break;
@@ -469,6 +828,9 @@ int main(int argc, char **argv)
 		case 'C': opt.cert = optarg; break;
 		case 'K': opt.key = optarg; break;
 		case 'P': print_n = strtoull(optarg, NULL, 10); break;
+		case 'r': opt.rate = atof(optarg); break;
+		case 'j': opt.threads = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'w': opt.warmup = atof(optarg); break;
 		case 'v': log_more(); break;
 		case 'q': log_less(); break;
 		case 'h': usage(0);
@@ -486,8 +848,11 @@ int main(int argc, char **argv)
 		free(devs);
 		return 0;
 	}
-	if (!addr || (!devfile && !opt.body) || opt.conns == 0 || opt.seconds <= 0)
+	if (!addr || (!devfile && !opt.body) || opt.conns == 0 || opt.seconds <= 0 || opt.rate < 0 ||
+	    opt.threads == 0 || opt.warmup < 0)
 		usage(EXIT_USAGE);
+	if (opt.rate > 0 && (opt.new_conn || opt.tls || opt.max_req))
+		die(EXIT_USAGE, "-r (open loop) runs over plain keep-alive connections for -t seconds: no -N, -T or -n");
 	char host[64];
 	const char *colon = strrchr(addr, ':');
 	if (!colon || (size_t)(colon - addr) >= sizeof host)
@@ -513,6 +878,11 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	if (opt.rate > 0) {
+		int rc = open_loop();
+		free(devs);
+		return rc;
+	}
 
 	struct worker *w = calloc(opt.conns, sizeof *w);
 	if (!w)
@@ -528,27 +898,18 @@ int main(int argc, char **argv)
 	struct result t = {0};
 	for (unsigned i = 0; i < opt.conns; i++) {
 		pthread_join(w[i].th, NULL);
-		t.requests += w[i].r.requests;
-		t.ok += w[i].r.ok;
-		t.failed += w[i].r.failed;
-		t.io_errors += w[i].r.io_errors;
-		t.connects += w[i].r.connects;
-		t.handshakes += w[i].r.handshakes;
-		t.resumed += w[i].r.resumed;
-		for (int b = 0; b < HIST_BUCKETS; b++) {
-			t.hist[b] += w[i].r.hist[b];
-			t.hs_hist[b] += w[i].r.hs_hist[b];
-		}
+		result_add(&t, &w[i].r);
 	}
 	double secs = (double)(mono_us() - t0) / 1e6;
 	printf("{\"tool\":\"bench-http\",\"connections\":%u,\"new_connection_each\":%s,\"tls\":%s,"
 	       "\"requests\":%" PRIu64 ",\"ok\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"io_errors\":%" PRIu64 ","
 	       "\"seconds\":%.3f,\"requests_per_s\":%.0f,\"ok_per_s\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
+	       "\"p999_ms\":%.3f,\"max_ms\":%.3f,"
 	       "\"connects\":%" PRIu64 ",\"handshakes\":%" PRIu64 ",\"resumed\":%" PRIu64 ",\"handshakes_per_s\":%.0f,"
 	       "\"handshake_p50_ms\":%.3f,\"handshake_p99_ms\":%.3f}\n",
 	       opt.conns, opt.new_conn ? "true" : "false", opt.tls ? "true" : "false", t.requests, t.ok,
 	       t.failed, t.io_errors, secs, (double)t.requests / secs, (double)t.ok / secs,
-	       hist_q(t.hist, 0.5), hist_q(t.hist, 0.99), t.connects, t.handshakes,
+	       hist_q(t.hist, 0.5), hist_q(t.hist, 0.99), hist_q(t.hist, 0.999), (double)t.max_us / 1000.0, t.connects, t.handshakes,
 	       t.resumed, (double)t.handshakes / secs, hist_q(t.hs_hist, 0.5), hist_q(t.hs_hist, 0.99));
 	stdout_flush_or_die();
 	free(w);
