@@ -196,7 +196,7 @@ PY
 	# at least the 30 requests due in the stall's first 0.3 s waited 0.3 s or more for the
 	# connection: over 10% of the 200
 	echo "$fig"
-	jq -e '.max_queue >= 30 and .p50_ms < .p99_ms and .p99_ms >= 300 and .late_p99_ms >= 300' <<<"$fig"
+	jq -en 'input | .max_queue >= 30 and .p50_ms < .p99_ms and .p99_ms >= 300 and .late_p99_ms >= 300' <<<"$fig"
 }
 
 @test "bench: bench-http -N -T -R resumes mutual-TLS sessions with ljs-join (new connection, ticket)" {
