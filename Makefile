@@ -122,7 +122,7 @@ $(FUZZ_BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h) | $(FUZZ_BUILD)/lib
 $(FUZZ_BUILD)/libcommon.a: $(FUZZ_LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
-$(FUZZ_TARGETS): $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_BUILD)/libcommon.a $(wildcard lib/*.h tests/fuzz/*.h)
+$(FUZZ_TARGETS): $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_BUILD)/libcommon.a $(wildcard lib/*.h tests/fuzz/*.h tests/unit/*.h)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -Werror -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libcommon.a $(LDLIBS)
 $(FUZZ_BUILD)/lib:
 	mkdir -p $@

@@ -50,3 +50,23 @@ bounded() {
 	echo "$1: VmHWM $hwm kB (bound $limit kB)"
 	[ "$hwm" -lt "$limit" ]
 }
+
+# start_stalled_reader NAME FIFO GATE OUT: background NAME opens FIFO for reading but takes
+# nothing from it until the file GATE exists, then copies all it reads to OUT as it comes (a
+# downstream stage that stalls, then drains)
+start_stalled_reader() {
+	start_bg "$1" python3 -c '
+import os, sys, time
+fifo, gate, dest = sys.argv[1:4]
+f = open(fifo, "rb")
+while not os.path.exists(gate):
+    time.sleep(0.05)
+out = open(dest, "wb")
+while True:
+    b = f.read1(65536)
+    if not b:
+        break
+    out.write(b)
+    out.flush()
+' "$2" "$3" "$4"
+}

@@ -207,19 +207,7 @@ with open(sys.argv[1], "wb") as f:
 	SOCK=$BATS_TEST_TMPDIR/ctl
 	mkfifo ev
 	# the reader opens the fifo but takes nothing until ./go exists
-	start_bg reader python3 -c '
-import os, sys, time
-f = open("ev", "rb")
-while not os.path.exists("go"):
-    time.sleep(0.05)
-out = open("events.jsonl", "wb")
-while True:
-    b = f.read1(65536)
-    if not b:
-        break
-    out.write(b)
-    out.flush()
-'
+	start_stalled_reader reader ev go events.jsonl
 	start_bg listen sh -c "exec lwm2m-listen -l 127.0.0.1:$PORT -C '$SOCK' -S '' -P 0 >ev"
 	wait_until 10 test -S "$SOCK"
 	# Registers until one is left unanswered for 3 s: lwm2m-listen stopped reading datagrams
@@ -345,19 +333,7 @@ time.sleep(60)
 	PORT=$(free_port)
 	SOCK=$BATS_TEST_TMPDIR/ctl
 	mkfifo ev cmds
-	start_bg reader python3 -c '
-import os, time
-f = open("ev", "rb")
-while not os.path.exists("go"):
-    time.sleep(0.05)
-out = open("events.jsonl", "wb")
-while True:
-    b = f.read1(65536)
-    if not b:
-        break
-    out.write(b)
-    out.flush()
-'
+	start_stalled_reader reader ev go events.jsonl
 	start_bg listen sh -c "exec lwm2m-listen -l 127.0.0.1:$PORT -C '$SOCK' -S '' -P 0 <cmds >ev"
 	exec {cmdfd}>cmds
 	wait_until 10 test -S "$SOCK"

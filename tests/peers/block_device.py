@@ -20,9 +20,10 @@ import hashlib
 import json
 import os
 import socket
-import struct
 import sys
 import time
+
+from coapmsg import ACK, CON, block, msg, opt_uint, parse, uint
 
 port, ep, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -33,64 +34,6 @@ mid = 0x1000
 
 def emit(**kw):
     print(json.dumps(kw), flush=True)
-
-
-def enc_opts(options):
-    out, last = b"", 0
-    for number, value in sorted(options, key=lambda o: o[0]):
-        d, ln = number - last, len(value)
-
-        def nib(x):
-            if x < 13:
-                return x, b""
-            if x < 269:
-                return 13, bytes([x - 13])
-            return 14, struct.pack(">H", x - 269)
-        dn, dx = nib(d)
-        lnn, lx = nib(ln)
-        out += bytes([dn << 4 | lnn]) + dx + lx + value
-        last = number
-    return out
-
-
-def uint(v):
-    return v.to_bytes(max(1, (v.bit_length() + 7) // 8), "big") if v else b""
-
-
-def msg(typ, code, m, token, options, payload=b""):
-    return (bytes([0x40 | typ << 4 | len(token), code]) + struct.pack(">H", m) + token + enc_opts(options) +
-            (b"\xff" + payload if payload else b""))
-
-
-def parse(b):
-    typ, tkl, code = (b[0] >> 4) & 3, b[0] & 15, b[1]
-    m = struct.unpack(">H", b[2:4])[0]
-    token, i, num, opts = b[4:4 + tkl], 4 + tkl, 0, {}
-    while i < len(b) and b[i] != 0xff:
-        d, ln = b[i] >> 4, b[i] & 15
-        i += 1
-        if d == 13:
-            d, i = b[i] + 13, i + 1
-        elif d == 14:
-            d, i = struct.unpack(">H", b[i:i + 2])[0] + 269, i + 2
-        if ln == 13:
-            ln, i = b[i] + 13, i + 1
-        elif ln == 14:
-            ln, i = struct.unpack(">H", b[i:i + 2])[0] + 269, i + 2
-        num += d
-        opts.setdefault(num, []).append(b[i:i + ln])
-        i += ln
-    payload = b[i + 1:] if i < len(b) else b""
-    return typ, code, m, token, opts, payload
-
-
-def opt_uint(opts, n):
-    v = opts.get(n)
-    return int.from_bytes(v[0], "big") if v else None
-
-
-def block(num, more, szx):
-    return uint(num << 4 | (8 if more else 0) | szx)
 
 
 # Register
@@ -104,7 +47,7 @@ while True:
         break
 
 body1 = b""
-ACK, CON, CT_TEXT = 2, 0, 0
+CT_TEXT = 0
 obs_token, pending, attempts, next_send = None, None, 0, 0.0
 s.settimeout(0.1)
 while True:

@@ -15,38 +15,15 @@ import socket
 import struct
 import sys
 
+import coapmsg
+
 mid = 0
-
-
-def opt(delta_from, number, value):
-    d = number - delta_from
-    ln = len(value)
-    def nib(x):
-        if x < 13:
-            return x, b""
-        if x < 269:
-            return 13, bytes([x - 13])
-        return 14, struct.pack(">H", x - 269)
-    dn, dx = nib(d)
-    ln_, lx = nib(ln)
-    return bytes([dn << 4 | ln_]) + dx + lx + value
 
 
 def request(code, options, payload=b"", token=b""):
     global mid
     mid = (mid + 1) & 0xffff
-    out = bytes([0x40 | len(token), code]) + struct.pack(">H", mid) + token
-    last = 0
-    for number, value in sorted(options, key=lambda o: o[0]):
-        out += opt(last, number, value)
-        last = number
-    if payload:
-        out += b"\xff" + payload
-    return out
-
-
-def code_str(b):
-    return f"{b >> 5}.{b & 31:02d}"
+    return coapmsg.msg(coapmsg.CON, code, mid, token, options, payload)
 
 
 def ask(s, pkt):
@@ -54,12 +31,11 @@ def ask(s, pkt):
     while True:
         r = s.recv(2048)
         if len(r) >= 4 and struct.unpack(">H", r[2:4])[0] == mid:
-            return code_str(r[1])
+            return coapmsg.code_str(r[1])
 
 
 def block1(num, more, szx=6):
-    v = num << 4 | (8 if more else 0) | szx
-    return v.to_bytes(max(1, (v.bit_length() + 7) // 8), "big")
+    return coapmsg.block(num, more, szx)
 
 
 def main():

@@ -9,8 +9,9 @@
 import json
 import select
 import socket
-import struct
 import sys
+
+from coapmsg import TYPES, code_str, opt_uint, parse
 
 lport, sport = int(sys.argv[1]), int(sys.argv[2])
 dev = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -21,27 +22,15 @@ peer = None
 
 
 def describe(b):
-    d = {"type": ["CON", "NON", "ACK", "RST"][(b[0] >> 4) & 3], "code": f"{b[1] >> 5}.{b[1] & 31:02d}"}
-    i, num = 4 + (b[0] & 15), 0
-    while i < len(b) and b[i] != 0xff:
-        dl, ln = b[i] >> 4, b[i] & 15
-        i += 1
-        if dl == 13:
-            dl, i = b[i] + 13, i + 1
-        elif dl == 14:
-            dl, i = struct.unpack(">H", b[i:i + 2])[0] + 269, i + 2
-        if ln == 13:
-            ln, i = b[i] + 13, i + 1
-        elif ln == 14:
-            ln, i = struct.unpack(">H", b[i:i + 2])[0] + 269, i + 2
-        num += dl
-        v = int.from_bytes(b[i:i + ln], "big")
-        if num in (23, 27):
-            d["block2" if num == 23 else "block1"] = [v >> 4, (v >> 3) & 1, v & 7]
-        elif num == 60:
-            d["size1"] = v
-        i += ln
-    d["len"] = len(b) - i - 1 if i < len(b) else 0
+    typ, code, _, _, opts, payload = parse(b)
+    d = {"type": TYPES[typ], "code": code_str(code)}
+    for num, key in ((23, "block2"), (27, "block1")):
+        if num in opts:
+            v = opt_uint(opts, num, last=True)
+            d[key] = [v >> 4, (v >> 3) & 1, v & 7]
+    if 60 in opts:
+        d["size1"] = opt_uint(opts, 60, last=True)
+    d["len"] = len(payload)
     return d
 
 
