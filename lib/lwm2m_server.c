@@ -45,13 +45,14 @@ struct lwm2m_server {
 	struct lwm2m_udp *udp;       /* NoSec devices: our own socket, no libcoap session */
 	int epfd;                    /* libcoap's descriptor and udp's */
 	const union lwm2m_addr *from; /* the peer of the datagram being handled on udp */
-	struct block1 *b1;           /* Block1 bodies arriving on udp */
+	struct block1 *b1;           /* Block1 bodies arriving (NoSec and DTLS) */
 	struct pending_ack *acks;    /* CON messages whose lines are not written yet */
 	size_t nacks, capacks;
 };
 
 struct pending_ack {
-	union lwm2m_addr to;
+	union lwm2m_addr to;          /* on our socket */
+	void *sess;                   /* NOSEC, or the DTLS session (referenced) */
 	uint64_t client, mark, token; /* acknowledged once client's written bytes reach mark */
 	uint16_t mid;
 };
@@ -754,6 +755,22 @@ static void deliver(struct lwm2m_server *s, struct lwm2m_request *rq, struct lwm
 	}
 }
 
+static int block2_part(struct lwm2m_server *s, struct lwm2m_request *rq, coap_opt_t *o, struct lwm2m_reply *rep,
+                       int *has_obs);
+static int ack_after(struct lwm2m_server *s, void *sess, const union lwm2m_addr *peer, uint16_t mid,
+                     struct lwm2m_request *rq, struct lwm2m_reply *rep, int has_obs);
+static int obs_stale(struct lwm2m_request *rq, const coap_pdu_t *pdu);
+
+/* libcoap 4.3.1 acknowledges a CON response as soon as the response handler returns (OK: an ACK,
+ * FAIL: a Reset), with no way to say "not yet". The handler holds the ACK back by making the
+ * message it was given look non-confirmable (coap_send_ack skips those; handle_response does
+ * nothing else with it before freeing it); ack_send sends the ACK later. A retransmission of
+ * the message meanwhile is dropped by libcoap as a duplicate, or comes here again (ack_wait). */
+static void hold_ack(const coap_pdu_t *rcv)
+{
+	coap_pdu_set_type((coap_pdu_t *)rcv, COAP_MESSAGE_NON);
+}
+
 static coap_response_t on_response(coap_session_t *cs, const coap_pdu_t *sent, const coap_pdu_t *rcv, const coap_mid_t mid)
 {
 	struct lwm2m_server *s = srv;
@@ -764,11 +781,39 @@ static coap_response_t on_response(coap_session_t *cs, const coap_pdu_t *sent, c
 		log_debug("response with an unknown token from %s: reset", coap_session_str(cs));
 		return COAP_RESPONSE_FAIL;
 	}
+	uint16_t id = (uint16_t)coap_pdu_get_mid(rcv);
+	int con = coap_pdu_get_type(rcv) == COAP_MESSAGE_CON;
+	if (con && rq->ack_wait && rq->ack_mid == id) {
+		hold_ack(rcv); /* a retransmission of what waits for its line to be written */
+		return COAP_RESPONSE_OK;
+	}
+	coap_opt_iterator_t it;
+	coap_opt_t *o = coap_check_option(rcv, COAP_OPTION_BLOCK2, &it);
+	/* as on our socket (udp_response): a CON message whose line goes to a client is acknowledged
+	 * once the line is written; block-wise parts are acknowledged part by part, by libcoap */
+	int defer = con && s->cb.out_pos && s->cb.flush && rq->client != UINT64_MAX && rq->bmode == 0 && !o;
 	touch(s, session_reg(cs));
+	if (rq->state == RQ_DONE || obs_stale(rq, rcv))
+		return COAP_RESPONSE_OK;
 	struct lwm2m_reply rep;
 	int has_obs;
 	decode_reply(rcv, &rep, &has_obs);
+	if (defer) {
+		if (ack_after(s, cs, NULL, id, rq, &rep, has_obs) != 0)
+			hold_ack(rcv);
+		return COAP_RESPONSE_OK;
+	}
+	uint8_t *body = NULL;
+	if (o && rep.code / 100 == 2) {
+		/* libcoap has asked for the next part already, if there is one */
+		if (block2_part(s, rq, o, &rep, &has_obs) != 0)
+			return COAP_RESPONSE_OK;
+		body = rq->body;
+		rq->body = NULL;
+		rq->body_len = 0;
+	}
 	deliver(s, rq, &rep, has_obs);
+	free(body);
 	return COAP_RESPONSE_OK;
 }
 
@@ -934,9 +979,9 @@ static int parse_query(const coap_pdu_t *req, struct reg_params *p, const char *
 	return 0;
 }
 
-/* The request's body, whole. libcoap 4.3.1 assembles Block1 transfers only when the first block
- * carries Size1; other blocks reach the handler one at a time (with an offset, or a total larger
- * than what came), and a body is never judged by a part of it. 0, or a CoAP error code. */
+/* The request's body, whole: Block1 transfers reach the handlers put together (block1_add, on
+ * our socket and on DTLS sessions); a part that came otherwise (an offset, or a total larger
+ * than what came) is refused, never judged as the body. 0, or a CoAP error code. */
 static int whole_body(const coap_pdu_t *req, const uint8_t **data, size_t *len, const char **why)
 {
 	size_t off = 0, total = 0;
@@ -1387,12 +1432,14 @@ static void hnd_other(coap_resource_t *res, coap_session_t *cs, const coap_pdu_t
 	touch(s, g);
 }
 
-/* ---- NoSec devices on our own socket ---- */
+/* ---- request bodies in Block1 parts, on our socket and on DTLS sessions ---- */
 
-/* A request body arriving in Block1 parts (RFC 7959 2.5) from one peer. */
+/* A request body arriving in Block1 parts (RFC 7959 2.5) from one peer: its address and its
+ * session (NOSEC, or the DTLS session, compared and never dereferenced). */
 struct block1 {
 	struct block1 *next;
 	union lwm2m_addr from;
+	void *sess;
 	uint32_t next_num;
 	double since;
 	size_t len;
@@ -1464,24 +1511,41 @@ fail:
 	return NULL;
 }
 
-static void block1_refuse(coap_pdu_t *resp, int code, const char *why)
+static void block1_refuse(coap_session_t *cs, coap_pdu_t *resp, int code, const char *why)
 {
-	log_info("request from %s refused: %s", peer_str(NULL), why);
+	log_info("request from %s refused: %s", peer_str(cs), why);
 	diag(resp, code, why);
 }
 
-/* Collect a Block1 part. Returns the whole request once the last part is in (*b1 set to the
- * option to echo), NULL when resp is the answer already (2.31 Continue or an error). */
-static coap_pdu_t *block1_add(struct lwm2m_server *s, const union lwm2m_addr *from, const coap_pdu_t *req,
-                              coap_opt_t *opt, coap_pdu_t *resp, unsigned *b1)
+/* 4.13 with Size1, the largest body taken (RFC 7959 2.9.3), at the part that would pass it or
+ * at a first part whose Size1 announces more: the rest of the body is never taken in. */
+static void block1_too_large(coap_session_t *cs, coap_pdu_t *resp, size_t at, size_t size1)
+{
+	uint8_t v[4];
+	if (size1)
+		log_warn("request from %s refused: request body too large: Size1 %zu in its first Block1 part, "
+		         "more than the %u bytes taken (4.13)", peer_str(cs), size1, MAX_PAYLOAD);
+	else
+		log_warn("request from %s refused: request body too large: its Block1 part at byte %zu goes past "
+		         "the %u bytes taken (4.13)", peer_str(cs), at, MAX_PAYLOAD);
+	coap_add_option(resp, COAP_OPTION_SIZE1, coap_encode_var_safe(v, sizeof v, MAX_PAYLOAD), v);
+	diag(resp, 413, "request body too large");
+}
+
+/* Collect a Block1 part from the peer at from on session cs (NULL: our socket). Returns the
+ * whole request once the last part is in (*b1 set to the option to echo), NULL when resp is the
+ * answer already (2.31 Continue or an error). A body in progress holds at most MAX_PAYLOAD. */
+static coap_pdu_t *block1_add(struct lwm2m_server *s, coap_session_t *cs, const union lwm2m_addr *from,
+                              const coap_pdu_t *req, coap_opt_t *opt, coap_pdu_t *resp, unsigned *b1)
 {
 	unsigned v = coap_decode_var_bytes(coap_opt_value(opt), coap_opt_length(opt));
 	unsigned num = v >> 4, more = v & 8, szx = v & 7;
+	void *sess = cs ? (void *)cs : NOSEC;
 	size_t len = 0;
 	const uint8_t *data = NULL;
 	struct block1 *b;
 	coap_get_data(req, &len, &data);
-	for (b = s->b1; b && !lwm2m_addr_equal(&b->from, from); b = b->next)
+	for (b = s->b1; b && !(b->sess == sess && lwm2m_addr_equal(&b->from, from)); b = b->next)
 		;
 	if (szx == 7) {
 		diag(resp, 400, "Block1 size exponent 7 is reserved");
@@ -1492,12 +1556,11 @@ static coap_pdu_t *block1_add(struct lwm2m_server *s, const union lwm2m_addr *fr
 	if (num == 0 && has_size1 && size1 > MAX_PAYLOAD) {
 		if (b)
 			block1_free(s, b);
-		block1_refuse(resp, 413, "request body too large");
+		block1_too_large(cs, resp, 0, size1);
 		return NULL;
 	}
 	if (num == 0 && more && !has_size1) {
-		/* as on DTLS sessions, where libcoap 4.3.1 assembles only transfers that announce it */
-		block1_refuse(resp, 408, "Block1 transfer without Size1 in its first block");
+		block1_refuse(cs, resp, 408, "Block1 transfer without Size1 in its first block");
 		return NULL;
 	}
 	if (num == 0) {
@@ -1508,19 +1571,28 @@ static coap_pdu_t *block1_add(struct lwm2m_server *s, const union lwm2m_addr *fr
 				return NULL;
 			}
 			b->from = *from;
+			b->sess = sess;
 			b->next = s->b1;
 			s->b1 = b;
 		}
 		b->len = 0;
 		b->next_num = 0;
 	}
+	if (b && more && num + 1 == b->next_num) {
+		/* the part taken last, again: its 2.31 was lost */
+		uint8_t vb[4];
+		set_code(resp, 231);
+		coap_add_option(resp, COAP_OPTION_BLOCK1, coap_encode_var_safe(vb, sizeof vb, v), vb);
+		return NULL;
+	}
 	if (!b || num != b->next_num) {
-		block1_refuse(resp, 408, "Block1 block without the blocks before it");
+		block1_refuse(cs, resp, 408, "Block1 block without the blocks before it");
 		return NULL;
 	}
 	if (b->len + len > MAX_PAYLOAD) {
+		size_t at = b->len;
 		block1_free(s, b);
-		block1_refuse(resp, 413, "request body too large");
+		block1_too_large(cs, resp, at, 0);
 		return NULL;
 	}
 	uint8_t *nb = realloc(b->buf, b->len + len + 1);
@@ -1548,6 +1620,45 @@ static coap_pdu_t *block1_add(struct lwm2m_server *s, const union lwm2m_addr *fr
 	if (!whole)
 		diag(resp, 500, "out of memory");
 	return whole;
+}
+
+/* A request on a DTLS session. libcoap 4.3.1 is told to hand Block1 parts over one by one (no
+ * COAP_BLOCK_SINGLE_BODY): with it, it would take in a body of any size (up to 2^20 parts)
+ * before a handler saw any of it. The parts are put together here, as on our socket, and the
+ * handler gets the whole request. libcoap answers 2.31 (and its Block1) itself to a part that
+ * is not the last, unless the handler's code is an error. */
+static void dtls_request(coap_resource_t *res, coap_session_t *cs, const coap_pdu_t *req,
+                         const coap_string_t *query, coap_pdu_t *resp, coap_method_handler_t h)
+{
+	coap_opt_iterator_t it;
+	coap_opt_t *o = coap_check_option(req, COAP_OPTION_BLOCK1, &it);
+	if (!o) {
+		h(res, cs, req, query, resp);
+		return;
+	}
+	union lwm2m_addr from;
+	unsigned b1 = 0;
+	addr_from_session(cs, &from);
+	coap_pdu_t *whole = block1_add(srv, cs, &from, req, o, resp, &b1);
+	if (!whole)
+		return;
+	/* the answer echoes the last part (before the handler adds a payload) */
+	uint8_t v[4];
+	coap_add_option(resp, COAP_OPTION_BLOCK1, coap_encode_var_safe(v, sizeof v, b1), v);
+	h(res, cs, whole, query, resp);
+	coap_delete_pdu(whole);
+}
+
+static void dtls_register(coap_resource_t *res, coap_session_t *cs, const coap_pdu_t *req,
+                          const coap_string_t *query, coap_pdu_t *resp)
+{
+	dtls_request(res, cs, req, query, resp, hnd_register);
+}
+
+static void dtls_other(coap_resource_t *res, coap_session_t *cs, const coap_pdu_t *req, const coap_string_t *query,
+                       coap_pdu_t *resp)
+{
+	dtls_request(res, cs, req, query, resp, hnd_other);
 }
 
 static void udp_request(struct lwm2m_server *s, const union lwm2m_addr *from, const coap_pdu_t *req)
@@ -1592,28 +1703,30 @@ static void udp_request(struct lwm2m_server *s, const union lwm2m_addr *from, co
 	coap_pdu_t *whole = NULL;
 	unsigned b1 = 0;
 	o = coap_check_option(req, COAP_OPTION_BLOCK1, &it);
-	if (o && !(whole = block1_add(s, from, req, o, resp, &b1))) {
+	if (o && !(whole = block1_add(s, NULL, from, req, o, resp, &b1))) {
 		udp_send_pdu(s, from, resp);
 		coap_delete_pdu(resp);
 		return;
 	}
 	const coap_pdu_t *r = whole ? whole : req;
+	if (whole) {
+		/* the answer echoes the last part (before the handler adds a payload) */
+		uint8_t v[4];
+		coap_add_option(resp, COAP_OPTION_BLOCK1, coap_encode_var_safe(v, sizeof v, b1), v);
+	}
 	if (is_rd)
 		method == COAP_REQUEST_CODE_POST ? hnd_register(NULL, NULL, r, NULL, resp) : set_code(resp, 405);
 	else if (method == COAP_REQUEST_CODE_POST || method == COAP_REQUEST_CODE_DELETE || method == COAP_REQUEST_CODE_GET)
 		hnd_other(NULL, NULL, r, NULL, resp);
 	else
 		set_code(resp, 405);
-	if (whole) {
-		uint8_t v[4];
-		coap_add_option(resp, COAP_OPTION_BLOCK1, coap_encode_var_safe(v, sizeof v, b1), v);
+	if (whole)
 		coap_delete_pdu(whole);
-	}
 	udp_send_pdu(s, from, resp);
 	coap_delete_pdu(resp);
 }
 
-#define BLOCK2_MAX (1u << 20) /* a Block2 body from a NoSec device larger than this is refused */
+#define BLOCK2_MAX (1u << 20) /* a Block2 body from a device larger than this is refused */
 
 static size_t pow2_at_least(size_t n)
 {
@@ -1627,7 +1740,8 @@ static size_t pow2_at_least(size_t n)
  * fails with bad-response, an observation ends (the device is told). */
 static void block_abort(struct lwm2m_server *s, struct lwm2m_request *rq, const char *why)
 {
-	log_warn("block-wise answer from %s (%s) abandoned: %s", rq->reg ? rq->reg->ep : "?", peer_str(NULL), why);
+	log_warn("block-wise answer from %s (%s) abandoned: %s", rq->reg ? rq->reg->ep : "?",
+	         peer_str(rq->session != NOSEC ? rq->session : NULL), why);
 	free(rq->body);
 	rq->body = NULL;
 	rq->body_len = 0;
@@ -1643,32 +1757,110 @@ static void block_abort(struct lwm2m_server *s, struct lwm2m_request *rq, const 
 	}
 }
 
-/* Deliver rq's reply and acknowledge its CON message (mid from peer) once the line is written:
- * now if it already is, else with the ACKs of a later round (acks_due). A notification whose line
- * was not queued (its client does not read) is not acknowledged: the device sends it again. */
-static void ack_after(struct lwm2m_server *s, const union lwm2m_addr *peer, uint16_t mid, struct lwm2m_request *rq,
-                      struct lwm2m_reply *rep, int has_obs)
+/* Take a Block2 part (option o) of a 2.xx answer to rq, from our socket or a DTLS session (where
+ * libcoap 4.3.1 asks for the parts and hands over each, retransmitted ones again). 0: the body
+ * is whole, in rep (rq->body, the caller's to free); 1: more parts follow (rq->block is the next
+ * to ask for); -1: nothing to deliver (a stray or repeated part, or the transfer was abandoned
+ * and rq may be gone). */
+static int block2_part(struct lwm2m_server *s, struct lwm2m_request *rq, coap_opt_t *o, struct lwm2m_reply *rep,
+                       int *has_obs)
+{
+	unsigned v = coap_decode_var_bytes(coap_opt_value(o), coap_opt_length(o));
+	unsigned num = v >> 4, szx = v & 7;
+	char why[96];
+	if (szx == 7) {
+		block_abort(s, rq, "Block2 size exponent 7 is reserved");
+		return -1;
+	}
+	/* parts are placed by offset: the device may answer with smaller blocks (RFC 7959 2.4) */
+	size_t bs = (size_t)1 << (szx + 4), off = (size_t)num * bs;
+	if (num == 0 && (rq->bmode != 2 || *has_obs)) {
+		/* a new body; a new notification replaces a transfer in progress (RFC 7959 3.4) */
+		rq->body_len = 0;
+		rq->body_obs = (uint8_t)*has_obs;
+	} else if (rq->bmode != 2 || off < rq->body_len) {
+		return -1; /* a stray part, or one already taken (retransmitted) */
+	} else if (off > rq->body_len) {
+		snprintf(why, sizeof why, "Block2 part at byte %zu when %u bytes came before it", off, rq->body_len);
+		block_abort(s, rq, why);
+		return -1;
+	}
+	if ((v & 8) && rep->len != bs) {
+		snprintf(why, sizeof why, "Block2 part of %zu bytes, not %zu, and not the last", rep->len, bs);
+		block_abort(s, rq, why);
+		return -1;
+	}
+	if (rq->body_len + rep->len > BLOCK2_MAX) {
+		block_abort(s, rq, "Block2 body larger than 1 MiB");
+		return -1;
+	}
+	/* the buffer is always a power of two (>= 1 KiB): one realloc per doubling, not per part */
+	size_t need = rq->body_len + rep->len + 1;
+	if (!rq->body || need > pow2_at_least(rq->body_len + 1)) {
+		uint8_t *nb = realloc(rq->body, pow2_at_least(need));
+		if (!nb) {
+			block_abort(s, rq, "out of memory for the Block2 body");
+			return -1;
+		}
+		rq->body = nb;
+	}
+	if (rep->len)
+		memcpy(rq->body + rq->body_len, rep->data, rep->len);
+	rq->body_len += (uint32_t)rep->len;
+	if (v & 8) {
+		/* RFC 7959 2.4: the next part is asked for (without Observe, RFC 7959 3.4) */
+		rq->bmode = 2;
+		rq->szx = (uint8_t)szx;
+		rq->block = num + 1;
+		return 1;
+	}
+	rq->bmode = 0;
+	*has_obs = rq->body_obs;
+	rep->data = rq->body;
+	rep->len = rq->body_len;
+	return 0;
+}
+
+/* An empty ACK for message mid, to peer on our socket or on DTLS session sess. */
+static void ack_send(struct lwm2m_server *s, void *sess, const union lwm2m_addr *peer, uint16_t mid)
+{
+	if (sess == NOSEC) {
+		lwm2m_udp_send_empty_later(s->udp, peer, COAP_MESSAGE_ACK, mid);
+		return;
+	}
+	/* coap_send_ack answers the message it is given: one made up with the Message ID */
+	coap_pdu_t *con = coap_pdu_init(COAP_MESSAGE_CON, 0, mid, 0);
+	if (!con)
+		return;
+	coap_send_ack(sess, con);
+	coap_delete_pdu(con);
+}
+
+/* Deliver rq's reply to a CON message (mid, from peer on our socket or on DTLS session sess)
+ * and say when to acknowledge it. 0: now (the line is written, or there is none); 1: later, with
+ * the ACKs of a later round once the line is written (acks_due); -1: never (a notification whose
+ * line was not queued, as its client does not read: the device sends it again). */
+static int ack_after(struct lwm2m_server *s, void *sess, const union lwm2m_addr *peer, uint16_t mid,
+                     struct lwm2m_request *rq, struct lwm2m_reply *rep, int has_obs)
 {
 	uint64_t client = rq->client, token = rq->token, q0 = 0, q1 = 0, w = 0;
 	int known = s->cb.out_pos(client, &q0, &w, s->cb.ud) == 0;
 	deliver(s, rq, rep, has_obs); /* may free rq */
-	if (!known || s->cb.out_pos(client, &q1, &w, s->cb.ud) < 0 || q1 == q0) {
-		if (!(rep->notify && !rep->final))
-			lwm2m_udp_send_empty_later(s->udp, peer, COAP_MESSAGE_ACK, mid);
-		return;
-	}
+	if (!known || s->cb.out_pos(client, &q1, &w, s->cb.ud) < 0 || q1 == q0)
+		return rep->notify && !rep->final ? -1 : 0;
 	if (s->nacks == s->capacks) {
 		size_t cap = s->capacks ? s->capacks * 2 : 256;
 		struct pending_ack *na = realloc(s->acks, cap * sizeof *na);
-		if (!na) {
-			lwm2m_udp_send_empty_later(s->udp, peer, COAP_MESSAGE_ACK, mid);
-			return;
-		}
+		if (!na)
+			return 0;
 		s->acks = na;
 		s->capacks = cap;
 	}
 	struct pending_ack *a = &s->acks[s->nacks++];
-	a->to = *peer;
+	memset(a, 0, sizeof *a);
+	if (peer)
+		a->to = *peer;
+	a->sess = sess_ref(sess);
 	a->client = client;
 	a->mark = q1;
 	a->token = token;
@@ -1677,6 +1869,7 @@ static void ack_after(struct lwm2m_server *s, const union lwm2m_addr *peer, uint
 		rq->ack_wait = 1;
 		rq->ack_mid = mid;
 	}
+	return 1;
 }
 
 /* Acknowledge the messages whose lines are written now. */
@@ -1702,9 +1895,29 @@ static void acks_due(struct lwm2m_server *s)
 			rq->ack_wait = 0;
 		/* a client that went away: its observations ended, the device gets a Reset next time */
 		if (r == 0)
-			lwm2m_udp_send_empty_later(s->udp, &a->to, COAP_MESSAGE_ACK, a->mid);
+			ack_send(s, a->sess, &a->to, a->mid);
+		sess_release(a->sess);
 	}
 	s->nacks = k;
+}
+
+/* RFC 7641 3.4: a notification is taken only if fresher than the last one; a retransmission (its
+ * ACK lost, or held back while its line waited) is not. 1: pdu is such a stale one. */
+static int obs_stale(struct lwm2m_request *rq, const coap_pdu_t *pdu)
+{
+	unsigned obs;
+	if (!(rq->state == RQ_OBSERVING || (rq->state == RQ_INFLIGHT && rq->observe == 0)) ||
+	    !opt_uint(pdu, COAP_OPTION_OBSERVE, &obs))
+		return 0;
+	double now = lwm2m_now();
+	uint32_t v1 = rq->obs_seq, v2 = obs & 0xffffff;
+	if (rq->has_obs_seq && !((v1 < v2 && v2 - v1 < (1u << 23)) || (v1 > v2 && v1 - v2 > (1u << 23)) ||
+	                         now > rq->obs_at + 128))
+		return 1;
+	rq->has_obs_seq = 1;
+	rq->obs_seq = v2;
+	rq->obs_at = now;
+	return 0;
 }
 
 /* A response, a notification, an ACK or a Reset on our socket. */
@@ -1749,28 +1962,17 @@ static void udp_response(struct lwm2m_server *s, const union lwm2m_addr *from, c
 	touch(s, rq->reg);
 	if (rq->state == RQ_DONE)
 		return;
-	unsigned obs;
-	if ((rq->state == RQ_OBSERVING || (rq->state == RQ_INFLIGHT && rq->observe == 0)) &&
-	    opt_uint(pdu, COAP_OPTION_OBSERVE, &obs)) {
-		/* RFC 7641 3.4: a notification is taken only if fresher than the last one; a
-		 * retransmission (its ACK lost, or held back while stdout was stalled) is not */
-		double now = lwm2m_now();
-		uint32_t v1 = rq->obs_seq, v2 = obs & 0xffffff;
-		if (rq->has_obs_seq && !((v1 < v2 && v2 - v1 < (1u << 23)) || (v1 > v2 && v1 - v2 > (1u << 23)) ||
-		                         now > rq->obs_at + 128)) {
-			if (defer)
-				udp_send_empty(s, from, COAP_MESSAGE_ACK, mid); /* its line was written before */
-			return;
-		}
-		rq->has_obs_seq = 1;
-		rq->obs_seq = v2;
-		rq->obs_at = now;
+	if (obs_stale(rq, pdu)) {
+		if (defer)
+			udp_send_empty(s, from, COAP_MESSAGE_ACK, mid); /* its line was written before */
+		return;
 	}
 	struct lwm2m_reply rep;
 	int has_obs;
 	decode_reply(pdu, &rep, &has_obs);
 	if (defer) {
-		ack_after(s, from, (uint16_t)mid, rq, &rep, has_obs);
+		if (ack_after(s, NOSEC, from, (uint16_t)mid, rq, &rep, has_obs) == 0)
+			lwm2m_udp_send_empty_later(s->udp, from, COAP_MESSAGE_ACK, mid);
 		return;
 	}
 	if (rq->bmode == 1) {
@@ -1792,59 +1994,14 @@ static void udp_response(struct lwm2m_server *s, const union lwm2m_addr *from, c
 	}
 	coap_opt_t *o = coap_check_option(pdu, COAP_OPTION_BLOCK2, &it);
 	if (o && rep.code / 100 == 2) {
-		unsigned v = coap_decode_var_bytes(coap_opt_value(o), coap_opt_length(o));
-		unsigned num = v >> 4, szx = v & 7;
-		char why[96];
-		if (szx == 7) {
-			block_abort(s, rq, "Block2 size exponent 7 is reserved");
+		int r = block2_part(s, rq, o, &rep, &has_obs);
+		if (r < 0)
 			return;
-		}
-		/* parts are placed by offset: the device may answer with smaller blocks (RFC 7959 2.4) */
-		size_t bs = (size_t)1 << (szx + 4), off = (size_t)num * bs;
-		if (num == 0 && (rq->bmode != 2 || has_obs)) {
-			/* a new body; a new notification replaces a transfer in progress (RFC 7959 3.4) */
-			rq->body_len = 0;
-			rq->body_obs = (uint8_t)has_obs;
-		} else if (rq->bmode != 2 || off < rq->body_len) {
-			return; /* a stray part, or one already taken (retransmitted) */
-		} else if (off > rq->body_len) {
-			snprintf(why, sizeof why, "Block2 part at byte %zu when %u bytes came before it", off, rq->body_len);
-			block_abort(s, rq, why);
-			return;
-		}
-		if ((v & 8) && rep.len != bs) {
-			snprintf(why, sizeof why, "Block2 part of %zu bytes, not %zu, and not the last", rep.len, bs);
-			block_abort(s, rq, why);
-			return;
-		}
-		if (rq->body_len + rep.len > BLOCK2_MAX) {
-			block_abort(s, rq, "Block2 body larger than 1 MiB");
-			return;
-		}
-		/* the buffer is always a power of two (>= 1 KiB): one realloc per doubling, not per part */
-		size_t need = rq->body_len + rep.len + 1;
-		if (!rq->body || need > pow2_at_least(rq->body_len + 1)) {
-			uint8_t *nb = realloc(rq->body, pow2_at_least(need));
-			if (!nb) {
-				block_abort(s, rq, "out of memory for the Block2 body");
-				return;
-			}
-			rq->body = nb;
-		}
-		if (rep.len)
-			memcpy(rq->body + rq->body_len, rep.data, rep.len);
-		rq->body_len += (uint32_t)rep.len;
-		if (v & 8) {
-			/* RFC 7959 2.4: ask for the next part (without Observe, RFC 7959 3.4) */
-			rq->bmode = 2;
-			rq->szx = (uint8_t)szx;
-			rq->block = num + 1;
+		if (r > 0) {
 			if (udp_send_rq(s, rq->reg, rq, 0, 1) < 0)
 				nack(s, rq, COAP_NACK_NOT_DELIVERABLE);
 			return;
 		}
-		rq->bmode = 0;
-		has_obs = rq->body_obs;
 	}
 	uint8_t *body = rq->body;
 	if (body) {
@@ -1996,7 +2153,10 @@ struct lwm2m_server *lwm2m_server_new(const struct lwm2m_server_opts *o, const s
 		free(s);
 		return NULL;
 	}
-	coap_context_set_block_mode(s->ctx, COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY);
+	/* libcoap sends our large requests in Block1 parts and asks for a device's Block2 parts; it
+	 * hands over each part it gets, and the bodies are put together here, with a bound (a
+	 * single body it would assemble without one) */
+	coap_context_set_block_mode(s->ctx, COAP_BLOCK_USE_LIBCOAP);
 	if (o->dtls_listen && dtls_setup(s) < 0) {
 		*usage = errno == EINVAL;
 		coap_free_context(s->ctx);
@@ -2029,12 +2189,12 @@ struct lwm2m_server *lwm2m_server_new(const struct lwm2m_server_opts *o, const s
 		return NULL;
 	}
 	coap_resource_t *r = coap_resource_init(coap_make_str_const("rd"), 0);
-	coap_register_handler(r, COAP_REQUEST_POST, hnd_register);
+	coap_register_handler(r, COAP_REQUEST_POST, dtls_register);
 	coap_add_resource(s->ctx, r);
-	r = coap_resource_unknown_init2(hnd_other, 0);
-	coap_register_handler(r, COAP_REQUEST_POST, hnd_other);
-	coap_register_handler(r, COAP_REQUEST_DELETE, hnd_other);
-	coap_register_handler(r, COAP_REQUEST_GET, hnd_other);
+	r = coap_resource_unknown_init2(dtls_other, 0);
+	coap_register_handler(r, COAP_REQUEST_POST, dtls_other);
+	coap_register_handler(r, COAP_REQUEST_DELETE, dtls_other);
+	coap_register_handler(r, COAP_REQUEST_GET, dtls_other);
 	coap_add_resource(s->ctx, r);
 	coap_register_response_handler(s->ctx, on_response);
 	coap_register_nack_handler(s->ctx, on_nack);
@@ -2095,6 +2255,9 @@ void lwm2m_server_free(struct lwm2m_server *s)
 	if (s->epfd >= 0)
 		close(s->epfd);
 	free(s->tok);
+	for (size_t i = 0; i < s->nacks; i++)
+		sess_release(s->acks[i].sess);
+	s->nacks = 0;
 	if (s->ctx)
 		coap_free_context(s->ctx);
 	coap_cleanup();
