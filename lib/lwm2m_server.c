@@ -517,17 +517,56 @@ void lwm2m_server_submit(struct lwm2m_server *s, const char *ep, struct lwm2m_re
 		flush_held(s, g);
 }
 
+/* The request (Observe 1) that ends rq's observation, sent on cs, the registration's DTLS
+ * session now. libcoap's coap_cancel_observe sends it only on the session the observation was
+ * made on (it keeps the request there): a device that came back from another address (a NAT
+ * rebinding, a new handshake, then an Update) is reached on another session, where the GET is
+ * made here (RFC 7641 3.6: the same token and options). An Observe-Composite FETCH, whose body
+ * libcoap kept, cannot be made again: 0. */
+static int dtls_cancel(coap_session_t *cs, struct lwm2m_request *rq, coap_pdu_type_t type)
+{
+	uint8_t tok[8], buf[8];
+	char seg[8];
+	token_bytes(rq->token, tok);
+	if (rq->session == cs) {
+		coap_binary_t b = {sizeof tok, tok};
+		return coap_cancel_observe(cs, &b, type) != 0;
+	}
+	if (rq->method != COAP_REQUEST_CODE_GET)
+		return 0;
+	coap_pdu_t *pdu = coap_pdu_init(type, COAP_REQUEST_CODE_GET, coap_new_message_id(cs), coap_session_max_pdu_size(cs));
+	if (!pdu)
+		return 0;
+	int ok = coap_add_token(pdu, sizeof tok, tok) &&
+	         coap_add_option(pdu, COAP_OPTION_OBSERVE, coap_encode_var_safe(buf, sizeof buf, COAP_OBSERVE_CANCEL), buf);
+	for (int i = 0; ok && i < rq->path.len; i++) {
+		int n = snprintf(seg, sizeof seg, "%u", rq->path.id[i]);
+		ok = coap_add_option(pdu, COAP_OPTION_URI_PATH, (size_t)n, (const uint8_t *)seg) != 0;
+	}
+	for (int i = 0; ok && i < rq->nqueries; i++)
+		ok = coap_add_option(pdu, COAP_OPTION_URI_QUERY, strlen(rq->queries[i]), (const uint8_t *)rq->queries[i]) != 0;
+	if (ok && rq->accept >= 0)
+		ok = coap_add_option(pdu, COAP_OPTION_ACCEPT, coap_encode_var_safe(buf, sizeof buf, (unsigned)rq->accept), buf) != 0;
+	if (!ok) {
+		coap_delete_pdu(pdu);
+		return 0;
+	}
+	if (coap_send(cs, pdu) == COAP_INVALID_MID)
+		return 0;
+	/* its answer comes on cs: keep it while rq waits for it */
+	sess_release(rq->session);
+	rq->session = sess_ref(cs);
+	return 1;
+}
+
 /* End an observation locally; the device learns of it with a cancel when we can reach it. */
 static void end_observation(struct lwm2m_server *s, struct lwm2m_request *rq, const char *why, int tell_device)
 {
-	if (tell_device && rq->session == NOSEC && rq->reg && rq->reg->session == NOSEC) {
+	if (tell_device && rq->session == NOSEC && rq->reg && rq->reg->session == NOSEC)
 		udp_send_rq(s, rq->reg, rq, 1, 0);
-	} else if (tell_device && rq->reg && rq->reg->session && rq->session == rq->reg->session) {
-		uint8_t tok[8];
-		token_bytes(rq->token, tok);
-		coap_binary_t b = {sizeof tok, tok};
-		coap_cancel_observe(rq->session, &b, COAP_MESSAGE_NON);
-	}
+	else if (tell_device && rq->session && rq->session != NOSEC && rq->reg && rq->reg->session &&
+	         rq->reg->session != NOSEC)
+		dtls_cancel(rq->reg->session, rq, COAP_MESSAGE_NON);
 	reply_status(s, rq, "cancelled", why, 1);
 }
 
@@ -557,12 +596,10 @@ int lwm2m_server_cancel_observe(struct lwm2m_server *s, const char *ep, const ch
 		jv_free(cmd);
 		return -1;
 	}
-	if (rq->state == RQ_OBSERVING && rq->session && rq->session == g->session) {
-		uint8_t tok[8];
-		token_bytes(rq->token, tok);
-		coap_binary_t b = {sizeof tok, tok};
+	/* on the device's session now, which a DTLS device that moved has changed */
+	if (rq->state == RQ_OBSERVING && rq->session && g->session && (rq->session == NOSEC) == (g->session == NOSEC)) {
 		if (rq->session == NOSEC ? udp_send_rq(s, g, rq, 1, 1) == 0
-		                         : coap_cancel_observe(rq->session, &b, COAP_MESSAGE_CON) != 0) {
+		                         : dtls_cancel(g->session, rq, COAP_MESSAGE_CON)) {
 			/* the answer to the cancelling GET goes to the cancel-observe command */
 			rq->state = RQ_CANCELLING;
 			jv_free(rq->cancel_cmd);

@@ -490,3 +490,145 @@ PY
 	run -0 jq -c 'select(.event == "register") | [.ep, .sec, .identity]' "$OUT"
 	assert_output '["leaf9","x509","leaf9"]'
 }
+
+# dtls_device NAME EP IDENTITY KEY [ARGS...]: tests/peers/dtls-device.js (npm node-dtls-client) as
+# device EP; commands to NAME.cmd (append), events in NAME.out.
+dtls_device() {
+	local name=$1 ep=$2 id=$3 key=$4
+	shift 4
+	: >"$BATS_TEST_TMPDIR/$name.cmd"
+	start_bg "$name" node "$PEERS/dtls-device.js" --port "$DPORT" --identity "$id" --key "$key" --ep "$ep" \
+		--commands "$BATS_TEST_TMPDIR/$name.cmd" "$@"
+}
+
+# ev NAME FILTER: some event of NAME.out makes the jq FILTER true
+ev() { jq_some "$2" "$BATS_TEST_TMPDIR/$1.out"; }
+
+@test "lwm2m-dtls: Block1: a Register in parts registers; past 64 KiB it is refused 4.13 with Size1 at the part that passes it" {
+	start_listen
+	# coap-client sends 30 parts of 1024 bytes, Size1 in the first
+	python3 -c 'import sys; sys.stdout.write(("</3303/0>," * 3000)[:29999])' >"$BATS_TEST_TMPDIR/links"
+	run -0 timeout 30 coap-client-gnutls -B 10 -m post -b 1024 -u dev1-id -k secret-one -f "$BATS_TEST_TMPDIR/links" \
+		"coaps://127.0.0.1:$DPORT/rd?ep=dev1&lt=300"
+	refute_output --partial "4."
+	wait_until 5 jq_some '.event == "register" and .ep == "dev1" and .objects == ["/3303/0"]' "$OUT"
+	# a device whose Size1 says 1 KiB and that goes on: the part that passes 64 KiB gets 4.13
+	run -0 timeout 60 node "$PEERS/dtls-device.js" --port "$DPORT" --identity dev2-id --key secret-two --ep dev2 \
+		--block1 100 --size1 1024 </dev/null
+	run -0 jq -c 'select(.event == "block1") | [.codes, .last, .size1, .diagnostic]' <<<"$output"
+	assert_output '[{"2.31":64,"4.13":1},"4.13",65536,"request body too large"]'
+	grep -q 'DTLS refused: request body too large: its Block1 part at byte 65536 goes past the 65536 bytes taken (4.13)' \
+		"$BATS_TEST_TMPDIR/listen.err"
+	! jq_some '.event == "register" and .ep == "dev2"' "$OUT"
+	# and 20 parts that stay under it register
+	run -0 timeout 60 node "$PEERS/dtls-device.js" --port "$DPORT" --identity dev2-id --key secret-two --ep dev2 \
+		--block1 20 --size1 20479 </dev/null
+	run -0 jq -c 'select(.event == "block1") | [.codes, .last]' <<<"$output"
+	assert_output '[{"2.31":19,"2.01":1},"2.01"]'
+	wait_until 5 jq_some '.event == "register" and .ep == "dev2"' "$OUT"
+}
+
+@test "lwm2m-dtls: Block2: a read answered in parts comes back whole; past 1 MiB it ends with bad-response and a log line" {
+	start_listen
+	dtls_device dev1 dev1 dev1-id secret-one --big 5000
+	dtls_device dev2 dev2 dev2-id secret-two --big 1200000
+	wait_until 10 registered dev1
+	wait_until 10 registered dev2
+	run -0 ctl '{"id":1,"op":"read","ep":"dev1","path":"/3/0/0","format":"text"}'
+	run -0 jq -c '[.code, (.value | length), (.value | test("^x+$"))]' <<<"$output"
+	assert_output '["2.05",5000,true]'
+	# the device was asked for each of its 5 parts
+	run -0 jq -c 'select(.event == "get") | .block2' "$BATS_TEST_TMPDIR/dev1.out"
+	assert_output $'null\n22\n38\n54\n70'
+	run -0 ctl '{"id":2,"op":"read","ep":"dev2","path":"/3/0/0","format":"text"}'
+	run -0 jq -c '[.code, .error]' <<<"$output"
+	assert_output '["bad-response","Block2 body larger than 1 MiB"]'
+	grep -q 'block-wise answer from dev2 (.* DTLS) abandoned: Block2 body larger than 1 MiB' "$BATS_TEST_TMPDIR/listen.err"
+	# the other device is served on
+	run -0 ctl '{"id":3,"op":"read","ep":"dev1","path":"/3/0/0","format":"text"}'
+	run -0 jq -c '[.code, (.value | length)]' <<<"$output"
+	assert_output '["2.05",5000]'
+}
+
+@test "lwm2m-dtls: a CON notification is acknowledged only once its line is written: a control reader that stalls makes the device retransmit" {
+	start_listen
+	dtls_device dev1 dev1 dev1-id secret-one --ack-timeout 300 --retransmit 100
+	wait_until 10 registered dev1
+	# a control client asks for 3000 stats (1.4 MB of answers), then observes, then reads nothing
+	# until ./go: its socket is full and the observe's answer waits behind the rest when the
+	# device is asked (commands are taken in order)
+	start_bg reader python3 -c '
+import os, socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"{\"op\":\"stats\"}\n" * 3000)
+s.sendall(b"{\"id\":\"o\",\"op\":\"observe\",\"ep\":\"dev1\",\"path\":\"/3/0/0\",\"format\":\"text\"}\n")
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.05)
+for line in s.makefile("rb"):
+    if b"\"id\":\"o\"" in line:
+        sys.stdout.buffer.write(line)
+        sys.stdout.flush()
+' "$SOCK" "$BATS_TEST_TMPDIR/go"
+	wait_until 20 ev dev1 '.event == "get" and .observe == 0'
+	echo "notify 42" >>"$BATS_TEST_TMPDIR/dev1.cmd"
+	# no ACK while the line waits: the device sends it again and again
+	wait_until 20 ev dev1 '.event == "notify-sent" and .attempt >= 4'
+	! ev dev1 '.event == "notify-acked"'
+	touch "$BATS_TEST_TMPDIR/go"
+	wait_until 30 ev dev1 '.event == "notify-acked"'
+	wait_until 10 jq_some '.op == "notify"' "$BATS_TEST_TMPDIR/reader.out"
+	# the line came once, after the observe's answer
+	run -0 jq -c '[.op, .code, .value]' "$BATS_TEST_TMPDIR/reader.out"
+	assert_output '["observe","2.05","0"]
+["notify","2.05","42"]'
+	# a reader that keeps up: acknowledged at the first try
+	run -0 ctl '{"op":"stats"}'
+	echo "notify 43" >>"$BATS_TEST_TMPDIR/dev1.cmd"
+	wait_until 10 ev dev1 '.event == "notify-acked" and .attempt == 1'
+}
+
+@test "lwm2m-dtls: cancel-observe after the device came back from another port goes to its new session" {
+	start_listen
+	local p1 p2
+	p1=$(free_port)
+	p2=$(free_port)
+	dtls_device dev-a dev1 dev1-id secret-one --listen-port "$p1"
+	wait_until 10 registered dev1
+	reg=$(jq -r 'select(.event == "register") | .reg' "$OUT")
+	# one control connection observes, and later cancels
+	: >"$BATS_TEST_TMPDIR/ctlc.cmd"
+	start_bg ctlc python3 -c '
+import socket, sys, time, threading
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+def read():
+    for line in s.makefile("rb"):
+        sys.stdout.buffer.write(line)
+        sys.stdout.flush()
+threading.Thread(target=read, daemon=True).start()
+off = 0
+while True:
+    with open(sys.argv[2], "rb") as f:
+        f.seek(off)
+        b = f.read()
+    off += len(b)
+    if b:
+        s.sendall(b)
+    time.sleep(0.05)
+' "$SOCK" "$BATS_TEST_TMPDIR/ctlc.cmd"
+	echo '{"id":"o","op":"observe","ep":"dev1","path":"/3/0/0","format":"text"}' >>"$BATS_TEST_TMPDIR/ctlc.cmd"
+	wait_until 10 jq_some '.id == "o" and .code == "2.05"' "$BATS_TEST_TMPDIR/ctlc.out"
+	# the device comes back from another port: a new handshake and an Update
+	stop_bg dev-a
+	dtls_device dev-b dev1 dev1-id secret-one --listen-port "$p2" --update "/rd/$reg"
+	wait_until 10 ev dev-b '.event == "updated" and .code == "2.04"'
+	wait_until 5 jq_some '.event == "update" and .addr == "127.0.0.1:'"$p2"'"' "$OUT"
+	echo '{"id":"c","op":"cancel-observe","ep":"dev1","path":"/3/0/0"}' >>"$BATS_TEST_TMPDIR/ctlc.cmd"
+	# the cancelling GET reaches the device where it is now, and its answer comes back
+	wait_until 10 ev dev-b '.event == "get" and .path == "/3/0/0" and .observe == 1'
+	wait_until 10 jq_some '.id == "c"' "$BATS_TEST_TMPDIR/ctlc.out"
+	run -0 jq -c 'select(.id == "c") | [.op, .code]' "$BATS_TEST_TMPDIR/ctlc.out"
+	assert_output '["cancel-observe","2.05"]'
+	wait_until 5 jq_some '.id == "o" and .code == "cancelled"' "$BATS_TEST_TMPDIR/ctlc.out"
+}

@@ -7,10 +7,12 @@
 //
 //   node dtls-device.js --port N --identity ID --key TEXT --ep NAME [--ack-timeout MS]
 //        [--retransmit N] [--block1 PARTS --size1 BYTES] [--big BYTES] [--commands FILE]
+//        [--listen-port N] [--update /rd/ID]
 //
 // It registers (POST /rd?ep=NAME&lt=300 with </3/0>, CON, retransmitted like every CON it
-// sends), or with --block1 sends the Register's links in PARTS parts of 1024 bytes, the first
-// with Size1 BYTES, one after the other while the answers are 2.31, and reports the codes.
+// sends), with --update sends that registration's Update instead (from --listen-port, a
+// device that comes back from another address), or with --block1 sends the Register's links in PARTS parts of 1024 bytes, the first
+// with Size1 BYTES, one after the other while the answers are 2.31, reports the codes and exits.
 // It answers GET of any path with 2.05 text "0" (Observe 0 makes an observation; Observe 1,
 // or a Reset of a notification, ends it); with --big, a body of BYTES in Block2 parts of 1024.
 // Commands on stdin, and appended to --commands FILE:
@@ -19,6 +21,7 @@
 //   quit           exit
 // Events, one JSON object per line on stdout:
 //   {"event":"connected"}  {"event":"registered","code":"2.01","location":"/rd/..."}
+//   {"event":"updated","code":"2.04"}
 //   {"event":"block1","codes":{"2.31":64,"4.13":1},"last":"4.13","size1":65536,"parts":65}
 //   {"event":"get","path":"/3/0/0","observe":0,"block2":null}
 //   {"event":"notify-sent","mid":N,"attempt":K}  {"event":"notify-acked","mid":N,"attempt":K}
@@ -98,6 +101,7 @@ const observations = new Map(); // token hex -> {token, path, seq}
 const sock = dtls.createSocket({
 	type: 'udp4', address: '127.0.0.1', port: Number(args.port), timeout: 10000,
 	psk: { [args.identity]: args.key },
+	...(args.listenPort ? { listenPort: Number(args.listenPort) } : {}),
 	ciphers: ['TLS_PSK_WITH_AES_128_GCM_SHA256', 'TLS_PSK_WITH_AES_128_CCM_8'],
 });
 
@@ -118,6 +122,13 @@ function sendCon(m, cb, onTry) {
 	};
 	pending.set(m.mid, { cb: (a) => cb(a, attempt) });
 	go();
+}
+
+function update(location) {
+	const path = location.split('/').filter((x) => x).map((x) => [11, Buffer.from(x)]);
+	sendCon({ type: CON, code: 2, mid: nextMid(), token: Buffer.from('u1'), options: path }, (a) => {
+		out(a ? { event: 'updated', code: code(a.code) } : { event: 'update-timeout' });
+	});
 }
 
 function register() {
@@ -157,6 +168,7 @@ function registerBlocks(parts, size1) {
 			const s1 = a && opt(a, 60);
 			out({ event: 'block1', codes, last: c, size1: s1 ? toUint(s1) : null, parts: num + 1,
 				diagnostic: a ? a.payload.toString() : '' });
+			sock.close();
 		});
 	};
 	step(0);
@@ -209,6 +221,8 @@ sock.on('connected', () => {
 	out({ event: 'connected' });
 	if (args.block1)
 		registerBlocks(Number(args.block1), Number(args.size1 || 0));
+	else if (args.update)
+		update(args.update);
 	else
 		register();
 });
