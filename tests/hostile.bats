@@ -420,12 +420,12 @@ PY
 	start_listen -D "127.0.0.1:$dport" -k "$BATS_TEST_TMPDIR/creds"
 	python3 -c 'import sys; sys.stdout.write(("</3303/0>," * (int(sys.argv[1]) // 10 + 1))[:int(sys.argv[1])])' "$body" >"$BATS_TEST_TMPDIR/big"
 	# coap-client announces the size (Size1): the answer to its first part is 4.13 with Size1
-	run -0 coap-client-gnutls -B 30 -v 7 -m post -b 1024 -u dev1-id -k secret-one -f "$BATS_TEST_TMPDIR/big" \
-		"coaps://127.0.0.1:$dport/rd?ep=dev1&lt=600"
-	assert_output --partial '4.13 request body too large'
-	assert_output --regexp 't:ACK c:4.13 .*Size1:65536'
+	coap-client-gnutls -B 30 -v 7 -m post -b 1024 -u dev1-id -k secret-one -f "$BATS_TEST_TMPDIR/big" \
+		"coaps://127.0.0.1:$dport/rd?ep=dev1&lt=600" >"$BATS_TEST_TMPDIR/client.log" 2>&1
+	grep -q '4.13 request body too large' "$BATS_TEST_TMPDIR/client.log"
+	grep -q 't:ACK c:4.13 .*Size1:65536' "$BATS_TEST_TMPDIR/client.log"
 	# the parts it sent (libcoap 4.3.1 with COAP_BLOCK_SINGLE_BODY took in all 20480)
-	run -0 sh -c "grep -o 't:CON c:POST [^[]*\[[^]]*Block1:[0-9]*' | grep -o 'Block1:[0-9]*\$' | sort -u | wc -l" <<<"$output"
+	run -0 sh -c "grep -o 't:CON c:POST [^[]*\[[^]]*Block1:[0-9]*' '$BATS_TEST_TMPDIR/client.log' | grep -o 'Block1:[0-9]*\$' | sort -u | wc -l"
 	assert_output 1
 	grep -q 'refused: request body too large: Size1 20971520 in its first Block1 part' "$BATS_TEST_TMPDIR/listen.err"
 	# a device that announces 1 KiB and sends on: 64 parts are taken, the 65th gets 4.13
