@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fsutil.h"
@@ -27,15 +28,9 @@ enum {
 #define LOG_MIN ((off_t)64 << 10)
 #define BLOCK 4096
 #define SNAP_CHUNK 512 /* table slots serialized per hold of the table's lock */
-#define COMMITTERS 2  /* threads that write batches (one writes while the other wakes waiters) */
-#define WRITING_MAX 1 /* batches written at once: 1 gave the most joins per CPU second (2: -9%,
-                       * 4: -15%) and the lowest p50, the next batch growing meanwhile */
-#define INFLIGHT 16  /* batches taken and not yet known durable in order */
-
-struct inflight {
-	bool busy, done;
-	uint64_t lo, hi;
-};
+#define COMMITTERS 3  /* threads that write batches and then wake their waiters */
+#define WRITING_MAX 2 /* batches written at once (see committer) */
+#define HEDGE_US 1000 /* ... the second one only once the first took this long */
 
 /* a caller waiting for its record (number seq) to be durable */
 struct waiter {
@@ -83,22 +78,23 @@ struct js_state {
 	pthread_t snap_thread;
 	bool snap_running;
 
-	/* group commit: pending records, batches in flight, all records up to done_upto durable;
-	 * records from fail_from on are lost (a write failed) */
+	/* group commit: the records pending (not taken by a writer yet) and their waiters; a batch
+	 * takes both, and its waiters learn their fate when its own write ends */
 	pthread_mutex_t cmu;
 	pthread_cond_t work;
 	char *pend;
 	size_t pend_len, pend_cap;
-	uint64_t pend_seq, taken_seq, done_upto, fail_from;
-	struct inflight inflight[INFLIGHT];
-	struct waiter *wq; /* ring of waiters in record order */
+	uint64_t pend_seq, taken_seq;
+	struct waiter *wq; /* ring of the pending records' waiters, in record order */
 	size_t wq_head, wq_len, wq_cap;
-	bool broken, stop;
+	bool broken, stop; /* broken: a write failed, the log's content is unknown: no more joins */
 	pthread_t threads[COMMITTERS];
 	int n_threads;
-	/* batches being written now, at most writing_max: while one is written the next grows,
-	 * instead of every record waking a writer of its own (one fsync each) */
+	/* batches being written now, at most writing_max, and when the last one started: while one
+	 * is written the next grows (one write for many records) unless the write takes longer than
+	 * hedge_us; then the next batch goes out beside it rather than wait behind a slow write */
 	unsigned writing, writing_max;
+	uint64_t hedge_us, write_started;
 	struct js_stats *stats;
 };
 
@@ -543,58 +539,33 @@ static int pwrite_all(int fd, const char *p, size_t len, off_t off)
 	return 0;
 }
 
-/* Mark the batch [lo, hi] durable (or failed) and advance done_upto over finished batches. A
- * failed batch is never passed over: it and every record after it are lost. */
-static void batch_done(struct js_state *st, uint64_t lo, uint64_t hi, bool ok)
+/* Move the pending records' waiters into *out (grown as needed): the batch taken now owns
+ * them. Called with cmu held. The number taken. */
+static size_t take_waiters(struct js_state *st, struct waiter **out, size_t *cap)
 {
-	for (int i = 0; i < INFLIGHT; i++)
-		if (st->inflight[i].lo == lo && st->inflight[i].busy) {
-			if (ok) {
-				st->inflight[i].done = true;
-				st->inflight[i].hi = hi;
-			} else {
-				st->inflight[i].busy = false;
-			}
-		}
-	if (!ok) {
-		st->broken = true; /* after a failed write the log's content is unknown */
-		if (lo < st->fail_from)
-			st->fail_from = lo;
+	size_t n = st->wq_len;
+	if (n > *cap) {
+		*cap = n * 2;
+		*out = realloc(*out, *cap * sizeof **out);
+		if (!*out)
+			die(EXIT_TEMPORARY, "out of memory");
 	}
-	for (bool moved = true; moved;) {
-		moved = false;
-		for (int i = 0; i < INFLIGHT; i++)
-			if (st->inflight[i].busy && st->inflight[i].done && st->inflight[i].lo == st->done_upto + 1) {
-				st->done_upto = st->inflight[i].hi;
-				st->inflight[i].busy = st->inflight[i].done = false;
-				moved = true;
-			}
-	}
-	pthread_cond_signal(&st->work); /* a slot may be free again */
-}
-
-/* Take the waiters whose fate is known, in record order, into *out (grown as needed); the
- * caller calls them without cmu held. The number taken. */
-static size_t waiters_decided(struct js_state *st, struct waiter **out, size_t *cap)
-{
-	size_t n = 0;
-	while (st->wq_len) {
-		struct waiter *w = &st->wq[st->wq_head];
-		if (w->seq > st->done_upto && w->seq < st->fail_from)
-			break;
-		if (n == *cap) {
-			*cap = *cap ? *cap * 2 : 256;
-			*out = realloc(*out, *cap * sizeof **out);
-			if (!*out)
-				die(EXIT_TEMPORARY, "out of memory");
-		}
-		(*out)[n++] = *w;
-		st->wq_head = (st->wq_head + 1) % st->wq_cap;
-		st->wq_len--;
-	}
+	for (size_t i = 0; i < n; i++)
+		(*out)[i] = st->wq[(st->wq_head + i) % st->wq_cap];
+	st->wq_head = (st->wq_head + n) % (st->wq_cap ? st->wq_cap : 1);
+	st->wq_len = 0;
 	return n;
 }
 
+/* Group commit. A writer takes every pending record (and their waiters), writes them in one
+ * O_DSYNC write and answers their waiters itself: each batch stands alone, so a record is
+ * answered as soon as its own write is on disk, never behind a slower write of older records
+ * (a later join of the same device carries the greater JoinNonce and DevNonce, so its record
+ * is enough on its own after a crash; an unanswered earlier join was never given out). One
+ * write at a time lets the next batch grow meanwhile, the fewest writes for the most records;
+ * a second write starts beside it only once the first has taken hedge_us, so one slow write
+ * (the disk's tail) delays only the records in it. After a failed write nothing more is
+ * written or answered as stored. */
 static void *committer(void *arg)
 {
 	struct js_state *st = arg;
@@ -603,19 +574,23 @@ static void *committer(void *arg)
 	struct waiter *ws = NULL;
 	pthread_mutex_lock(&st->cmu);
 	for (;;) {
-		int slot = -1;
 		for (;;) {
-			if (st->broken && st->pend_len) {
-				/* lost anyway: their waiters are failed (fail_from) */
-				st->taken_seq = st->pend_seq;
-				st->pend_len = 0;
-			}
-			for (int i = 0; i < INFLIGHT && slot < 0; i++)
-				if (!st->inflight[i].busy)
-					slot = i;
-			if ((st->pend_len && slot >= 0 && st->writing < st->writing_max) || (st->pend_len == 0 && st->stop))
+			if ((st->pend_len && st->broken) || (st->pend_len == 0 && st->stop))
 				break;
-			slot = -1;
+			if (st->pend_len && st->writing < st->writing_max) {
+				if (st->writing == 0)
+					break;
+				uint64_t now = js_now_us(), due = st->write_started + st->hedge_us;
+				if (now >= due)
+					break;
+				struct timespec ts;
+				clock_gettime(CLOCK_REALTIME, &ts);
+				uint64_t ns = (uint64_t)ts.tv_nsec + (due - now) * 1000u;
+				ts.tv_sec += (time_t)(ns / 1000000000u);
+				ts.tv_nsec = (long)(ns % 1000000000u);
+				pthread_cond_timedwait(&st->work, &st->cmu, &ts);
+				continue;
+			}
 			pthread_cond_wait(&st->work, &st->cmu);
 		}
 		if (st->pend_len == 0 && st->stop)
@@ -631,58 +606,65 @@ static void *committer(void *arg)
 		st->pend = tmp;
 		st->pend_cap = tcap;
 		st->pend_len = 0;
-		st->inflight[slot] = (struct inflight){.busy = true, .lo = lo, .hi = hi};
-		st->writing++;
+		size_t nw = take_waiters(st, &ws, &wcap);
+		bool writes = !st->broken, ok = writes;
+		if (writes) {
+			st->writing++;
+			st->write_started = js_now_us();
+		}
 		pthread_mutex_unlock(&st->cmu);
 
-		/* zeros to the end of the last block: a batch taken while this one is written starts
-		 * on the next block (writes to one page serialize), see log_written */
-		size_t padded = (blen + BLOCK - 1) / BLOCK * BLOCK;
-		if (padded > batch_cap) {
-			batch = realloc(batch, padded);
-			if (!batch)
-				die(EXIT_TEMPORARY, "out of memory");
-			batch_cap = padded;
-		}
-		memset(batch + blen, 0, padded - blen);
-		off_t off = 0;
-		uint32_t gen = 0;
-		bool ok = log_take(st, padded, &off, &gen) == 0;
-		if (ok) {
-			char g[9];
-			snprintf(g, sizeof g, "%08X", gen);
-			for (char *p = batch; p < batch + blen;) {
-				memcpy(p + 6, g, 8); /* {"g":"XXXXXXXX", */
-				char *nl = memchr(p, '\n', (size_t)(batch + blen - p));
-				p = nl ? nl + 1 : batch + blen;
+		if (writes) {
+			/* zeros to the end of the last block: a batch taken while this one is written
+			 * starts on the next block (writes to one page serialize), see log_written */
+			size_t padded = (blen + BLOCK - 1) / BLOCK * BLOCK;
+			if (padded > batch_cap) {
+				batch = realloc(batch, padded);
+				if (!batch)
+					die(EXIT_TEMPORARY, "out of memory");
+				batch_cap = padded;
 			}
-		}
-		uint64_t tw = js_now_us();
-		if (ok && pwrite_all(st->log_fd, batch, padded, off) != 0) {
-			log_error("unable to store joins in %s: %s", st->log_path, strerror(errno));
-			ok = false;
-		} else if (!ok) {
-			log_error("unable to store joins: the log cannot take them");
-		}
-		if (ok)
-			log_written(st, off, blen, padded, gen);
-		if (st->stats && ok) {
-			js_hist_add(&st->stats->lat[JS_LAT_WRITE], js_now_us() - tw);
-			__atomic_add_fetch(&st->stats->batches, 1, __ATOMIC_RELAXED);
-			__atomic_add_fetch(&st->stats->batched, hi - lo + 1, __ATOMIC_RELAXED);
+			memset(batch + blen, 0, padded - blen);
+			off_t off = 0;
+			uint32_t gen = 0;
+			ok = log_take(st, padded, &off, &gen) == 0;
+			if (ok) {
+				char g[9];
+				snprintf(g, sizeof g, "%08X", gen);
+				for (char *p = batch; p < batch + blen;) {
+					memcpy(p + 6, g, 8); /* {"g":"XXXXXXXX", */
+					char *nl = memchr(p, '\n', (size_t)(batch + blen - p));
+					p = nl ? nl + 1 : batch + blen;
+				}
+			}
+			uint64_t tw = js_now_us();
+			if (ok && pwrite_all(st->log_fd, batch, padded, off) != 0) {
+				log_error("unable to store joins in %s: %s", st->log_path, strerror(errno));
+				ok = false;
+			} else if (!ok) {
+				log_error("unable to store joins: the log cannot take them");
+			}
+			if (ok)
+				log_written(st, off, blen, padded, gen);
+			if (st->stats && ok) {
+				js_hist_add(&st->stats->lat[JS_LAT_WRITE], js_now_us() - tw);
+				__atomic_add_fetch(&st->stats->batches, 1, __ATOMIC_RELAXED);
+				__atomic_add_fetch(&st->stats->batched, hi - lo + 1, __ATOMIC_RELAXED);
+			}
 		}
 
 		pthread_mutex_lock(&st->cmu);
-		st->writing--;
-		batch_done(st, lo, hi, ok);
-		uint64_t upto = st->done_upto;
-		size_t nw = waiters_decided(st, &ws, &wcap);
-		if (nw) {
-			pthread_mutex_unlock(&st->cmu);
-			for (size_t i = 0; i < nw; i++)
-				ws[i].done(ws[i].arg, ws[i].seq <= upto ? 0 : -1);
-			pthread_mutex_lock(&st->cmu);
-		}
+		if (writes)
+			st->writing--;
+		if (!ok)
+			st->broken = true; /* after a failed write the log's content is unknown */
+		bool more = st->pend_len > 0;
+		pthread_mutex_unlock(&st->cmu);
+		if (more) /* records that waited for a free write (or the hedge) go now */
+			pthread_cond_signal(&st->work);
+		for (size_t i = 0; i < nw; i++)
+			ws[i].done(ws[i].arg, ok ? 0 : -1);
+		pthread_mutex_lock(&st->cmu);
 	}
 	pthread_mutex_unlock(&st->cmu);
 	free(batch);
@@ -698,7 +680,6 @@ int js_state_open(struct js_state **out, const char *dir, char *err, size_t errl
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_mutex_init(&st->cmu, NULL);
 	pthread_cond_init(&st->work, NULL);
-	st->fail_from = UINT64_MAX;
 	pthread_mutex_init(&st->omu, NULL);
 	pthread_cond_init(&st->snap_cv, NULL);
 	st->log_size = LOG_SIZE;
@@ -757,6 +738,7 @@ int js_state_open(struct js_state **out, const char *dir, char *err, size_t errl
 		return -1;
 	}
 	st->writing_max = WRITING_MAX;
+	st->hedge_us = HEDGE_US;
 	if (pthread_create(&st->snap_thread, NULL, snapshotter, st) != 0) {
 		snprintf(err, errlen, "unable to start the snapshot thread");
 		return -1;
@@ -794,7 +776,7 @@ void js_state_close(struct js_state *st)
 		struct waiter w = st->wq[st->wq_head];
 		st->wq_head = (st->wq_head + 1) % st->wq_cap;
 		st->wq_len--;
-		w.done(w.arg, w.seq <= st->done_upto ? 0 : -1);
+		w.done(w.arg, -1);
 	}
 	free(st->wq);
 	if (st->log_fd >= 0)
@@ -858,6 +840,7 @@ void js_state_commit_async(struct js_state *st, uint64_t dev_eui, uint16_t dev_n
 		done(arg, -1);
 		return;
 	}
+	bool first = st->pend_len == 0;
 	/* the generation is stamped by the committer at write time */
 	size_t need = 128 + (sid && env ? 48 + strlen(env) : 0);
 	if (st->pend_cap - st->pend_len < need) {
@@ -905,9 +888,12 @@ void js_state_commit_async(struct js_state *st, uint64_t dev_eui, uint16_t dev_n
 		st->wq_head = 0;
 	}
 	st->wq[(st->wq_head + st->wq_len++) % st->wq_cap] = (struct waiter){.seq = ++st->pend_seq, .done = done, .arg = arg};
-	if (st->writing < st->writing_max) /* else the writer busy now takes it next */
-		pthread_cond_signal(&st->work);
 	pthread_mutex_unlock(&st->cmu);
+	/* the first record of a batch calls a writer (one that may write now, or wait for the hedge);
+	 * the others join it, and a write that ends calls a writer again. Signalled after the unlock:
+	 * the writer woken does not wake only to wait for the lock. */
+	if (first)
+		pthread_cond_signal(&st->work);
 }
 
 struct sync_wait {

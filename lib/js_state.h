@@ -2,9 +2,10 @@
  * JoinNonce handed out, and the AppSKey (as its KeyEnvelope) of each session by SessionKeyID.
  *
  * Crash safety: a join is answered only after its record (DevNonce, JoinNonce, session) is in
- * the append-only log and fdatasync'ed; concurrent joins share one fdatasync (group commit).
- * At start the snapshot and the log are replayed (a torn last line is ignored), a new snapshot is
- * written atomically and the log emptied; the same compaction runs when the log grows large. */
+ * the log, written with O_DSYNC; concurrent joins share one write (group commit). At start the
+ * snapshot and the log are replayed (a torn last line is ignored), a new snapshot is written
+ * atomically and the log starts over; the log is two halves used in turn, and the snapshot of
+ * each new generation is written in the background (see js_state.c). */
 #ifndef JS_STATE_H
 #define JS_STATE_H
 
@@ -40,7 +41,8 @@ int js_state_commit(struct js_state *st, uint64_t dev_eui, uint16_t dev_nonce, u
                     const uint8_t sid[16], const char *env);
 /* The same without waiting: done(arg, 0 or -1) is called once the record is on disk (or could not
  * be stored), from a state writer thread; from this call when there is no log or it is broken.
- * Callers waiting on one write are called in the order of their records. */
+ * The callers of one write are called in the order of their records, as soon as that write is
+ * on disk (a later write may end first). */
 typedef void (*js_state_done_fn)(void *arg, int rc);
 void js_state_commit_async(struct js_state *st, uint64_t dev_eui, uint16_t dev_nonce, uint32_t join_nonce,
                            const uint8_t sid[16], const char *env, js_state_done_fn done, void *arg);
