@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -203,6 +204,13 @@ int main(int argc, char **argv)
 	/* a reader that went away is EPIPE: said, and exit 111, not a silent death by SIGPIPE */
 	signal(SIGPIPE, SIG_IGN);
 
+	/* the local store keeps its documents' files open (two per thing) up to the soft limit */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max < 65536 ? rl.rlim_max : 65536;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_debug("unable to raise the open file limit: %s", strerror(errno));
+	}
 	const char *dir = shadow_store_dir(store);
 	struct shadow_backend *be;
 	if (aws.enabled) {

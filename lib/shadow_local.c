@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,12 +32,30 @@ struct centry {
 	struct centry *next;
 	struct shadow_tdoc *doc;
 	size_t hash;
+	/* the document's file and its twin, kept open while this process alone writes the store
+	 * (-1: not open), with their sizes (-1: unknown) */
+	int fd, twin_fd;
+	off_t len, twin_len;
 	char key[];
 };
 struct cache {
 	struct centry **b;
 	size_t nb, n;
+	size_t fds, fd_max; /* descriptors held by entries, and the bound */
 };
+
+static void centry_close(struct cache *c, struct centry *e)
+{
+	if (e->fd >= 0) {
+		close(e->fd);
+		c->fds--;
+	}
+	if (e->twin_fd >= 0) {
+		close(e->twin_fd);
+		c->fds--;
+	}
+	e->fd = e->twin_fd = -1;
+}
 
 static size_t hash_key(const char *s)
 {
@@ -54,11 +73,14 @@ static struct centry **cache_slot(struct cache *c, const char *key, size_t h)
 	return e;
 }
 
+static struct centry *cache_entry(struct cache *c, const char *key)
+{
+	return c->nb ? *cache_slot(c, key, hash_key(key)) : NULL;
+}
+
 static struct shadow_tdoc *cache_get(struct cache *c, const char *key)
 {
-	if (!c->nb)
-		return NULL;
-	struct centry *e = *cache_slot(c, key, hash_key(key));
+	struct centry *e = cache_entry(c, key);
 	return e ? e->doc : NULL;
 }
 
@@ -91,10 +113,13 @@ static int cache_put(struct cache *c, const char *key, struct shadow_tdoc *doc)
 	memcpy(e->key, key, kl + 1);
 	e->hash = h;
 	e->doc = doc;
+	e->fd = e->twin_fd = -1;
+	e->len = e->twin_len = -1;
 	struct centry **slot = cache_slot(c, key, h);
 	if (*slot) {
 		struct centry *old = *slot;
 		e->next = old->next;
+		centry_close(c, old);
 		shadow_tdoc_free(old->doc);
 		free(old);
 		c->n--;
@@ -114,6 +139,7 @@ static void cache_drop(struct cache *c, const char *key)
 	if (!e)
 		return;
 	*slot = e->next;
+	centry_close(c, e);
 	shadow_tdoc_free(e->doc);
 	free(e);
 	c->n--;
@@ -124,11 +150,12 @@ static void cache_clear(struct cache *c)
 	for (size_t i = 0; i < c->nb; i++)
 		for (struct centry *e = c->b[i], *next; e; e = next) {
 			next = e->next;
+			centry_close(c, e);
 			shadow_tdoc_free(e->doc);
 			free(e);
 		}
 	free(c->b);
-	*c = (struct cache){0};
+	*c = (struct cache){.fd_max = c->fd_max};
 }
 
 struct local {
@@ -278,6 +305,63 @@ static int write_doc(struct local *l, const char *name, const char *data, size_t
 	if ((errno == ENOENT || errno == EINVAL || errno == ENOSYS) && renameat(l->dirfd, twin, l->dirfd, name) == 0)
 		return 0;
 	return errno;
+}
+
+/* write_doc for a remembered document, with its two files kept open: a pwrite and the swap,
+ * against an open, a truncate and a close more (~16 against ~9 us of CPU here). The
+ * descriptors follow the names through each swap; they are closed whenever another process
+ * may have written the store (the cache is cleared then). */
+static int write_doc_cached(struct local *l, struct centry *e, const char *name, const char *data, size_t len,
+                            const char **step)
+{
+	struct cache *c = &l->cache;
+	if (e->twin_fd < 0) {
+		if (e->fd >= 0 || c->fds + 2 > c->fd_max)
+			return write_doc(l, name, data, len, step);
+		/* first time: the usual way, then keep both files open */
+		int err = write_doc(l, name, data, len, step);
+		if (err)
+			return err;
+		char twin[300];
+		snprintf(twin, sizeof twin, ".prev.%s", name);
+		e->fd = openat(l->dirfd, name, O_RDWR | O_CLOEXEC);
+		e->twin_fd = e->fd >= 0 ? openat(l->dirfd, twin, O_RDWR | O_CLOEXEC) : -1;
+		c->fds += (e->fd >= 0) + (e->twin_fd >= 0);
+		if (e->twin_fd < 0) /* no twin yet (a first version): next time, the usual way */
+			centry_close(c, e);
+		e->len = (off_t)len;
+		e->twin_len = -1;
+		return 0;
+	}
+	*step = "write";
+	int err = 0;
+	for (size_t done = 0; done < len && !err;) {
+		ssize_t n = pwrite(e->twin_fd, data + done, len - done, (off_t)done);
+		if (n < 0 && errno != EINTR)
+			err = errno;
+		else if (n > 0)
+			done += (size_t)n;
+	}
+	if (!err && (e->twin_len < 0 || e->twin_len > (off_t)len) && ftruncate(e->twin_fd, (off_t)len) < 0)
+		err = errno;
+	if (!err) {
+		char twin[300];
+		snprintf(twin, sizeof twin, ".prev.%s", name);
+		*step = "rename";
+		if (renameat2(l->dirfd, twin, l->dirfd, name, RENAME_EXCHANGE) < 0)
+			err = errno;
+	}
+	if (err) {
+		centry_close(c, e);
+		return err;
+	}
+	int fd = e->fd;
+	off_t old = e->len;
+	e->fd = e->twin_fd;
+	e->len = (off_t)len;
+	e->twin_fd = fd;
+	e->twin_len = old;
+	return 0;
 }
 
 static void fail_group(struct shadow_req *reqs, const struct item *it, struct group *g)
@@ -534,7 +618,9 @@ static int commit(struct local *l, struct shadow_req *reqs, size_t n, struct ite
 			if (!g->dirty || g->failed)
 				continue;
 			const char *step;
-			int err = write_doc(l, g->name, wal.p + g->off, g->len, &step);
+			struct centry *e = cache_entry(&l->cache, g->key);
+			int err = e ? write_doc_cached(l, e, g->name, wal.p + g->off, g->len, &step)
+			            : write_doc(l, g->name, wal.p + g->off, g->len, &step);
 			if (err) {
 				cache_drop(&l->cache, g->key);
 				/* the update stands (it is in the log); the next commit replays the batch */
@@ -846,6 +932,12 @@ struct shadow_backend *shadow_local_open(const char *dir)
 	l->dir = strdup(dir);
 	if (!l->dir)
 		goto fail;
+	struct rlimit rl;
+	/* descriptors for the documents' files (write_doc_cached), leaving room for the rest */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 512)
+		l->cache.fd_max = rl.rlim_cur - 256 < 2 * CACHE_MAX ? (size_t)rl.rlim_cur - 256 : 2 * CACHE_MAX;
+	else if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur == RLIM_INFINITY)
+		l->cache.fd_max = 2 * CACHE_MAX;
 	l->jmax = SHADOW_JOURNAL_MAX;
 	const char *jm = getenv("SHADOW_JOURNAL_MAX");
 	if (jm && *jm) {
