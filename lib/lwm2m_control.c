@@ -440,12 +440,8 @@ static int single_resource_path(const struct lwm2m_path *p)
 	return !d || !d->multiple;
 }
 
-void lwm2m_control_reply(struct lwm2m_request *rq, const struct lwm2m_reply *rep, void *ud)
+jv lwm2m_control_reply_jv(jv cmd, const struct lwm2m_reply *rep)
 {
-	struct lwm2m_control *c = ud;
-	if (rq->client == UINT64_MAX)
-		return;
-	jv cmd = lwm2m_request_cmd(rq);
 	const char *op = jl_str(cmd, "op");
 	jv r = response_base(cmd, rep->notify ? "notify" : NULL);
 	if (rep->code) {
@@ -494,7 +490,157 @@ void lwm2m_control_reply(struct lwm2m_request *rq, const struct lwm2m_reply *rep
 			r = jv_object_set(r, jv_string("error"), jv_string(rep->error));
 	}
 	jv_free(cmd);
-	send_line(c, rq->client, r);
+	return r;
+}
+
+/* Skip one JSON value of well-formed compact text at p (jq's own dump); the end, or NULL. */
+static const char *skip_value(const char *p, const char *end)
+{
+	int depth = 0;
+	do {
+		if (p >= end)
+			return NULL;
+		if (*p == '"') {
+			for (p++; p < end && *p != '"'; p++)
+				if (*p == '\\')
+					p++;
+			if (p >= end)
+				return NULL;
+			p++;
+		} else if (*p == '{' || *p == '[') {
+			depth++;
+			p++;
+		} else if (*p == '}' || *p == ']') {
+			depth--;
+			p++;
+		} else {
+			while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ':')
+				p++;
+		}
+		/* inside a container: step over the separators */
+		while (depth > 0 && p < end && (*p == ',' || *p == ':'))
+			p++;
+	} while (depth > 0);
+	return p;
+}
+
+int lwm2m_control_notify_text(struct jbuf *b, const char *cmd, size_t len, const struct lwm2m_reply *rep)
+{
+	if (!rep->notify || rep->code < 200 || rep->code >= 300 || !rep->len || rep->location[0] ||
+	    rep->ct == LWM2M_CT_LINK)
+		return 0;
+	/* the members echoed, as the command's own text: jq's dump of them, as json_out prints */
+	static const char *const names[] = {"id", "ep", "path", "paths", "op"};
+	const char *at[5] = {0}, *to[5] = {0}, *p = cmd, *end = cmd + len;
+	if (p >= end || *p++ != '{')
+		return 0;
+	while (p < end && *p != '}') {
+		if (*p != '"')
+			return 0;
+		const char *k = p + 1, *kend = memchr(k, '"', (size_t)(end - k));
+		if (!kend || memchr(k, '\\', (size_t)(kend - k)) || kend + 1 >= end || kend[1] != ':')
+			return 0; /* a key with an escape: the general way */
+		const char *v = kend + 2, *vend = skip_value(v, end);
+		if (!vend)
+			return 0;
+		for (int i = 0; i < 5; i++)
+			if (strlen(names[i]) == (size_t)(kend - k) && memcmp(names[i], k, (size_t)(kend - k)) == 0) {
+				at[i] = v;
+				to[i] = vend;
+			}
+		p = vend;
+		if (p < end && *p == ',')
+			p++;
+	}
+	if (at[4] && to[4] - at[4] == 10 && memcmp(at[4], "\"discover\"", 10) == 0)
+		return 0; /* links */
+	struct lwm2m_path base = {0};
+	char ps[LWM2M_PATH_STRLEN + 2];
+	int has_path = 0;
+	if (at[2]) {
+		size_t pl = (size_t)(to[2] - at[2]);
+		if (*at[2] != '"' || pl < 2 || pl - 2 >= sizeof ps || memchr(at[2], '\\', pl))
+			return 0;
+		memcpy(ps, at[2] + 1, pl - 2);
+		ps[pl - 2] = 0;
+		lwm2m_path_parse(ps, &base);
+		has_path = 1;
+	}
+	jv vals = lwm2m_decode(rep->ct >= 0 ? rep->ct : LWM2M_CT_TEXT, &base, rep->data, rep->len);
+	if (!jv_is_valid(vals)) {
+		jv_free(vals);
+		return 0; /* the error line: the general way */
+	}
+	size_t start = b->len;
+	JBUF_LIT(b, "{\"id\":");
+	if (at[0])
+		jbuf_add(b, at[0], (size_t)(to[0] - at[0]));
+	else
+		JBUF_LIT(b, "null");
+	JBUF_LIT(b, ",\"op\":\"notify\"");
+	for (int i = 1; i < 4; i++)
+		if (at[i]) {
+			jbuf_add(b, ",\"", 2);
+			jbuf_add(b, names[i], strlen(names[i]));
+			jbuf_add(b, "\":", 2);
+			jbuf_add(b, at[i], (size_t)(to[i] - at[i]));
+		}
+	char num[48];
+	int n = snprintf(num, sizeof num, ",\"code\":\"%d.%02d\"", rep->code / 100, rep->code % 100);
+	jbuf_add(b, num, (size_t)n);
+	if (rep->ct >= 0) {
+		JBUF_LIT(b, ",\"ct\":");
+		json_out_number(b, rep->ct);
+	}
+	if (has_path && single_resource_path(&base)) {
+		jv v;
+		if (rep->ct == LWM2M_CT_TEXT || rep->ct < 0 || rep->ct == LWM2M_CT_OPAQUE) {
+			/* one value, under the base path's own name */
+			int it = jv_object_iter(vals);
+			v = jv_object_iter_valid(vals, it) ? jv_object_iter_value(vals, it) : jv_invalid();
+		} else {
+			char key[LWM2M_PATH_STRLEN];
+			lwm2m_path_str(&base, key, sizeof key);
+			v = jv_object_get(jv_copy(vals), jv_string(key));
+		}
+		if (jv_is_valid(v)) {
+			JBUF_LIT(b, ",\"value\":");
+			json_out_append(b, v);
+		}
+		jv_free(v);
+	}
+	JBUF_LIT(b, ",\"values\":");
+	json_out_append(b, vals);
+	jv_free(vals);
+	JBUF_LIT(b, "}\n");
+	if (b->failed) {
+		b->len = start;
+		b->failed = 0;
+		return 0;
+	}
+	return 1;
+}
+
+void lwm2m_control_reply(struct lwm2m_request *rq, const struct lwm2m_reply *rep, void *ud)
+{
+	struct lwm2m_control *c = ud;
+	if (rq->client == UINT64_MAX)
+		return;
+	/* a notification (many a second): written from the command's text, no jq object */
+	if (rep->notify && rq->client && jv_get_kind(rq->cmd) == JV_KIND_STRING) {
+		struct client *cl = find_client(c, rq->client);
+		if (!cl)
+			return;
+		struct jbuf *b = &c->jb;
+		b->len = 0;
+		b->failed = 0;
+		const char *t = jv_string_value(rq->cmd);
+		if (lwm2m_control_notify_text(b, t, (size_t)jv_string_length_bytes(jv_copy(rq->cmd)), rep)) {
+			client_send(c, cl, b->p, b->len);
+			return;
+		}
+	}
+	send_line(c, rq->client, lwm2m_control_reply_jv(lwm2m_request_cmd(rq), rep));
 }
 
 /* ---- commands ---- */

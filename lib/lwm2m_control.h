@@ -34,6 +34,14 @@ void lwm2m_control_poll_done(struct lwm2m_control *c, const struct pollfd *fds);
 /* 1 while more than a bounded amount of stdout waits for its reader: stop taking datagrams. */
 int lwm2m_control_backlogged(const struct lwm2m_control *c);
 
+/* The reply line for rep as a jq object (cmd consumed: the request's command). */
+jv lwm2m_control_reply_jv(jv cmd, const struct lwm2m_reply *rep);
+/* A notification's reply line written as text, with its newline, from the command's compact text
+ * (jq's dump): byte for byte what the jq object above dumps. 1 if written; 0 if it is not the
+ * common case (an error, links, keys with escapes...), nothing written then. */
+struct jbuf;
+int lwm2m_control_notify_text(struct jbuf *b, const char *cmd, size_t len, const struct lwm2m_reply *rep);
+
 /* Handle one command line from client (0: stdin, answered on stdout). Exposed for tests. */
 void lwm2m_control_command(struct lwm2m_control *c, uint64_t client, const char *line, size_t len,
                            unsigned long lineno);

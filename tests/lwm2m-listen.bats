@@ -264,6 +264,11 @@ PY
 	run -0 "$UNIT/test_registry" "$BATS_TEST_TMPDIR"
 }
 
+@test "lwm2m-listen: notification lines written as text are byte for byte what jq printed (unit checks)" {
+	run -0 "$UNIT/test_control"
+	assert_output --regexp '^[0-9]+ of 20000 replies written as text'
+}
+
 # ---- commands against a device: tests/peers/lwm2m-device.js (the npm coap package) ----
 
 # start_device NAME ARGS...: a simulated device registered with lwm2m-listen on $PORT;
