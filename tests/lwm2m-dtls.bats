@@ -528,8 +528,9 @@ ev() { jq_some "$2" "$BATS_TEST_TMPDIR/$1.out"; }
 	wait_until 5 jq_some '.event == "register" and .ep == "dev2"' "$OUT"
 }
 
-@test "lwm2m-dtls: Block2: a read answered in parts comes back whole; past 1 MiB it ends with bad-response and a log line" {
+@test "lwm2m-dtls: Block2: a read answered in parts comes back whole; past 1 MiB it ends with bad-response and a log line; notifications in parts too" {
 	start_listen
+	DPORT2=$(free_port)
 	dtls_device dev1 dev1 dev1-id secret-one --big 5000
 	dtls_device dev2 dev2 dev2-id secret-two --big 1200000
 	wait_until 10 registered dev1
@@ -548,6 +549,21 @@ ev() { jq_some "$2" "$BATS_TEST_TMPDIR/$1.out"; }
 	run -0 ctl '{"id":3,"op":"read","ep":"dev1","path":"/3/0/0","format":"text"}'
 	run -0 jq -c '[.code, (.value | length)]' <<<"$output"
 	assert_output '["2.05",5000]'
+	# an observation whose first answer and notifications come in parts, from standard input
+	mkfifo "$BATS_TEST_TMPDIR/in"
+	start_bg listen2 sh -c "exec lwm2m-listen -l 127.0.0.1:$(free_port) -D 127.0.0.1:$DPORT2 -k '$CREDS' -C '$SOCK.2' -S '' <'$BATS_TEST_TMPDIR/in'"
+	exec {infd}>"$BATS_TEST_TMPDIR/in"
+	wait_until 5 test -S "$SOCK.2"
+	DPORT=$DPORT2 dtls_device dev3 dev1 dev1-id secret-one --big 3000
+	wait_until 10 jq_some '.event == "register"' "$BATS_TEST_TMPDIR/listen2.out"
+	echo '{"id":"o","op":"observe","ep":"dev1","path":"/3/0/0","format":"text"}' >&"$infd"
+	wait_until 10 jq_some '.id == "o"' "$BATS_TEST_TMPDIR/listen2.out"
+	echo "notify 1" >>"$BATS_TEST_TMPDIR/dev3.cmd"
+	wait_until 10 jq_some '.op == "notify"' "$BATS_TEST_TMPDIR/listen2.out"
+	run -0 jq -c 'select(.id == "o") | [.op, .code, (.value | length)]' "$BATS_TEST_TMPDIR/listen2.out"
+	assert_output '["observe","2.05",3000]
+["notify","2.05",3000]'
+	exec {infd}>&-
 }
 
 @test "lwm2m-dtls: a CON notification is acknowledged only once its line is written: a control reader that stalls makes the device retransmit" {

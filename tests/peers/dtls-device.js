@@ -14,7 +14,8 @@
 // device that comes back from another address), or with --block1 sends the Register's links in PARTS parts of 1024 bytes, the first
 // with Size1 BYTES, one after the other while the answers are 2.31, reports the codes and exits.
 // It answers GET of any path with 2.05 text "0" (Observe 0 makes an observation; Observe 1,
-// or a Reset of a notification, ends it); with --big, a body of BYTES in Block2 parts of 1024.
+// or a Reset of a notification, ends it); with --big, a body of BYTES in Block2 parts of 1024
+// (a notification too: its first part, the server asks for the rest).
 // Commands on stdin, and appended to --commands FILE:
 //   notify VALUE   a CON notification of every observation, sent again every --ack-timeout ms
 //                  (default 1000) until acknowledged, --retransmit times at most (default 8)
@@ -179,6 +180,12 @@ function notifyAll(value) {
 		ob.seq++;
 		const m = { type: CON, code: 69, mid: nextMid(), token: ob.token,
 			options: [[6, uint(ob.seq)], [12, uint(0)]], payload: Buffer.from(String(value)) };
+		if (args.big) {
+			// the first part of the body (RFC 7959 3.4: the server asks for the rest)
+			const size = Number(args.big);
+			m.payload = Buffer.alloc(Math.min(size, 1024), 'x');
+			m.options.push([23, uint((size > 1024 ? 8 : 0) | 6)], [28, uint(size)]);
+		}
 		ob.mids.add(m.mid);
 		sendCon(m, (a, attempt) => {
 			ob.mids.delete(m.mid);
