@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 # A NoSec LwM2M device from a raw UDP socket that plays block-wise games (RFC 7959) with the
-# server, for tests/blockwise.bats. It registers as EP with </3311/0>, then answers every GET
+# server, for tests/blockwise.bats. It registers as EP with </3311/0> (the Register retransmitted
+# as RFC 7252 has it: events register-retransmit, then registered or register-failed, which
+# exits 1), then answers every GET
 # with a Block2 body and every Block1 request part as MODE says; one JSON line per event.
 #
 #   block_device.py PORT EP MODE
@@ -19,16 +21,16 @@
 import hashlib
 import json
 import os
+import random
 import socket
 import sys
 import time
 
-from coapmsg import ACK, CON, block, msg, opt_uint, parse, uint
+from coapmsg import ACK, CON, NON, RST, block, msg, opt_uint, parse, uint
 
 port, ep, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.connect(("127.0.0.1", port))
-s.settimeout(60)
 mid = 0x1000
 
 
@@ -36,15 +38,57 @@ def emit(**kw):
     print(json.dumps(kw), flush=True)
 
 
-# Register
-mid += 1
-s.send(msg(0, 2, mid, b"\x42", [(11, b"rd"), (15, f"ep={ep}".encode()), (15, b"lt=600"), (15, b"lwm2m=1.1"),
-                                 (12, uint(40))], b"</3311/0>"))
-while True:
-    typ, code, m, _, opts, _ = parse(s.recv(2048))
-    if m == mid and code == 0x41:
-        emit(event="registered")
-        break
+def register():
+    """Register, retransmitted as RFC 7252 4.2 has it until the answer comes: the first timeout
+    ACK_TIMEOUT times a random factor up to ACK_RANDOM_FACTOR, doubled each time, MAX_RETRANSMIT
+    retransmissions (one 2.01 took more than 10 s on a loaded machine). A separate response (an
+    empty ACK first) is waited for and acknowledged."""
+    global mid
+    ACK_TIMEOUT, ACK_RANDOM_FACTOR, MAX_RETRANSMIT = 2.0, 1.5, 4
+    mid += 1
+    token = b"\x42"
+    req = msg(CON, 2, mid, token, [(11, b"rd"), (15, f"ep={ep}".encode()), (15, b"lt=600"), (15, b"lwm2m=1.1"),
+                                   (12, uint(40))], b"</3311/0>")
+    timeout = ACK_TIMEOUT * random.uniform(1, ACK_RANDOM_FACTOR)
+    sent, deadline, acked = 0, 0.0, False
+    while True:
+        now = time.monotonic()
+        if acked and now >= deadline:
+            break  # the separate response never came
+        if not acked and now >= deadline:
+            if sent > MAX_RETRANSMIT:
+                break
+            if sent:
+                emit(event="register-retransmit", attempt=sent)
+            try:
+                s.send(req)
+            except ConnectionRefusedError:
+                pass  # nothing listens there (yet): as a lost datagram
+            sent += 1
+            deadline = now + timeout
+            timeout *= 2
+        s.settimeout(max(0.01, deadline - now))
+        try:
+            b = s.recv(2048)
+        except (socket.timeout, ConnectionRefusedError):
+            continue
+        if len(b) < 4:
+            continue
+        typ, code, m, tok, _, _ = parse(b)
+        if typ == ACK and m == mid and code == 0:
+            acked, deadline = True, time.monotonic() + 60  # a separate response follows
+        elif typ == RST and m == mid:
+            break
+        elif code == 0x41 and ((typ == ACK and m == mid) or (typ in (CON, NON) and tok == token)):
+            if typ == CON:
+                s.send(msg(ACK, 0, m, b"", []))
+            emit(event="registered", attempts=sent)
+            return
+    emit(event="register-failed", attempts=sent)
+    sys.exit(1)
+
+
+register()
 
 body1 = b""
 CT_TEXT = 0
