@@ -1041,7 +1041,7 @@ static int whole_body(const coap_pdu_t *req, const uint8_t **data, size_t *len, 
 		return 408;
 	}
 	if (total > *len) {
-		*why = "Block1 transfer without Size1 in its first block";
+		*why = "Block1 part without the rest of its body";
 		return 408;
 	}
 	return 0;
@@ -1571,7 +1571,9 @@ static void block1_too_large(coap_session_t *cs, coap_pdu_t *resp, size_t at, si
 
 /* Collect a Block1 part from the peer at from on session cs (NULL: our socket). Returns the
  * whole request once the last part is in (*b1 set to the option to echo), NULL when resp is the
- * answer already (2.31 Continue or an error). A body in progress holds at most MAX_PAYLOAD. */
+ * answer already (2.31 Continue or an error). A body in progress holds at most MAX_PAYLOAD.
+ * Size1 is optional (RFC 7959 4, and many devices leave it out): without it the bound is met
+ * at the part that would pass it. */
 static coap_pdu_t *block1_add(struct lwm2m_server *s, coap_session_t *cs, const union lwm2m_addr *from,
                               const coap_pdu_t *req, coap_opt_t *opt, coap_pdu_t *resp, unsigned *b1)
 {
@@ -1594,10 +1596,6 @@ static coap_pdu_t *block1_add(struct lwm2m_server *s, coap_session_t *cs, const 
 		if (b)
 			block1_free(s, b);
 		block1_too_large(cs, resp, 0, size1);
-		return NULL;
-	}
-	if (num == 0 && more && !has_size1) {
-		block1_refuse(cs, resp, 408, "Block1 transfer without Size1 in its first block");
 		return NULL;
 	}
 	if (num == 0) {

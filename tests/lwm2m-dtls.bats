@@ -528,6 +528,23 @@ ev() { jq_some "$2" "$BATS_TEST_TMPDIR/$1.out"; }
 	wait_until 5 jq_some '.event == "register" and .ep == "dev2"' "$OUT"
 }
 
+@test "lwm2m-dtls: Block1 without Size1 (optional in RFC 7959): a Register in parts registers; past 64 KiB it is refused 4.13 with Size1 65536" {
+	start_listen
+	run -0 timeout 60 node "$PEERS/dtls-device.js" --port "$DPORT" --identity dev2-id --key secret-two --ep dev2 \
+		--block1 20 </dev/null
+	run -0 jq -c 'select(.event == "block1") | [.codes, .last]' <<<"$output"
+	assert_output '[{"2.31":19,"2.01":1},"2.01"]'
+	wait_until 5 jq_some '.event == "register" and .ep == "dev2" and .objects == ["/3303/0"]' "$OUT"
+	run -0 timeout 60 node "$PEERS/dtls-device.js" --port "$DPORT" --identity dev1-id --key secret-one --ep dev1 \
+		--block1 100 </dev/null
+	run -0 jq -c 'select(.event == "block1") | [.codes, .last, .size1, .diagnostic]' <<<"$output"
+	assert_output '[{"2.31":64,"4.13":1},"4.13",65536,"request body too large"]'
+	grep -q 'DTLS refused: request body too large: its Block1 part at byte 65536 goes past the 65536 bytes taken (4.13)' \
+		"$BATS_TEST_TMPDIR/listen.err"
+	! jq_some '.event == "register" and .ep == "dev1"' "$OUT"
+	kill -0 "$(bg_pid listen)"
+}
+
 @test "lwm2m-dtls: Block2: a read answered in parts comes back whole; past 1 MiB it ends with bad-response and a log line; notifications in parts too" {
 	start_listen
 	DPORT2=$(free_port)

@@ -4,9 +4,11 @@
 #
 #   coap_flood.py registers PORT N        N Registers with distinct endpoint names, one socket;
 #                                         prints {"codes": {"2.01": n, "5.03": n, ...}}
-#   coap_flood.py block1 PORT KIB [SIZE1] a Register whose links come in Block1 blocks of 1 KiB,
-#                                         in order, KIB of them (the first with Size1 if given);
-#                                         prints the codes of the answers, up to the first error
+#   coap_flood.py block1 PORT KIB [SIZE1] a Register whose links (</3303/0>, ...) come in Block1
+#                                         blocks of 1 KiB, in order, KIB of them (the first with
+#                                         Size1 if given, none otherwise);
+#                                         prints the codes of the answers, up to the first error,
+#                                         and the Size1 of the last answer if it has one
 #   coap_flood.py block1-gap PORT         a lone Block1 block NUM 5, nothing before it
 #   coap_flood.py dtls-hello PORT N       N DTLS ClientHellos from N sockets, none finished
 import json
@@ -26,11 +28,16 @@ def request(code, options, payload=b"", token=b""):
     return coapmsg.msg(coapmsg.CON, code, mid, token, options, payload)
 
 
+last = None  # the last answer, parsed
+
+
 def ask(s, pkt):
+    global last
     s.send(pkt)
     while True:
         r = s.recv(2048)
         if len(r) >= 4 and struct.unpack(">H", r[2:4])[0] == mid:
+            last = coapmsg.parse(r)
             return coapmsg.code_str(r[1])
 
 
@@ -58,15 +65,21 @@ def main():
     elif mode == "block1":
         n = int(sys.argv[3])
         size1 = int(sys.argv[4]) if len(sys.argv) > 4 else None
-        body = b"</3/0>," * 147  # 1029 bytes a block
+        # links of 10 bytes with their commas, the last one without: one link format body
+        k = (n * 1024 + 1) // 10
+        body = (b"</3303/0>," * k)[:k * 10 - 1]
         for i in range(n):
             o = [(11, b"rd"), (15, b"ep=big"), (27, block1(i, i < n - 1))]
             if size1 is not None and i == 0:
                 o.append((60, size1.to_bytes(4, "big")))
-            c = ask(s, request(2, o, body[:1024], token=b"\x01\x02"))
+            c = ask(s, request(2, o, body[i * 1024:(i + 1) * 1024], token=b"\x01\x02"))
             codes[c] = codes.get(c, 0) + 1
             if not c.startswith("2."):
                 break
+        size1 = coapmsg.opt_uint(last[4], 60)
+        if size1 is not None:
+            print(json.dumps({"codes": codes, "size1": size1}))
+            return
     elif mode == "block1-gap":
         for num in (5,):
             c = ask(s, request(2, [(11, b"rd"), (15, b"ep=gap"), (27, block1(num, True))], b"x" * 1024,

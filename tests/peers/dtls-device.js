@@ -6,13 +6,13 @@
 // reports (or their absence, retransmitting), large answers in Block2 parts.
 //
 //   node dtls-device.js --port N --identity ID --key TEXT --ep NAME [--ack-timeout MS]
-//        [--retransmit N] [--block1 PARTS --size1 BYTES] [--big BYTES] [--commands FILE]
+//        [--retransmit N] [--block1 PARTS [--size1 BYTES]] [--big BYTES] [--commands FILE]
 //        [--listen-port N] [--update /rd/ID]
 //
 // It registers (POST /rd?ep=NAME&lt=300 with </3/0>, CON, retransmitted like every CON it
 // sends), with --update sends that registration's Update instead (from --listen-port, a
 // device that comes back from another address), or with --block1 sends the Register's links in PARTS parts of 1024 bytes, the first
-// with Size1 BYTES, one after the other while the answers are 2.31, reports the codes and exits.
+// with Size1 BYTES (no Size1 without --size1), one after the other while the answers are 2.31, reports the codes and exits.
 // It answers GET of any path with 2.05 text "0" (Observe 0 makes an observation; Observe 1,
 // or a Reset of a notification, ends it); with --big, a body of BYTES in Block2 parts of 1024
 // (a notification too: its first part, the server asks for the rest).
@@ -156,7 +156,7 @@ function registerBlocks(parts, size1) {
 		const more = (num + 1) * 1024 < body.length;
 		const o = [[11, Buffer.from('rd')], [15, Buffer.from(`ep=${args.ep}`)], [12, uint(40)],
 			[27, uint((num << 4) | (more ? 8 : 0) | 6)]];
-		if (num === 0)
+		if (num === 0 && size1 !== null)
 			o.push([60, uint(size1)]);
 		sendCon({ type: CON, code: 2, mid: nextMid(), token, options: o,
 			payload: body.subarray(num * 1024, (num + 1) * 1024) }, (a) => {
@@ -227,7 +227,7 @@ function answerGet(m) {
 sock.on('connected', () => {
 	out({ event: 'connected' });
 	if (args.block1)
-		registerBlocks(Number(args.block1), Number(args.size1 || 0));
+		registerBlocks(Number(args.block1), args.size1 === undefined ? null : Number(args.size1));
 	else if (args.update)
 		update(args.update);
 	else
