@@ -142,37 +142,60 @@ static void put_hex(jv *o, const char *key, const uint8_t *b, size_t n)
 	*o = jv_object_set(*o, jv_string(key), jv_string(h));
 }
 
-static void put_hex_uint(jv *o, const char *key, uint64_t v, size_t n)
+/* "key":"HEX", after a comma unless it opens an object */
+static void text_hex(struct jbuf *b, const char *key, const uint8_t *v, size_t n)
 {
-	uint8_t b[8];
-	for (size_t i = 0; i < n; i++)
-		b[n - 1 - i] = (uint8_t)(v >> (8 * i));
-	put_hex(o, key, b, n);
+	char h[2 * 64 + 1];
+	if (n > 64)
+		n = 64;
+	hex_encode(v, n, h);
+	if (b->len && b->p[b->len - 1] != '{')
+		JBUF_LIT(b, ",");
+	JBUF_LIT(b, "\"");
+	jbuf_add(b, key, strlen(key));
+	JBUF_LIT(b, "\":\"");
+	jbuf_add(b, h, 2 * n);
+	JBUF_LIT(b, "\"");
 }
 
-static jv request_json(const char *op, const struct js_join_in *in, bool accept)
+static void text_hex_uint(struct jbuf *b, const char *key, uint64_t v, size_t n)
 {
-	jv o = jv_object();
-	o = jv_object_set(o, jv_string("op"), jv_string(op));
-	put_hex_uint(&o, "DevEUI", in->dev_eui, 8);
-	put_hex_uint(&o, "JoinEUI", in->join_eui, 8);
-	o = jv_object_set(o, jv_string("MACVersion"), jv_string(lw_mac_name(in->mac)));
+	uint8_t d[8];
+	for (size_t i = 0; i < n; i++)
+		d[n - 1 - i] = (uint8_t)(v >> (8 * i));
+	text_hex(b, key, d, n);
+}
+
+/* A request's text without its closing brace (remote_call_async adds the id), written straight:
+ * building it as a jq object and printing that cost ~40k instructions a join. */
+static void request_text(struct jbuf *b, const char *op, const struct js_join_in *in, bool accept)
+{
+	JBUF_LIT(b, "{\"op\":\"");
+	jbuf_add(b, op, strlen(op));
+	JBUF_LIT(b, "\"");
+	text_hex_uint(b, "DevEUI", in->dev_eui, 8);
+	text_hex_uint(b, "JoinEUI", in->join_eui, 8);
+	const char *mac = lw_mac_name(in->mac); /* "1.0.3" and the like: nothing to escape */
+	JBUF_LIT(b, ",\"MACVersion\":\"");
+	jbuf_add(b, mac, strlen(mac));
+	JBUF_LIT(b, "\"");
 	if (strcmp(op, "check-mic") == 0) {
-		put_hex(&o, "PHYPayload", in->phy, 23);
-		return o;
+		text_hex(b, "PHYPayload", in->phy, 23);
+		return;
 	}
-	put_hex_uint(&o, "DevNonce", in->dev_nonce, 2);
-	put_hex_uint(&o, "JoinNonce", in->join_nonce, 3);
-	put_hex_uint(&o, "NetID", in->net_id, 3);
-	put_hex_uint(&o, "DLSettings", in->dl_settings, 1);
+	text_hex_uint(b, "DevNonce", in->dev_nonce, 2);
+	text_hex_uint(b, "JoinNonce", in->join_nonce, 3);
+	text_hex_uint(b, "NetID", in->net_id, 3);
+	text_hex_uint(b, "DLSettings", in->dl_settings, 1);
 	if (accept) {
-		put_hex_uint(&o, "DevAddr", in->dev_addr, 4);
-		o = jv_object_set(o, jv_string("RxDelay"), jv_number(in->rx_delay));
+		char rx[24];
+		text_hex_uint(b, "DevAddr", in->dev_addr, 4);
+		int n = snprintf(rx, sizeof rx, ",\"RxDelay\":%u", (unsigned)in->rx_delay);
+		jbuf_add(b, rx, (size_t)n);
 		if (in->has_cflist)
-			put_hex(&o, "CFList", in->cflist, 16);
-		put_hex_uint(&o, "JoinReqType", in->join_req_type, 1);
+			text_hex(b, "CFList", in->cflist, 16);
+		text_hex_uint(b, "JoinReqType", in->join_req_type, 1);
 	}
-	return o;
 }
 
 static int get_hex_uint(jv o, const char *key, size_t n, uint64_t *v, char *err, size_t errlen)
@@ -260,20 +283,6 @@ static int parse_request(jv o, const char *op, struct js_join_in *in, char *err,
 	return 0;
 }
 
-static void put_keys(jv *o, const struct js_session_keys *k)
-{
-	jv keys = jv_object();
-	if (k->v11) {
-		put_hex(&keys, "FNwkSIntKey", k->nwk_s_key, 16);
-		put_hex(&keys, "SNwkSIntKey", k->s_nwk_s_int_key, 16);
-		put_hex(&keys, "NwkSEncKey", k->nwk_s_enc_key, 16);
-	} else {
-		put_hex(&keys, "NwkSKey", k->nwk_s_key, 16);
-	}
-	put_hex(&keys, "AppSKey", k->app_s_key, 16);
-	*o = jv_object_set(*o, jv_string("keys"), keys);
-}
-
 static int get_keys(jv o, struct js_session_keys *k)
 {
 	jv keys = jl_get(o, "keys");
@@ -308,9 +317,10 @@ static jv fail(jv id, const char *code, const char *msg)
 	return jv_object_set(o, jv_string("error"), jv_string(msg));
 }
 
-/* Answer one request line (the server's side). */
+/* Answer one request line (the server's side): the answer, or invalid when it is written to out
+ * already (the common answers, as text). */
 static jv serve_one(const char *line, size_t len, unsigned long lineno, js_root_key_fn lookup, void *ctx,
-                    bool expose)
+                    bool expose, struct jbuf *out)
 {
 	char err[200];
 	jv req = jsonl_parse_object(line, len);
@@ -373,17 +383,34 @@ static jv serve_one(const char *line, size_t len, unsigned long lineno, js_root_
 		jv_free(ans);
 		ans = fail(i, "MICFailed", "MIC mismatch");
 	} else {
+		/* the answer's text straight into out, as json_out prints the object it replaces:
+		 * {"id":..,"ok":true[,"PHYPayload":".."],"keys":{..}} */
 		struct js_session_keys k;
-		ans = jv_object_set(ans, jv_string("ok"), jv_true());
+		jv i = jl_get(ans, "id");
+		jv_free(ans);
+		ans = jv_invalid();
+		JBUF_LIT(out, "{\"id\":");
+		json_out_append(out, i);
+		jv_free(i);
+		JBUF_LIT(out, ",\"ok\":true");
 		if (strcmp(op, "join-accept") == 0 || strcmp(op, "join") == 0) {
 			uint8_t phy[LW_JOIN_ACCEPT_MAX];
 			size_t n;
 			core_join_accept(&rk, &in, &k, phy, &n);
-			put_hex(&ans, "PHYPayload", phy, n);
+			text_hex(out, "PHYPayload", phy, n);
 		} else {
 			core_derive(&rk, &in, &k);
 		}
-		put_keys(&ans, &k);
+		JBUF_LIT(out, ",\"keys\":{");
+		if (k.v11) {
+			text_hex(out, "FNwkSIntKey", k.nwk_s_key, 16);
+			text_hex(out, "SNwkSIntKey", k.s_nwk_s_int_key, 16);
+			text_hex(out, "NwkSEncKey", k.nwk_s_enc_key, 16);
+		} else {
+			text_hex(out, "NwkSKey", k.nwk_s_key, 16);
+		}
+		text_hex(out, "AppSKey", k.app_s_key, 16);
+		JBUF_LIT(out, "}}\n");
 		lw_wipe(&k, sizeof k);
 	}
 	lw_wipe(&rk, sizeof rk);
@@ -433,9 +460,9 @@ int js_cryptod_serve(int in_fd, int out_fd, js_root_key_fn lookup, void *ctx, bo
 			log_warn("line %lu: too long", r.lineno);
 			ans = fail(jv_null(), "MalformedRequest", "line too long");
 		} else {
-			ans = serve_one(line, len, r.lineno, lookup, ctx, expose_root_keys);
+			ans = serve_one(line, len, r.lineno, lookup, ctx, expose_root_keys, &out);
 		}
-		if (json_out_append(&out, ans) != 0 || jbuf_add(&out, "\n", 1) != 0)
+		if (jv_is_valid(ans) && (json_out_append(&out, ans) != 0 || jbuf_add(&out, "\n", 1) != 0))
 			die(EXIT_TEMPORARY, "out of memory");
 		jv_free(ans);
 	}
@@ -800,7 +827,7 @@ void js_crypto_free(struct js_crypto *c)
 
 /* Send one request (consumed); cb(arg, answer or invalid, error) follows from the reader thread,
  * or from here when the co-process cannot be started. */
-static void remote_call_async(struct js_crypto *c, jv req, answer_fn cb, void *arg)
+static void remote_call_async(struct js_crypto *c, struct jbuf *req, answer_fn cb, void *arg)
 {
 	char err[256];
 	struct pending *p = calloc(1, sizeof *p);
@@ -815,19 +842,17 @@ static void remote_call_async(struct js_crypto *c, jv req, answer_fn cb, void *a
 	pthread_mutex_unlock(&c->mu);
 	if (!alive && remote_start(c, err, sizeof err) != 0) {
 		pthread_mutex_unlock(&c->wmu);
-		jv_free(req);
+		free(req->p);
 		cb(arg, jv_invalid(), err);
 		free(p);
 		return;
 	}
-	/* json_out: jq's text, without jq's dump (its bignum dtoa, a jv string grown per piece) */
-	req = jv_object_set(req, jv_string("id"), jv_number(p->id));
-	struct jbuf txt = {0};
-	if (json_out_append(&txt, req) != 0 || jbuf_add(&txt, "\n", 1) != 0)
+	char id[32];
+	int n = snprintf(id, sizeof id, ",\"id\":%lu}\n", (unsigned long)p->id);
+	if (jbuf_add(req, id, (size_t)n) != 0 || req->failed)
 		die(EXIT_TEMPORARY, "out of memory");
-	jv_free(req);
-	p->len = txt.len;
-	p->line = txt.p;
+	p->len = req->len;
+	p->line = req->p;
 	p->sent = 1;
 	p->deadline = time(NULL) + ANSWER_TIMEOUT;
 	pthread_mutex_lock(&c->mu);
@@ -841,8 +866,9 @@ static void remote_call_async(struct js_crypto *c, jv req, answer_fn cb, void *a
 	char *line = malloc(p->len);
 	if (!line)
 		die(EXIT_TEMPORARY, "out of memory");
-	memcpy(line, txt.p, txt.len);
-	send_line(c, line, txt.len); /* p may be answered and gone from here on */
+	memcpy(line, req->p, req->len);
+	size_t len = req->len;
+	send_line(c, line, len); /* p may be answered and gone from here on */
 	pthread_mutex_unlock(&c->wmu);
 	free(line);
 }
@@ -920,16 +946,16 @@ void js_crypto_join_async(struct js_crypto *c, const struct js_join_in *in, enum
 	if (!jc)
 		die(EXIT_TEMPORARY, "out of memory");
 	*jc = (struct join_call){.step = step, .out = out, .done = done, .arg = arg};
-	jv req;
+	struct jbuf req = {0};
 	if (step == JS_JOIN_CHECK) {
-		req = request_json("check-mic", in, false);
+		request_text(&req, "check-mic", in, false);
 	} else if (step == JS_JOIN_ACCEPT) {
-		req = request_json("join-accept", in, true);
+		request_text(&req, "join-accept", in, true);
 	} else {
-		req = request_json("join", in, true);
-		put_hex(&req, "JoinRequest", in->phy, 23);
+		request_text(&req, "join", in, true);
+		text_hex(&req, "JoinRequest", in->phy, 23);
 	}
-	remote_call_async(c, req, join_answered, jc);
+	remote_call_async(c, &req, join_answered, jc);
 }
 
 /* ---- waiting for one answer (stdin mode, tests) ---- */
