@@ -17,7 +17,7 @@ struct sink {
 
 #define STAGE 4096
 
-int jbuf_add(struct jbuf *b, const char *s, size_t n)
+int jbuf_grow_add(struct jbuf *b, const char *s, size_t n)
 {
 	if (b->failed)
 		return -1;

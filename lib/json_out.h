@@ -9,6 +9,7 @@
 #include <jv.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 /* A growable byte buffer. Zero-initialise; free p when done. */
 struct jbuf {
@@ -27,8 +28,18 @@ int json_out_string(struct jbuf *b, const char *s, size_t n);
 int json_out_cstring(struct jbuf *b, const char *s, size_t n);
 /* Append d as jq prints a number. 0 or -1. */
 int json_out_number(struct jbuf *b, double d);
-/* Append raw bytes. 0 or -1. */
-int jbuf_add(struct jbuf *b, const char *s, size_t n);
+/* Append raw bytes. 0 or -1. Inline while they fit (many small pieces a line: shadow-put's
+ * documents call it ~100 times an update); jbuf_grow_add otherwise. */
+int jbuf_grow_add(struct jbuf *b, const char *s, size_t n);
+static inline int jbuf_add(struct jbuf *b, const char *s, size_t n)
+{
+	if (b->failed || b->len + n > b->cap)
+		return jbuf_grow_add(b, s, n);
+	if (n)
+		memcpy(b->p + b->len, s, n);
+	b->len += n;
+	return 0;
+}
 /* Append a string literal. */
 #define JBUF_LIT(b, lit) jbuf_add(b, lit, sizeof lit - 1)
 /* Write v's JSON text (v borrowed) to f, unflushed. 0, or -1 on a write error. */
