@@ -143,6 +143,13 @@ static void set_path(struct writer *w, const char *key, const char *path, jv v, 
 	}
 	jv paths = jl_get(t, "paths");
 	jv p = jv_object_get(jv_copy(paths), jv_string(path));
+	if (!jv_is_valid(p) && !jv_is_valid(v)) {
+		/* a state change for a path that is no longer pending: a path is never without its value */
+		jv_free(p);
+		jv_free(paths);
+		jv_free(t);
+		return;
+	}
 	if (!jv_is_valid(p))
 		p = jv_object();
 	if (jv_is_valid(v))
@@ -589,6 +596,13 @@ static void on_answer(struct writer *w, double id, jv msg)
 		const char *ep_c = ep;
 		jv_object_foreach(values, k, v)
 		{
+			/* a path whose desired value went meanwhile (a later delta refused it or no longer
+			 * names it) is not written again with the old value */
+			if (!jv_object_has(jv_copy(paths), jv_copy(k))) {
+				jv_free(k);
+				jv_free(v);
+				continue;
+			}
 			jv one = jv_object_set(jv_object(), jv_copy(k), v);
 			set_path(w, key, jv_string_value(k), jv_invalid(), ST_NEW, 0);
 			send_group(w, key, ep_c, inst, one);

@@ -94,6 +94,11 @@ EOF
 	assert_output 1
 }
 
+@test "lwm2m-write: a group write refused as a whole is retried resource by resource, without one whose desired value was refused meanwhile (fuzz_writer; unit checks)" {
+	# it was written again with no value, and the next flush made libjq abort
+	run -0 "$UNIT/test_writer" "$BATS_TEST_TMPDIR"
+}
+
 @test "ljs-join: a JWKS that is not well-formed JSON is refused by the checked parse, naming the byte" {
 	cd "$BATS_TEST_TMPDIR"
 	: >devices.jsonl
