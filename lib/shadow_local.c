@@ -352,8 +352,9 @@ static int write_doc_cached(struct local *l, struct centry *e, const char *name,
 			err = errno;
 	}
 	if (err) {
+		/* a file renamed or removed behind our back: forget the descriptors, write by name */
 		centry_close(c, e);
-		return err;
+		return write_doc(l, name, data, len, step);
 	}
 	int fd = e->fd;
 	off_t old = e->len;
