@@ -2,7 +2,7 @@
 # handshakes/s, and JoinReq/s with the root keys in kms-wrap serve (--crypto); each JoinReq rate
 # measured twice: at saturation (32 client threads sending back to back: the rate the server
 # reaches, its latency mostly queueing) and open-loop at a fixed offered rate (BENCH_JOIN_RATE,
-# default 10000/s: one event thread, latency from each request's due time).
+# default 10000/s: two event threads, latency from each request's due time).
 jdir="$work/join"
 mkdir -p "$jdir/state"
 ndev=$(n 20000)
@@ -38,7 +38,7 @@ join_start() {
 join_open() {
 	_t=$1 _name=$2 _devs=$3 _what=$4
 	c0=$(cpu_tree "$(pid_of join-$_t)")
-	bench-http -a "127.0.0.1:$JPORT" -D "$_devs" -c 64 -r "$jrate" -w 2 -t "$jsecs" -S 1 \
+	bench-http -a "127.0.0.1:$JPORT" -D "$_devs" -c 64 -j 2 -r "$jrate" -w 2 -t "$jsecs" -S 1 \
 		>"$jdir/$_t.open.json" 2>"$work/bench-http-$_t-open.err"
 	c1=$(cpu_tree "$(pid_of join-$_t)")
 	curl -s --max-time 5 "http://127.0.0.1:$JAPORT/stats" >"$jdir/$_t.stats1.json"
@@ -51,7 +51,7 @@ join_open() {
 	cs=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }')
 	srv=$(jq -r '.latency_ms | "server side (warm-up included): record to disk p50 \(.store.p50) / p99 \(.store.p99) / max \(.store.max) ms, one log write p99 \(.write.p99) ms, HTTP thread woken p99 \(.wake.p99) ms"' "$jdir/$_t.stats1.json" 2>/dev/null)
 	fig "$_name" "p50 $(jget "$j" .p50_ms) / p99 $(jget "$j" .p99_ms) / p99.9 $(jget "$j" .p999_ms)" "ms" "p99 < 5 ms" \
-		"$_what offered $jrate/s for $jsecs s (open loop, 64 connections, latency from each request's due time): $(jget "$j" .ok) Success of $(jget "$j" .due) due, $(jget "$j" .unsent) never sent, $(jget "$j" .unanswered) unanswered, $(jget "$j" .io_errors) I/O errors; max $(jget "$j" .max_ms) ms, sent-to-answer p99 $(jget "$j" .service_p99_ms) ms, due-to-sent p99 $(jget "$j" .late_p99_ms) ms (at most $(jget "$j" .max_queue) waiting for a connection); $cs CPU s with the warm-up: $(per_cpu "$(jget "$j" .ok_all)" "$cs") per CPU second; $srv"
+		"$_what offered $jrate/s for $jsecs s (open loop, 2 threads, 64 connections, latency from each request's due time): $(jget "$j" .ok) Success of $(jget "$j" .due) due, $(jget "$j" .unsent) never sent, $(jget "$j" .unanswered) unanswered, $(jget "$j" .io_errors) I/O errors; max $(jget "$j" .max_ms) ms, sent-to-answer p99 $(jget "$j" .service_p99_ms) ms, due-to-sent p99 $(jget "$j" .late_p99_ms) ms (at most $(jget "$j" .max_queue) waiting for a connection); $cs CPU s with the warm-up: $(per_cpu "$(jget "$j" .ok_all)" "$cs") per CPU second; $srv"
 	tail_err "bench-http-$_t-open"
 }
 
