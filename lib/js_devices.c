@@ -7,6 +7,7 @@
 #include "fsutil.h"
 #include "hex.h"
 #include "jsonl.h"
+#include "log.h"
 #include "lorawan_crypto.h"
 
 #include "keywrap.h"
@@ -84,10 +85,18 @@ void js_devices_free(struct js_devices *d)
 	d->n = 0;
 }
 
+/* Out of memory while loading the devices is not the file's fault: no error message about it. */
+static void *need(void *p)
+{
+	if (!p)
+		die(EXIT_TEMPORARY, "out of memory");
+	return p;
+}
+
 static char *dup_str(jv obj, const char *key)
 {
 	const char *s = jl_str(obj, key);
-	return s ? strdup(s) : NULL;
+	return s ? need(strdup(s)) : NULL;
 }
 
 /* A root key: hex in clear, or a KeyEnvelope unwrapped with the keyring. */
@@ -138,7 +147,7 @@ static int parse_str_list(jv obj, const char *key, char ***out, size_t *n, char 
 		return -1;
 	}
 	int len = jv_array_length(jv_copy(a));
-	*out = calloc((size_t)len + 1, sizeof **out);
+	*out = need(calloc((size_t)len + 1, sizeof **out));
 	for (int i = 0; i < len; i++) {
 		jv x = jv_array_get(jv_copy(a), i);
 		if (jv_get_kind(x) != JV_KIND_STRING) {
@@ -147,7 +156,7 @@ static int parse_str_list(jv obj, const char *key, char ***out, size_t *n, char 
 			snprintf(err, errlen, "%s: must be an array of strings", key);
 			return -1;
 		}
-		(*out)[(*n)++] = strdup(jv_string_value(x));
+		(*out)[(*n)++] = need(strdup(jv_string_value(x)));
 		jv_free(x);
 	}
 	jv_free(a);
@@ -243,7 +252,7 @@ static int parse_device(jv obj, const struct kek_keyring *ring, struct kms *kms,
 	size_t n_nets;
 	if (parse_str_list(obj, "net_ids", &nets, &n_nets, err, errlen) != 0)
 		goto bad_nets;
-	dev->net_ids = calloc(n_nets + 1, sizeof *dev->net_ids);
+	dev->net_ids = need(calloc(n_nets + 1, sizeof *dev->net_ids));
 	for (size_t i = 0; i < n_nets; i++) {
 		uint64_t v;
 		if (js_hex_uint(nets[i], 3, &v) != 0) {
@@ -318,7 +327,7 @@ int js_devices_load_kms(struct js_devices *d, const char *path, const struct kek
 		}
 		if (d->n == cap) {
 			cap = cap ? 2 * cap : 64;
-			d->v = realloc(d->v, cap * sizeof *d->v);
+			d->v = need(realloc(d->v, cap * sizeof *d->v));
 		}
 		char e[200];
 		if (parse_device(obj, ring, kms, &d->v[d->n], e, sizeof e) != 0) {
