@@ -1,6 +1,6 @@
 #include "lwm2m_path.h"
 
-#include <stdio.h>
+#include <string.h>
 
 int lwm2m_path_parse(const char *s, struct lwm2m_path *p)
 {
@@ -28,13 +28,30 @@ int lwm2m_path_parse(const char *s, struct lwm2m_path *p)
 	return 0;
 }
 
+/* By hand rather than snprintf per level: it is called for every value of every notification. */
 char *lwm2m_path_str(const struct lwm2m_path *p, char *buf, size_t size)
 {
+	if (size == 0)
+		return buf;
+	char tmp[sizeof p->id / sizeof p->id[0] * 6 + 2];
 	size_t n = 0;
 	if (p->len == 0)
-		snprintf(buf, size, "/");
-	for (int i = 0; i < p->len && n < size; i++)
-		n += (size_t)snprintf(buf + n, size - n, "/%u", p->id[i]);
+		tmp[n++] = '/';
+	for (int i = 0; i < p->len && i < 4; i++) {
+		char d[5];
+		int k = 0;
+		unsigned v = p->id[i];
+		do
+			d[k++] = (char)('0' + v % 10);
+		while ((v /= 10) != 0);
+		tmp[n++] = '/';
+		while (k)
+			tmp[n++] = d[--k];
+	}
+	if (n >= size) /* cut like snprintf */
+		n = size - 1;
+	memcpy(buf, tmp, n);
+	buf[n] = 0;
 	return buf;
 }
 

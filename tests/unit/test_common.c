@@ -4,6 +4,7 @@
 #include "json_out.h"
 #include "jsonl.h"
 #include "linereader.h"
+#include "lwm2m_path.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -202,6 +203,35 @@ static void test_jsonl_put(void)
 	fclose(f);
 }
 
+/* lwm2m_path_str writes what one snprintf "/%u" per level writes, cut the same way. */
+static void test_path_str(void)
+{
+	static const uint16_t ids[] = {0, 1, 9, 10, 99, 100, 3303, 5700, 9999, 10000, 65534, 65535};
+	const int nids = (int)(sizeof ids / sizeof ids[0]);
+	unsigned seed = 7;
+	for (int t = 0; t < 20000; t++) {
+		struct lwm2m_path p = {.len = t % 5};
+		for (int i = 0; i < p.len; i++) {
+			seed = seed * 1103515245u + 12345u;
+			p.id[i] = ids[(seed >> 16) % (unsigned)nids];
+		}
+		char want[32], got[32];
+		size_t size = (size_t)(t % 30);
+		size_t n = 0;
+		if (p.len == 0)
+			snprintf(want, sizeof want, "/");
+		for (int i = 0; i < p.len; i++)
+			n += (size_t)snprintf(want + n, sizeof want - n, "/%u", p.id[i]);
+		if (size)
+			want[strlen(want) < size ? strlen(want) : size - 1] = 0;
+		memset(got, 'x', sizeof got);
+		lwm2m_path_str(&p, got, size);
+		if (size)
+			CHECK(strcmp(got, want) == 0);
+		CHECK(got[size] == 'x' || size == sizeof got); /* nothing written past size */
+	}
+}
+
 int main(void)
 {
 	test_lines();
@@ -210,6 +240,7 @@ int main(void)
 	test_json_out();
 	test_json_fast();
 	test_jsonl_put();
+	test_path_str();
 	if (failures)
 		fprintf(stderr, "%d check(s) failed\n", failures);
 	return failures ? 1 : 0;
