@@ -1,4 +1,5 @@
 #include "lwm2m_server.h"
+#include "lwm2m_server_int.h"
 #include "lwm2m_dtls.h"
 #include "lwm2m_security.h"
 
@@ -22,68 +23,31 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_PAYLOAD (64 * 1024) /* a Register payload larger than this is refused */
+struct lwm2m_server *lwm2m_srv;
+char srv_nosec_marker;
+
 #define IO_BATCH 256            /* datagrams handled per lwm2m_server_io call at most */
 
-struct lwm2m_server {
-	struct lwm2m_server_opts o;
-	struct lwm2m_server_cb cb;
-	coap_context_t *ctx;
-	coap_endpoint_t *ep;
-	struct lwm2m_registry reg;
-	struct lwm2m_stats st;
-	struct lwm2m_request **tok;  /* token hash */
-	size_t ntok, tokcount;
-	struct lwm2m_request *all;   /* every live request */
-	uint64_t next_token;
-	char state_file[PATH_MAX];
-	int dirty;
-	double last_save, last_tick, last_flood_log;
-	coap_tick_t last_prepare;
-	unsigned long nobs, ninflight;
-	struct lwm2m_dtls *dtls;
-	struct lwm2m_udp *udp;       /* NoSec devices: our own socket, no libcoap session */
-	int epfd;                    /* libcoap's descriptor and udp's */
-	const union lwm2m_addr *from; /* the peer of the datagram being handled on udp */
-	struct block1 *b1;           /* Block1 bodies arriving (NoSec and DTLS) */
-	struct pending_ack *acks;    /* CON messages whose lines are not written yet */
-	size_t nacks, capacks;
-};
-
-struct pending_ack {
-	union lwm2m_addr to;          /* on our socket */
-	void *sess;                   /* NOSEC, or the DTLS session (referenced) */
-	uint64_t client, mark, token; /* acknowledged once client's written bytes reach mark */
-	uint16_t mid;
-};
-
-/* libcoap calls back without a user pointer for some handlers: one server per process. */
-static struct lwm2m_server *srv;
-
-/* A NoSec device reached over s->udp at g->addr stands for its session with this marker. */
-static char nosec_marker;
-#define NOSEC ((void *)&nosec_marker)
-
-static void *sess_ref(void *cs)
+void *srv_sess_ref(void *cs)
 {
 	return cs && cs != NOSEC ? coap_session_reference(cs) : cs;
 }
 
-static void sess_release(void *cs)
+void srv_sess_release(void *cs)
 {
 	if (cs && cs != NOSEC)
 		coap_session_release(cs);
 }
 
 /* For log lines: the session, or the peer of the datagram at hand on our socket. */
-static const char *peer_str(coap_session_t *cs)
+const char *srv_peer_str(coap_session_t *cs)
 {
 	static char buf[80];
 	if (cs)
 		return coap_session_str(cs);
-	if (!srv || !srv->from)
+	if (!lwm2m_srv || !lwm2m_srv->from)
 		return "?";
-	lwm2m_addr_str(srv->from, buf, sizeof buf);
+	lwm2m_addr_str(lwm2m_srv->from, buf, sizeof buf);
 	return buf;
 }
 
@@ -95,7 +59,7 @@ double lwm2m_now(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static double round_ms(double t)
+double srv_round_ms(double t)
 {
 	return (double)(long long)(t * 1000) / 1000;
 }
@@ -104,8 +68,8 @@ static double round_ms(double t)
  * then more (members as JSON text, after a comma) and extra's members, then "time"}. Written
  * as text, byte for byte what jq printed for the object these members made (insertion order):
  * building it as a jq object and dumping it cost more than the rest of a Register. */
-static void emit_line(struct lwm2m_server *s, const char *event, struct lwm2m_reg *g, const char *more,
-                      size_t nmore, jv extra)
+void srv_emit_line(struct lwm2m_server *s, const char *event, struct lwm2m_reg *g, const char *more,
+                   size_t nmore, jv extra)
 {
 	char stack[1024];
 	struct jbuf b = {.p = stack, .cap = sizeof stack, .borrowed = 1};
@@ -136,7 +100,7 @@ static void emit_line(struct lwm2m_server *s, const char *event, struct lwm2m_re
 	}
 	jv_free(extra);
 	JBUF_LIT(&b, ",\"time\":");
-	json_out_number(&b, round_ms(lwm2m_now()));
+	json_out_number(&b, srv_round_ms(lwm2m_now()));
 	JBUF_LIT(&b, "}\n");
 	if (b.failed)
 		log_error("out of memory for an event line: %s of %s lost", event, g ? g->ep : "-");
@@ -146,9 +110,9 @@ static void emit_line(struct lwm2m_server *s, const char *event, struct lwm2m_re
 		free(b.p);
 }
 
-static void emit(struct lwm2m_server *s, const char *event, struct lwm2m_reg *g, jv extra)
+void srv_emit(struct lwm2m_server *s, const char *event, struct lwm2m_reg *g, jv extra)
 {
-	emit_line(s, event, g, NULL, 0, extra);
+	srv_emit_line(s, event, g, NULL, 0, extra);
 }
 
 /* ---- the token table ---- */
@@ -158,7 +122,7 @@ static size_t tok_slot(const struct lwm2m_server *s, uint64_t t)
 	return (size_t)((t * 0x9E3779B97F4A7C15ULL) >> 24) & (s->ntok - 1);
 }
 
-static void tok_add(struct lwm2m_server *s, struct lwm2m_request *rq)
+void srv_tok_add(struct lwm2m_server *s, struct lwm2m_request *rq)
 {
 	if (s->tokcount >= s->ntok) {
 		size_t n = s->ntok ? s->ntok * 2 : 256;
@@ -188,7 +152,7 @@ static void tok_add(struct lwm2m_server *s, struct lwm2m_request *rq)
 	s->tokcount++;
 }
 
-static struct lwm2m_request *tok_find(struct lwm2m_server *s, uint64_t t)
+struct lwm2m_request *srv_tok_find(struct lwm2m_server *s, uint64_t t)
 {
 	if (!s->ntok)
 		return NULL;
@@ -198,7 +162,7 @@ static struct lwm2m_request *tok_find(struct lwm2m_server *s, uint64_t t)
 	return NULL;
 }
 
-static void tok_del(struct lwm2m_server *s, struct lwm2m_request *rq)
+void srv_tok_del(struct lwm2m_server *s, struct lwm2m_request *rq)
 {
 	if (!rq->token || !s->ntok)
 		return;
@@ -276,7 +240,7 @@ static void link_rq(struct lwm2m_server *s, struct lwm2m_request *rq, struct lwm
 	g->reqs = rq;
 }
 
-static void unlink_reg(struct lwm2m_request *rq)
+void srv_unlink_reg(struct lwm2m_request *rq)
 {
 	struct lwm2m_reg *g = rq->reg;
 	if (!g)
@@ -306,15 +270,15 @@ static void reply(struct lwm2m_server *s, struct lwm2m_request *rq, struct lwm2m
 	}
 	if (rq->state == RQ_INFLIGHT)
 		s->ninflight--;
-	tok_del(s, rq);
-	unlink_reg(rq);
+	srv_tok_del(s, rq);
+	srv_unlink_reg(rq);
 	if (rq->all_prev)
 		rq->all_prev->all_next = rq->all_next;
 	else if (s->all == rq)
 		s->all = rq->all_next;
 	if (rq->all_next)
 		rq->all_next->all_prev = rq->all_prev;
-	sess_release(rq->session);
+	srv_sess_release(rq->session);
 	if (rq->xmit)
 		lwm2m_udp_cancel(s->udp, rq->xmit);
 	rq->xmit = NULL;
@@ -322,8 +286,8 @@ static void reply(struct lwm2m_server *s, struct lwm2m_request *rq, struct lwm2m
 	lwm2m_request_free(rq);
 }
 
-static void reply_status(struct lwm2m_server *s, struct lwm2m_request *rq, const char *status, const char *error,
-                         int notify)
+void srv_reply_status(struct lwm2m_server *s, struct lwm2m_request *rq, const char *status, const char *error,
+                      int notify)
 {
 	struct lwm2m_reply rep = {.status = status, .error = error, .ct = -1, .notify = notify, .final = 1};
 	reply(s, rq, &rep);
@@ -408,12 +372,12 @@ static void send_rq(struct lwm2m_server *s, struct lwm2m_reg *g, struct lwm2m_re
 		rq->state = RQ_INFLIGHT;
 		rq->since = lwm2m_now();
 		rq->session = NOSEC;
-		tok_add(s, rq);
+		srv_tok_add(s, rq);
 		s->ninflight++;
 		s->st.requests++;
 		if (udp_send_rq(s, g, rq, 0, 1) < 0) {
 			s->st.errors++;
-			reply_status(s, rq, "send-failed", "unable to build or send the CoAP request", 0);
+			srv_reply_status(s, rq, "send-failed", "unable to build or send the CoAP request", 0);
 		}
 		return;
 	}
@@ -461,13 +425,13 @@ static void send_rq(struct lwm2m_server *s, struct lwm2m_reg *g, struct lwm2m_re
 	}
 	rq->state = RQ_INFLIGHT;
 	rq->since = lwm2m_now();
-	rq->session = sess_ref(cs);
-	tok_add(s, rq);
+	rq->session = srv_sess_ref(cs);
+	srv_tok_add(s, rq);
 	s->ninflight++;
 	s->st.requests++;
 	if (coap_send(cs, pdu) == COAP_INVALID_MID) {
 		s->st.errors++;
-		reply_status(s, rq, "send-failed", "libcoap could not send the request", 0);
+		srv_reply_status(s, rq, "send-failed", "libcoap could not send the request", 0);
 	}
 	return;
 fail:
@@ -475,18 +439,18 @@ fail:
 	if (pdu)
 		coap_delete_pdu(pdu);
 	s->st.errors++;
-	reply_status(s, rq, "send-failed", "unable to build the CoAP request", 0);
+	srv_reply_status(s, rq, "send-failed", "unable to build the CoAP request", 0);
 }
 
-static int reachable(const struct lwm2m_reg *g, double now)
+int srv_reachable(const struct lwm2m_reg *g, double now)
 {
 	return g->session && !lwm2m_queue_asleep(g, now);
 }
 
-static void flush_held(struct lwm2m_server *s, struct lwm2m_reg *g)
+void srv_flush_held(struct lwm2m_server *s, struct lwm2m_reg *g)
 {
 	struct lwm2m_request *rq;
-	while (reachable(g, lwm2m_now()) && (rq = lwm2m_queue_pop(g)) != NULL)
+	while (srv_reachable(g, lwm2m_now()) && (rq = lwm2m_queue_pop(g)) != NULL)
 		send_rq(s, g, rq);
 }
 
@@ -497,11 +461,11 @@ void lwm2m_server_submit(struct lwm2m_server *s, const char *ep, struct lwm2m_re
 	if (!g) {
 		/* not linked: reply() only frees it */
 		s->st.errors++;
-		reply_status(s, rq, "unknown-endpoint", "no device is registered with this endpoint name", 0);
+		srv_reply_status(s, rq, "unknown-endpoint", "no device is registered with this endpoint name", 0);
 		return;
 	}
 	link_rq(s, rq, g);
-	if (reachable(g, lwm2m_now()) && !g->q) {
+	if (srv_reachable(g, lwm2m_now()) && !g->q) {
 		send_rq(s, g, rq);
 		return;
 	}
@@ -509,12 +473,12 @@ void lwm2m_server_submit(struct lwm2m_server *s, const char *ep, struct lwm2m_re
 	rq->state = RQ_HELD;
 	if (lwm2m_queue_push(g, rq, s->o.queue_max) < 0) {
 		s->st.queue_full++;
-		reply_status(s, rq, "queue-full", "too many requests are held for this sleeping device", 0);
+		srv_reply_status(s, rq, "queue-full", "too many requests are held for this sleeping device", 0);
 		return;
 	}
 	s->st.held++;
-	if (reachable(g, lwm2m_now()))
-		flush_held(s, g);
+	if (srv_reachable(g, lwm2m_now()))
+		srv_flush_held(s, g);
 }
 
 /* The request (Observe 1) that ends rq's observation, sent on cs, the registration's DTLS
@@ -554,20 +518,20 @@ static int dtls_cancel(coap_session_t *cs, struct lwm2m_request *rq, coap_pdu_ty
 	if (coap_send(cs, pdu) == COAP_INVALID_MID)
 		return 0;
 	/* its answer comes on cs: keep it while rq waits for it */
-	sess_release(rq->session);
-	rq->session = sess_ref(cs);
+	srv_sess_release(rq->session);
+	rq->session = srv_sess_ref(cs);
 	return 1;
 }
 
 /* End an observation locally; the device learns of it with a cancel when we can reach it. */
-static void end_observation(struct lwm2m_server *s, struct lwm2m_request *rq, const char *why, int tell_device)
+void srv_end_observation(struct lwm2m_server *s, struct lwm2m_request *rq, const char *why, int tell_device)
 {
 	if (tell_device && rq->session == NOSEC && rq->reg && rq->reg->session == NOSEC)
 		udp_send_rq(s, rq->reg, rq, 1, 0);
 	else if (tell_device && rq->session && rq->session != NOSEC && rq->reg && rq->reg->session &&
 	         rq->reg->session != NOSEC)
 		dtls_cancel(rq->reg->session, rq, COAP_MESSAGE_NON);
-	reply_status(s, rq, "cancelled", why, 1);
+	srv_reply_status(s, rq, "cancelled", why, 1);
 }
 
 int lwm2m_server_cancel_observe(struct lwm2m_server *s, const char *ep, const char *path, uint64_t client, jv cmd)
@@ -635,7 +599,7 @@ int lwm2m_server_cancel_observe(struct lwm2m_server *s, const char *ep, const ch
 			}
 		rq->state = RQ_NEW;
 	}
-	end_observation(s, rq, "cancelled by cancel-observe", 0);
+	srv_end_observation(s, rq, "cancelled by cancel-observe", 0);
 	return 0;
 }
 
@@ -659,7 +623,7 @@ void lwm2m_server_client_gone(struct lwm2m_server *s, uint64_t client)
 			/* nobody will read its notifications any more */
 			rq->client = UINT64_MAX;
 			nobs++;
-			end_observation(s, rq, "the connection that made it closed", 1);
+			srv_end_observation(s, rq, "the connection that made it closed", 1);
 		} else {
 			rq->client = UINT64_MAX; /* answers are dropped */
 			npending++;
@@ -673,23 +637,23 @@ void lwm2m_server_client_gone(struct lwm2m_server *s, uint64_t client)
 
 /* ---- incoming responses ---- */
 
-static struct lwm2m_reg *session_reg(coap_session_t *cs)
+struct lwm2m_reg *srv_session_reg(coap_session_t *cs)
 {
 	if (cs)
 		return coap_session_get_app_data(cs);
 	/* a datagram on our own socket: the NoSec registration at its address */
-	return srv && srv->from ? lwm2m_reg_by_addr(&srv->reg, srv->from) : NULL;
+	return lwm2m_srv && lwm2m_srv->from ? lwm2m_reg_by_addr(&lwm2m_srv->reg, lwm2m_srv->from) : NULL;
 }
 
-static void touch(struct lwm2m_server *s, struct lwm2m_reg *g)
+void srv_touch(struct lwm2m_server *s, struct lwm2m_reg *g)
 {
 	if (!g)
 		return;
 	if (lwm2m_queue_touch(g, lwm2m_now(), s->o.awake_time)) {
-		emit(s, "wake", g, jv_null());
+		srv_emit(s, "wake", g, jv_null());
 	}
 	if (g->q)
-		flush_held(s, g);
+		srv_flush_held(s, g);
 }
 
 static uint64_t token_of(const coap_pdu_t *pdu)
@@ -703,7 +667,7 @@ static uint64_t token_of(const coap_pdu_t *pdu)
 	return v;
 }
 
-static int opt_uint(const coap_pdu_t *pdu, coap_option_num_t num, unsigned *out)
+int srv_opt_uint(const coap_pdu_t *pdu, coap_option_num_t num, unsigned *out)
 {
 	coap_opt_iterator_t it;
 	coap_opt_t *o = coap_check_option(pdu, num, &it);
@@ -721,7 +685,7 @@ static void decode_reply(const coap_pdu_t *rcv, struct lwm2m_reply *rep, int *ha
 	rep->code = (int)(c >> 5) * 100 + (int)(c & 0x1f);
 	rep->ct = -1;
 	unsigned v, obs;
-	if (opt_uint(rcv, COAP_OPTION_CONTENT_FORMAT, &v))
+	if (srv_opt_uint(rcv, COAP_OPTION_CONTENT_FORMAT, &v))
 		rep->ct = (int)v;
 	size_t len = 0, off = 0, total = 0;
 	const uint8_t *data = NULL;
@@ -729,7 +693,7 @@ static void decode_reply(const coap_pdu_t *rcv, struct lwm2m_reply *rep, int *ha
 		rep->data = data;
 		rep->len = len;
 	}
-	*has_obs = opt_uint(rcv, COAP_OPTION_OBSERVE, &obs);
+	*has_obs = srv_opt_uint(rcv, COAP_OPTION_OBSERVE, &obs);
 	coap_opt_iterator_t it;
 	coap_opt_filter_t f;
 	coap_option_filter_clear(&f);
@@ -747,7 +711,7 @@ static void decode_reply(const coap_pdu_t *rcv, struct lwm2m_reply *rep, int *ha
 		rep->error = coap_response_phrase(c);
 }
 
-static void deliver(struct lwm2m_server *s, struct lwm2m_request *rq, struct lwm2m_reply *rep, int has_obs)
+void srv_deliver(struct lwm2m_server *s, struct lwm2m_request *rq, struct lwm2m_reply *rep, int has_obs)
 {
 	switch (rq->state) {
 	case RQ_INFLIGHT:
@@ -784,7 +748,7 @@ static void deliver(struct lwm2m_server *s, struct lwm2m_request *rq, struct lwm
 				lwm2m_request_free(c);
 			}
 		}
-		reply_status(s, rq, "cancelled", "cancelled by cancel-observe", 1);
+		srv_reply_status(s, rq, "cancelled", "cancelled by cancel-observe", 1);
 		break;
 	}
 	default:
@@ -792,11 +756,6 @@ static void deliver(struct lwm2m_server *s, struct lwm2m_request *rq, struct lwm
 	}
 }
 
-static int block2_part(struct lwm2m_server *s, struct lwm2m_request *rq, coap_opt_t *o, struct lwm2m_reply *rep,
-                       int *has_obs);
-static int ack_after(struct lwm2m_server *s, void *sess, const union lwm2m_addr *peer, uint16_t mid,
-                     struct lwm2m_request *rq, struct lwm2m_reply *rep, int has_obs);
-static int obs_stale(struct lwm2m_request *rq, const coap_pdu_t *pdu);
 
 /* libcoap 4.3.1 acknowledges a CON response as soon as the response handler returns (OK: an ACK,
  * FAIL: a Reset), with no way to say "not yet". The handler holds the ACK back by making the
@@ -810,10 +769,10 @@ static void hold_ack(const coap_pdu_t *rcv)
 
 static coap_response_t on_response(coap_session_t *cs, const coap_pdu_t *sent, const coap_pdu_t *rcv, const coap_mid_t mid)
 {
-	struct lwm2m_server *s = srv;
+	struct lwm2m_server *s = lwm2m_srv;
 	(void)sent;
 	(void)mid;
-	struct lwm2m_request *rq = tok_find(s, token_of(rcv));
+	struct lwm2m_request *rq = srv_tok_find(s, token_of(rcv));
 	if (!rq || rq->state == RQ_DONE || rq->state == RQ_HELD || rq->session == NOSEC) {
 		log_debug("response with an unknown token from %s: reset", coap_session_str(cs));
 		return COAP_RESPONSE_FAIL;
@@ -829,33 +788,33 @@ static coap_response_t on_response(coap_session_t *cs, const coap_pdu_t *sent, c
 	/* as on our socket (udp_response): a CON message whose line goes to a client is acknowledged
 	 * once the line is written; block-wise parts are acknowledged part by part, by libcoap */
 	int defer = con && s->cb.out_pos && s->cb.flush && rq->client != UINT64_MAX && rq->bmode == 0 && !o;
-	touch(s, session_reg(cs));
-	if (rq->state == RQ_DONE || obs_stale(rq, rcv))
+	srv_touch(s, srv_session_reg(cs));
+	if (rq->state == RQ_DONE || srv_obs_stale(rq, rcv))
 		return COAP_RESPONSE_OK;
 	struct lwm2m_reply rep;
 	int has_obs;
 	decode_reply(rcv, &rep, &has_obs);
 	if (defer) {
-		if (ack_after(s, cs, NULL, id, rq, &rep, has_obs) != 0)
+		if (srv_ack_after(s, cs, NULL, id, rq, &rep, has_obs) != 0)
 			hold_ack(rcv);
 		return COAP_RESPONSE_OK;
 	}
 	uint8_t *body = NULL;
 	if (o && rep.code / 100 == 2) {
 		/* libcoap has asked for the next part already, if there is one */
-		if (block2_part(s, rq, o, &rep, &has_obs) != 0)
+		if (srv_block2_part(s, rq, o, &rep, &has_obs) != 0)
 			return COAP_RESPONSE_OK;
 		body = rq->body;
 		rq->body = NULL;
 		rq->body_len = 0;
 	}
-	deliver(s, rq, &rep, has_obs);
+	srv_deliver(s, rq, &rep, has_obs);
 	free(body);
 	return COAP_RESPONSE_OK;
 }
 
 /* The device never acknowledged rq's message (reason COAP_NACK_TOO_MANY_RETRIES), or reset it. */
-static void nack(struct lwm2m_server *s, struct lwm2m_request *rq, coap_nack_reason_t reason)
+void srv_nack(struct lwm2m_server *s, struct lwm2m_request *rq, coap_nack_reason_t reason)
 {
 	if (!rq || (rq->state != RQ_INFLIGHT && rq->state != RQ_CANCELLING))
 		return;
@@ -880,10 +839,10 @@ static void nack(struct lwm2m_server *s, struct lwm2m_request *rq, coap_nack_rea
 				lwm2m_request_free(c);
 			}
 		}
-		reply_status(s, rq, "cancelled", "cancelled by cancel-observe", 1);
+		srv_reply_status(s, rq, "cancelled", "cancelled by cancel-observe", 1);
 		return;
 	}
-	reply_status(s, rq, status, why, 0);
+	srv_reply_status(s, rq, status, why, 0);
 }
 
 static void on_nack(coap_session_t *cs, const coap_pdu_t *sent, const coap_nack_reason_t reason, const coap_mid_t mid)
@@ -891,19 +850,19 @@ static void on_nack(coap_session_t *cs, const coap_pdu_t *sent, const coap_nack_
 	(void)cs;
 	(void)mid;
 	if (sent)
-		nack(srv, tok_find(srv, token_of(sent)), reason);
+		srv_nack(lwm2m_srv, srv_tok_find(lwm2m_srv, token_of(sent)), reason);
 }
 
 /* ---- the registration interface ---- */
 
-static void set_code(coap_pdu_t *resp, int code)
+void srv_set_code(coap_pdu_t *resp, int code)
 {
 	coap_pdu_set_code(resp, COAP_RESPONSE_CODE(code));
 }
 
-static void diag(coap_pdu_t *resp, int code, const char *msg)
+void srv_diag(coap_pdu_t *resp, int code, const char *msg)
 {
-	set_code(resp, code);
+	srv_set_code(resp, code);
 	/* diagnostic payload (RFC 7252 5.5.2) */
 	coap_add_data(resp, strlen(msg), (const uint8_t *)msg);
 }
@@ -1016,7 +975,7 @@ static int parse_query(const coap_pdu_t *req, struct reg_params *p, const char *
 	return 0;
 }
 
-/* The request's body, whole: Block1 transfers reach the handlers put together (block1_add, on
+/* The request's body, whole: Block1 transfers reach the handlers put together (srv_block1_add, on
  * our socket and on DTLS sessions); a part that came otherwise (an offset, or a total larger
  * than what came) is refused, never judged as the body. 0, or a CoAP error code. */
 static int whole_body(const coap_pdu_t *req, const uint8_t **data, size_t *len, const char **why)
@@ -1078,10 +1037,10 @@ static void set_links(struct lwm2m_reg *g, struct lwm2m_links *l)
 		g->ct[g->nct++] = l->ct[i];
 }
 
-static void addr_from_session(coap_session_t *cs, union lwm2m_addr *a)
+void srv_addr_from_session(coap_session_t *cs, union lwm2m_addr *a)
 {
 	if (!cs) {
-		*a = *srv->from;
+		*a = *lwm2m_srv->from;
 		return;
 	}
 	const coap_address_t *ra = coap_session_get_addr_remote(cs);
@@ -1095,9 +1054,9 @@ static void addr_from_session(coap_session_t *cs, union lwm2m_addr *a)
 static void drop_session(struct lwm2m_reg *g)
 {
 	if (g->session == NOSEC) {
-		lwm2m_reg_addr_unlink(&srv->reg, g);
+		lwm2m_reg_addr_unlink(&lwm2m_srv->reg, g);
 	} else if (g->session) {
-		if (session_reg(g->session) == g)
+		if (srv_session_reg(g->session) == g)
 			coap_session_set_app_data(g->session, NULL);
 		coap_session_release(g->session);
 	}
@@ -1109,20 +1068,20 @@ static void drop_session(struct lwm2m_reg *g)
 static void attach_session(struct lwm2m_reg *g, coap_session_t *cs)
 {
 	if (!cs) {
-		struct lwm2m_reg *other = lwm2m_reg_by_addr(&srv->reg, srv->from);
+		struct lwm2m_reg *other = lwm2m_reg_by_addr(&lwm2m_srv->reg, lwm2m_srv->from);
 		if (g->session == NOSEC && other == g)
 			return;
 		if (other && other != g)
 			drop_session(other); /* another endpoint at the same address and port: it moved away */
 		drop_session(g);
-		g->addr = *srv->from;
+		g->addr = *lwm2m_srv->from;
 		g->session = NOSEC;
-		lwm2m_reg_addr_link(&srv->reg, g);
+		lwm2m_reg_addr_link(&lwm2m_srv->reg, g);
 		return;
 	}
 	if (g->session == cs)
 		return;
-	struct lwm2m_reg *other = session_reg(cs);
+	struct lwm2m_reg *other = srv_session_reg(cs);
 	if (other && other != g) {
 		/* another endpoint at the same address and port: it moved away */
 		other->session = NULL;
@@ -1131,21 +1090,21 @@ static void attach_session(struct lwm2m_reg *g, coap_session_t *cs)
 	drop_session(g);
 	g->session = coap_session_reference(cs);
 	coap_session_set_app_data(cs, g);
-	coap_fixed_point_t at = {(uint16_t)srv->o.ack_timeout,
-	                         (uint16_t)((srv->o.ack_timeout - (uint16_t)srv->o.ack_timeout) * 1000)};
+	coap_fixed_point_t at = {(uint16_t)lwm2m_srv->o.ack_timeout,
+	                         (uint16_t)((lwm2m_srv->o.ack_timeout - (uint16_t)lwm2m_srv->o.ack_timeout) * 1000)};
 	coap_session_set_ack_timeout(cs, at);
-	coap_session_set_max_retransmit(cs, (uint16_t)srv->o.max_retransmit);
-	addr_from_session(cs, &g->addr);
+	coap_session_set_max_retransmit(cs, (uint16_t)lwm2m_srv->o.max_retransmit);
+	srv_addr_from_session(cs, &g->addr);
 }
 
-static void detach_session(struct lwm2m_reg *g)
+void srv_detach_session(struct lwm2m_reg *g)
 {
 	drop_session(g);
 }
 
 /* Take a registration out: end its observations, hand its held requests to next (re-Register)
  * or answer them, and free it. */
-static void drop_reg(struct lwm2m_server *s, struct lwm2m_reg *g, struct lwm2m_reg *next, const char *why)
+void srv_drop_reg(struct lwm2m_server *s, struct lwm2m_reg *g, struct lwm2m_reg *next, const char *why)
 {
 	struct lwm2m_request *rq, *nrq;
 	if (next)
@@ -1153,12 +1112,12 @@ static void drop_reg(struct lwm2m_server *s, struct lwm2m_reg *g, struct lwm2m_r
 	else
 		while ((rq = lwm2m_queue_pop(g)) != NULL) {
 			rq->state = RQ_NEW;
-			reply_status(s, rq, "unknown-endpoint", why, 0);
+			srv_reply_status(s, rq, "unknown-endpoint", why, 0);
 		}
 	for (rq = g->reqs; rq; rq = nrq) {
 		nrq = rq->reg_next;
 		if (rq->state == RQ_HELD && next) {
-			unlink_reg(rq);
+			srv_unlink_reg(rq);
 			rq->reg = next;
 			rq->reg_prev = NULL;
 			rq->reg_next = next->reqs;
@@ -1166,12 +1125,12 @@ static void drop_reg(struct lwm2m_server *s, struct lwm2m_reg *g, struct lwm2m_r
 				next->reqs->reg_prev = rq;
 			next->reqs = rq;
 		} else if (rq->state == RQ_OBSERVING) {
-			end_observation(s, rq, why, 1);
+			srv_end_observation(s, rq, why, 1);
 		} else {
-			unlink_reg(rq); /* in flight: its answer still finds it by token */
+			srv_unlink_reg(rq); /* in flight: its answer still finds it by token */
 		}
 	}
-	detach_session(g);
+	srv_detach_session(g);
 	lwm2m_reg_unlink(&s->reg, g);
 	lwm2m_reg_free(g);
 	s->dirty = 1;
@@ -1185,14 +1144,14 @@ static int journal(struct lwm2m_server *s, const struct lwm2m_reg *g, enum lwm2m
 		return 0;
 	s->st.save_errors++;
 	log_error("unable to journal the registration of %s in %s.journal: %s", g->ep, s->state_file, strerror(errno));
-	diag(resp, 500, "unable to keep the registration");
+	srv_diag(resp, 500, "unable to keep the registration");
 	return -1;
 }
 
-static void hnd_register(coap_resource_t *res, coap_session_t *cs, const coap_pdu_t *req, const coap_string_t *query,
-                         coap_pdu_t *resp)
+void srv_hnd_register(coap_resource_t *res, coap_session_t *cs, const coap_pdu_t *req, const coap_string_t *query,
+                      coap_pdu_t *resp)
 {
-	struct lwm2m_server *s = srv;
+	struct lwm2m_server *s = lwm2m_srv;
 	struct reg_params p;
 	struct lwm2m_links l;
 	const char *why = NULL;
@@ -1201,29 +1160,29 @@ static void hnd_register(coap_resource_t *res, coap_session_t *cs, const coap_pd
 	(void)query;
 	if ((code = parse_query(req, &p, &why)) != 0 || (code = payload_links(req, &l, &present, &why)) != 0) {
 		s->st.rejected_registrations++;
-		log_info("register from %s refused: %s", peer_str(cs), why);
-		diag(resp, code, why);
+		log_info("register from %s refused: %s", srv_peer_str(cs), why);
+		srv_diag(resp, code, why);
 		return;
 	}
 	if (!p.has_ep) {
 		s->st.rejected_registrations++;
 		lwm2m_links_free(&l);
-		diag(resp, 400, "missing endpoint name (ep)");
+		srv_diag(resp, 400, "missing endpoint name (ep)");
 		return;
 	}
 	int sec;
 	char ident[256];
 	if (lwm2m_security_check(s->o.security, cs, p.ep, &sec, ident, sizeof ident, &why) < 0) {
 		s->st.rejected_registrations++;
-		log_warn("register of %s from %s%s%s refused: %s", p.ep, peer_str(cs), *ident ? " as " : "",
+		log_warn("register of %s from %s%s%s refused: %s", p.ep, srv_peer_str(cs), *ident ? " as " : "",
 		         ident, why);
 		lwm2m_links_free(&l);
-		diag(resp, 403, why);
+		srv_diag(resp, 403, why);
 		return;
 	}
 	struct lwm2m_reg *old = lwm2m_reg_by_ep(&s->reg, p.ep);
 	union lwm2m_addr from;
-	addr_from_session(cs, &from);
+	srv_addr_from_session(cs, &from);
 	if (s->o.max_per_address &&
 	    lwm2m_registry_from(&s->reg, &from) - (old && lwm2m_reg_counted_under(old, &from)) >= s->o.max_per_address) {
 		/* one address making up endpoint names: refuse rather than let it fill memory; say so
@@ -1232,22 +1191,22 @@ static void hnd_register(coap_resource_t *res, coap_session_t *cs, const coap_pd
 		if (s->st.refused_per_address++ == 0 || lwm2m_now() - s->last_flood_log >= 60) {
 			log_warn("register of %s from %s refused: %u registrations from that address already (-P); "
 			         "%llu refused so far",
-			         p.ep, peer_str(cs), s->o.max_per_address,
+			         p.ep, srv_peer_str(cs), s->o.max_per_address,
 			         (unsigned long long)s->st.refused_per_address);
 			s->last_flood_log = lwm2m_now();
 		}
 		lwm2m_links_free(&l);
-		diag(resp, 503, "too many registrations from this address");
+		srv_diag(resp, 503, "too many registrations from this address");
 		return;
 	}
 	struct lwm2m_reg *g = lwm2m_reg_new(&s->reg, p.ep, 0);
 	if (!g) {
 		lwm2m_links_free(&l);
-		diag(resp, 500, "out of memory");
+		srv_diag(resp, 500, "out of memory");
 		return;
 	}
 	/* to the millisecond, as the events show times (and they print in a few instructions) */
-	double now = round_ms(lwm2m_now());
+	double now = srv_round_ms(lwm2m_now());
 	g->lt = p.has_lt ? (uint32_t)p.lt : 86400;
 	g->version = (uint8_t)p.version;
 	snprintf(g->binding, sizeof g->binding, "%s", p.has_b ? p.b : "U");
@@ -1267,7 +1226,7 @@ static void hnd_register(coap_resource_t *res, coap_session_t *cs, const coap_pd
 		memcpy(more, ",\"replaced\":\"", 13);
 		lwm2m_reg_id_str(old->id, more + 13);
 		memcpy(more + 21, "\"", 2);
-		drop_reg(s, old, g, "registration replaced by a new Register");
+		srv_drop_reg(s, old, g, "registration replaced by a new Register");
 	}
 	lwm2m_reg_insert(&s->reg, g);
 	attach_session(g, cs);
@@ -1282,12 +1241,12 @@ static void hnd_register(coap_resource_t *res, coap_session_t *cs, const coap_pd
 
 	char id[9];
 	lwm2m_reg_id_str(g->id, id);
-	set_code(resp, 201);
+	srv_set_code(resp, 201);
 	coap_add_option(resp, COAP_OPTION_LOCATION_PATH, 2, (const uint8_t *)"rd");
 	coap_add_option(resp, COAP_OPTION_LOCATION_PATH, 8, (const uint8_t *)id);
-	emit_line(s, "register", g, more, strlen(more), jv_null());
+	srv_emit_line(s, "register", g, more, strlen(more), jv_null());
 	if (g->q)
-		flush_held(s, g);
+		srv_flush_held(s, g);
 }
 
 /* The "changed" member of an update event, as JSON text. */
@@ -1319,17 +1278,17 @@ static int update_refused(struct lwm2m_server *s, struct lwm2m_reg *g, coap_sess
 		return 0;
 	if (!why)
 		why = "not the security the endpoint registered with";
-	log_warn("%s of %s from %s%s%s refused: %s", what, g->ep, peer_str(cs), *ident ? " as " : "", ident,
+	log_warn("%s of %s from %s%s%s refused: %s", what, g->ep, srv_peer_str(cs), *ident ? " as " : "", ident,
 	         why);
-	diag(resp, 403, why);
+	srv_diag(resp, 403, why);
 	return 1;
 }
 
 /* /rd/<id> (Update, De-register) and /dp (Send) */
-static void hnd_other(coap_resource_t *res, coap_session_t *cs, const coap_pdu_t *req, const coap_string_t *query,
-                      coap_pdu_t *resp)
+void srv_hnd_other(coap_resource_t *res, coap_session_t *cs, const coap_pdu_t *req, const coap_string_t *query,
+                   coap_pdu_t *resp)
 {
-	struct lwm2m_server *s = srv;
+	struct lwm2m_server *s = lwm2m_srv;
 	(void)res;
 	(void)query;
 	coap_opt_iterator_t it;
@@ -1343,7 +1302,7 @@ static void hnd_other(coap_resource_t *res, coap_session_t *cs, const coap_pdu_t
 	coap_option_iterator_init(req, &it, &f);
 	while ((o = coap_option_next(&it)) != NULL) {
 		if (nseg == 3) {
-			set_code(resp, 404);
+			srv_set_code(resp, 404);
 			return;
 		}
 		seg[nseg] = coap_opt_value(o);
@@ -1352,15 +1311,15 @@ static void hnd_other(coap_resource_t *res, coap_session_t *cs, const coap_pdu_t
 	coap_pdu_code_t method = coap_pdu_get_code(req);
 	if (nseg == 1 && segl[0] == 2 && memcmp(seg[0], "dp", 2) == 0) {
 		if (method != COAP_REQUEST_CODE_POST) {
-			set_code(resp, 405);
+			srv_set_code(resp, 405);
 			return;
 		}
-		struct lwm2m_reg *g = session_reg(cs);
+		struct lwm2m_reg *g = srv_session_reg(cs);
 		if (!g) {
-			diag(resp, 404, "not registered");
+			srv_diag(resp, 404, "not registered");
 			return;
 		}
-		touch(s, g);
+		srv_touch(s, g);
 		size_t len = 0;
 		const uint8_t *data = NULL;
 		unsigned ct = LWM2M_CT_SENML_JSON;
@@ -1368,31 +1327,31 @@ static void hnd_other(coap_resource_t *res, coap_session_t *cs, const coap_pdu_t
 		int code = whole_body(req, &data, &len, &why);
 		if (code) {
 			log_info("send from %s refused: %s", g->ep, why);
-			diag(resp, code, why);
+			srv_diag(resp, code, why);
 			return;
 		}
-		opt_uint(req, COAP_OPTION_CONTENT_FORMAT, &ct);
+		srv_opt_uint(req, COAP_OPTION_CONTENT_FORMAT, &ct);
 		s->st.sends++;
 		struct lwm2m_path root = {0};
 		jv vals = lwm2m_decode((int)ct, &root, data, len);
 		jv extra = jv_is_valid(vals) ? jv_object_set(jv_object(), jv_string("values"), vals) : vals;
 		if (!jv_is_valid(extra)) {
 			jv msg = jv_invalid_get_msg(extra);
-			diag(resp, 400, jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg) : "undecodable");
+			srv_diag(resp, 400, jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg) : "undecodable");
 			jv_free(msg);
 			return;
 		}
-		set_code(resp, 204);
-		emit(s, "send", g, extra);
+		srv_set_code(resp, 204);
+		srv_emit(s, "send", g, extra);
 		return;
 	}
 	if (nseg != 2 || segl[0] != 2 || memcmp(seg[0], "rd", 2) != 0) {
-		set_code(resp, 404);
+		srv_set_code(resp, 404);
 		return;
 	}
 	struct lwm2m_reg *g = lwm2m_reg_by_id(&s->reg, lwm2m_reg_id_parse((const char *)seg[1], segl[1]));
 	if (!g) {
-		diag(resp, 404, "no such registration");
+		srv_diag(resp, 404, "no such registration");
 		return;
 	}
 	if (update_refused(s, g, cs, resp, method == COAP_REQUEST_CODE_DELETE ? "de-register" : "update"))
@@ -1401,13 +1360,13 @@ static void hnd_other(coap_resource_t *res, coap_session_t *cs, const coap_pdu_t
 		if (journal(s, g, LWM2M_JOURNAL_DEL, resp) < 0)
 			return;
 		s->st.deregisters++;
-		set_code(resp, 202);
-		emit(s, "deregister", g, jv_null());
-		drop_reg(s, g, NULL, "the device de-registered");
+		srv_set_code(resp, 202);
+		srv_emit(s, "deregister", g, jv_null());
+		srv_drop_reg(s, g, NULL, "the device de-registered");
 		return;
 	}
 	if (method != COAP_REQUEST_CODE_POST) {
-		set_code(resp, 405);
+		srv_set_code(resp, 405);
 		return;
 	}
 	struct reg_params p;
@@ -1416,7 +1375,7 @@ static void hnd_other(coap_resource_t *res, coap_session_t *cs, const coap_pdu_t
 	int present, code;
 	if ((code = parse_query(req, &p, &why)) != 0 || (code = payload_links(req, &l, &present, &why)) != 0) {
 		log_info("update of %s refused: %s", g->ep, why);
-		diag(resp, code, why);
+		srv_diag(resp, code, why);
 		return;
 	}
 	struct changed changed = {",\"changed\":[", 12};
@@ -1449,7 +1408,7 @@ static void hnd_other(coap_resource_t *res, coap_session_t *cs, const coap_pdu_t
 	}
 	lwm2m_links_free(&l);
 	union lwm2m_addr a;
-	addr_from_session(cs, &a);
+	srv_addr_from_session(cs, &a);
 	if (!lwm2m_addr_equal(&a, &g->addr) || !g->session) {
 		if (!lwm2m_addr_equal(&a, &g->addr))
 			changed_add(&changed, "addr");
@@ -1458,32 +1417,20 @@ static void hnd_other(coap_resource_t *res, coap_session_t *cs, const coap_pdu_t
 			changed_add(&changed, "session");
 		attach_session(g, cs);
 	}
-	g->updated = round_ms(lwm2m_now());
+	g->updated = srv_round_ms(lwm2m_now());
 	s->dirty = 1;
 	if (journal(s, g, LWM2M_JOURNAL_SET, resp) < 0)
 		return;
 	s->st.updates++;
-	set_code(resp, 204);
+	srv_set_code(resp, 204);
 	changed.text[changed.len++] = ']';
-	emit_line(s, "update", g, changed.text, changed.len, jv_null());
-	touch(s, g);
+	srv_emit_line(s, "update", g, changed.text, changed.len, jv_null());
+	srv_touch(s, g);
 }
 
 /* ---- request bodies in Block1 parts, on our socket and on DTLS sessions ---- */
 
-/* A request body arriving in Block1 parts (RFC 7959 2.5) from one peer: its address and its
- * session (NOSEC, or the DTLS session, compared and never dereferenced). */
-struct block1 {
-	struct block1 *next;
-	union lwm2m_addr from;
-	void *sess;
-	uint32_t next_num;
-	double since;
-	size_t len;
-	uint8_t *buf;
-};
-
-static void block1_free(struct lwm2m_server *s, struct block1 *b)
+void srv_block1_free(struct lwm2m_server *s, struct block1 *b)
 {
 	for (struct block1 **pp = &s->b1; *pp; pp = &(*pp)->next)
 		if (*pp == b) {
@@ -1520,7 +1467,7 @@ static void udp_send_pdu(struct lwm2m_server *s, const union lwm2m_addr *to, coa
 	if (coap_get_data(resp, &len, &data))
 		lwm2m_coapw_payload(&w, data, len);
 	if (w.overflow)
-		log_warn("response to %s too large for a datagram: dropped", peer_str(NULL));
+		log_warn("response to %s too large for a datagram: dropped", srv_peer_str(NULL));
 	else
 		lwm2m_udp_send(s->udp, to, buf, w.len);
 }
@@ -1550,8 +1497,8 @@ fail:
 
 static void block1_refuse(coap_session_t *cs, coap_pdu_t *resp, int code, const char *why)
 {
-	log_info("request from %s refused: %s", peer_str(cs), why);
-	diag(resp, code, why);
+	log_info("request from %s refused: %s", srv_peer_str(cs), why);
+	srv_diag(resp, code, why);
 }
 
 /* 4.13 with Size1, the largest body taken (RFC 7959 2.9.3), at the part that would pass it or
@@ -1561,12 +1508,12 @@ static void block1_too_large(coap_session_t *cs, coap_pdu_t *resp, size_t at, si
 	uint8_t v[4];
 	if (size1)
 		log_warn("request from %s refused: request body too large: Size1 %zu in its first Block1 part, "
-		         "more than the %u bytes taken (4.13)", peer_str(cs), size1, MAX_PAYLOAD);
+		         "more than the %u bytes taken (4.13)", srv_peer_str(cs), size1, MAX_PAYLOAD);
 	else
 		log_warn("request from %s refused: request body too large: its Block1 part at byte %zu goes past "
-		         "the %u bytes taken (4.13)", peer_str(cs), at, MAX_PAYLOAD);
+		         "the %u bytes taken (4.13)", srv_peer_str(cs), at, MAX_PAYLOAD);
 	coap_add_option(resp, COAP_OPTION_SIZE1, coap_encode_var_safe(v, sizeof v, MAX_PAYLOAD), v);
-	diag(resp, 413, "request body too large");
+	srv_diag(resp, 413, "request body too large");
 }
 
 /* Collect a Block1 part from the peer at from on session cs (NULL: our socket). Returns the
@@ -1574,8 +1521,8 @@ static void block1_too_large(coap_session_t *cs, coap_pdu_t *resp, size_t at, si
  * answer already (2.31 Continue or an error). A body in progress holds at most MAX_PAYLOAD.
  * Size1 is optional (RFC 7959 4, and many devices leave it out): without it the bound is met
  * at the part that would pass it. */
-static coap_pdu_t *block1_add(struct lwm2m_server *s, coap_session_t *cs, const union lwm2m_addr *from,
-                              const coap_pdu_t *req, coap_opt_t *opt, coap_pdu_t *resp, unsigned *b1)
+coap_pdu_t *srv_block1_add(struct lwm2m_server *s, coap_session_t *cs, const union lwm2m_addr *from,
+                           const coap_pdu_t *req, coap_opt_t *opt, coap_pdu_t *resp, unsigned *b1)
 {
 	unsigned v = coap_decode_var_bytes(coap_opt_value(opt), coap_opt_length(opt));
 	unsigned num = v >> 4, more = v & 8, szx = v & 7;
@@ -1587,14 +1534,14 @@ static coap_pdu_t *block1_add(struct lwm2m_server *s, coap_session_t *cs, const 
 	for (b = s->b1; b && !(b->sess == sess && lwm2m_addr_equal(&b->from, from)); b = b->next)
 		;
 	if (szx == 7) {
-		diag(resp, 400, "Block1 size exponent 7 is reserved");
+		srv_diag(resp, 400, "Block1 size exponent 7 is reserved");
 		return NULL;
 	}
 	unsigned size1 = 0;
-	int has_size1 = opt_uint(req, COAP_OPTION_SIZE1, &size1);
+	int has_size1 = srv_opt_uint(req, COAP_OPTION_SIZE1, &size1);
 	if (num == 0 && has_size1 && size1 > MAX_PAYLOAD) {
 		if (b)
-			block1_free(s, b);
+			srv_block1_free(s, b);
 		block1_too_large(cs, resp, 0, size1);
 		return NULL;
 	}
@@ -1602,7 +1549,7 @@ static coap_pdu_t *block1_add(struct lwm2m_server *s, coap_session_t *cs, const 
 		if (!b) {
 			b = calloc(1, sizeof *b);
 			if (!b) {
-				diag(resp, 500, "out of memory");
+				srv_diag(resp, 500, "out of memory");
 				return NULL;
 			}
 			b->from = *from;
@@ -1616,7 +1563,7 @@ static coap_pdu_t *block1_add(struct lwm2m_server *s, coap_session_t *cs, const 
 	if (b && more && num + 1 == b->next_num) {
 		/* the part taken last, again: its 2.31 was lost */
 		uint8_t vb[4];
-		set_code(resp, 231);
+		srv_set_code(resp, 231);
 		coap_add_option(resp, COAP_OPTION_BLOCK1, coap_encode_var_safe(vb, sizeof vb, v), vb);
 		return NULL;
 	}
@@ -1626,14 +1573,14 @@ static coap_pdu_t *block1_add(struct lwm2m_server *s, coap_session_t *cs, const 
 	}
 	if (b->len + len > MAX_PAYLOAD) {
 		size_t at = b->len;
-		block1_free(s, b);
+		srv_block1_free(s, b);
 		block1_too_large(cs, resp, at, 0);
 		return NULL;
 	}
 	uint8_t *nb = realloc(b->buf, b->len + len + 1);
 	if (!nb) {
-		block1_free(s, b);
-		diag(resp, 500, "out of memory");
+		srv_block1_free(s, b);
+		srv_diag(resp, 500, "out of memory");
 		return NULL;
 	}
 	b->buf = nb;
@@ -1646,14 +1593,14 @@ static coap_pdu_t *block1_add(struct lwm2m_server *s, coap_session_t *cs, const 
 	if (more) {
 		/* 2.31 Continue echoes the part taken, M set */
 		uint8_t vb[4];
-		set_code(resp, 231);
+		srv_set_code(resp, 231);
 		coap_add_option(resp, COAP_OPTION_BLOCK1, coap_encode_var_safe(vb, sizeof vb, v), vb);
 		return NULL;
 	}
 	coap_pdu_t *whole = block1_request(req, b->buf, b->len);
-	block1_free(s, b);
+	srv_block1_free(s, b);
 	if (!whole)
-		diag(resp, 500, "out of memory");
+		srv_diag(resp, 500, "out of memory");
 	return whole;
 }
 
@@ -1673,8 +1620,8 @@ static void dtls_request(coap_resource_t *res, coap_session_t *cs, const coap_pd
 	}
 	union lwm2m_addr from;
 	unsigned b1 = 0;
-	addr_from_session(cs, &from);
-	coap_pdu_t *whole = block1_add(srv, cs, &from, req, o, resp, &b1);
+	srv_addr_from_session(cs, &from);
+	coap_pdu_t *whole = srv_block1_add(lwm2m_srv, cs, &from, req, o, resp, &b1);
 	if (!whole)
 		return;
 	/* the answer echoes the last part (before the handler adds a payload) */
@@ -1687,13 +1634,13 @@ static void dtls_request(coap_resource_t *res, coap_session_t *cs, const coap_pd
 static void dtls_register(coap_resource_t *res, coap_session_t *cs, const coap_pdu_t *req,
                           const coap_string_t *query, coap_pdu_t *resp)
 {
-	dtls_request(res, cs, req, query, resp, hnd_register);
+	dtls_request(res, cs, req, query, resp, srv_hnd_register);
 }
 
 static void dtls_other(coap_resource_t *res, coap_session_t *cs, const coap_pdu_t *req, const coap_string_t *query,
                        coap_pdu_t *resp)
 {
-	dtls_request(res, cs, req, query, resp, hnd_other);
+	dtls_request(res, cs, req, query, resp, srv_hnd_other);
 }
 
 static void udp_request(struct lwm2m_server *s, const union lwm2m_addr *from, const coap_pdu_t *req)
@@ -1728,7 +1675,7 @@ static void udp_request(struct lwm2m_server *s, const union lwm2m_addr *from, co
 	if (g && g->has_reg_mid && g->reg_mid == (uint16_t)mid && lwm2m_now() - g->registered < 250) {
 		char id[9];
 		lwm2m_reg_id_str(g->id, id);
-		set_code(resp, 201);
+		srv_set_code(resp, 201);
 		coap_add_option(resp, COAP_OPTION_LOCATION_PATH, 2, (const uint8_t *)"rd");
 		coap_add_option(resp, COAP_OPTION_LOCATION_PATH, 8, (const uint8_t *)id);
 		udp_send_pdu(s, from, resp);
@@ -1738,7 +1685,7 @@ static void udp_request(struct lwm2m_server *s, const union lwm2m_addr *from, co
 	coap_pdu_t *whole = NULL;
 	unsigned b1 = 0;
 	o = coap_check_option(req, COAP_OPTION_BLOCK1, &it);
-	if (o && !(whole = block1_add(s, NULL, from, req, o, resp, &b1))) {
+	if (o && !(whole = srv_block1_add(s, NULL, from, req, o, resp, &b1))) {
 		udp_send_pdu(s, from, resp);
 		coap_delete_pdu(resp);
 		return;
@@ -1750,11 +1697,11 @@ static void udp_request(struct lwm2m_server *s, const union lwm2m_addr *from, co
 		coap_add_option(resp, COAP_OPTION_BLOCK1, coap_encode_var_safe(v, sizeof v, b1), v);
 	}
 	if (is_rd)
-		method == COAP_REQUEST_CODE_POST ? hnd_register(NULL, NULL, r, NULL, resp) : set_code(resp, 405);
+		method == COAP_REQUEST_CODE_POST ? srv_hnd_register(NULL, NULL, r, NULL, resp) : srv_set_code(resp, 405);
 	else if (method == COAP_REQUEST_CODE_POST || method == COAP_REQUEST_CODE_DELETE || method == COAP_REQUEST_CODE_GET)
-		hnd_other(NULL, NULL, r, NULL, resp);
+		srv_hnd_other(NULL, NULL, r, NULL, resp);
 	else
-		set_code(resp, 405);
+		srv_set_code(resp, 405);
 	if (whole)
 		coap_delete_pdu(whole);
 	udp_send_pdu(s, from, resp);
@@ -1773,22 +1720,22 @@ static size_t pow2_at_least(size_t n)
 
 /* The device broke a block-wise transfer (RFC 7959): the partial body is dropped, a request
  * fails with bad-response, an observation ends (the device is told). */
-static void block_abort(struct lwm2m_server *s, struct lwm2m_request *rq, const char *why)
+void srv_block_abort(struct lwm2m_server *s, struct lwm2m_request *rq, const char *why)
 {
 	log_warn("block-wise answer from %s (%s) abandoned: %s", rq->reg ? rq->reg->ep : "?",
-	         peer_str(rq->session != NOSEC ? rq->session : NULL), why);
+	         srv_peer_str(rq->session != NOSEC ? rq->session : NULL), why);
 	free(rq->body);
 	rq->body = NULL;
 	rq->body_len = 0;
 	rq->bmode = 0;
 	if (rq->state == RQ_OBSERVING) {
 		s->st.errors++;
-		end_observation(s, rq, why, 1);
+		srv_end_observation(s, rq, why, 1);
 	} else if (rq->state == RQ_INFLIGHT) {
 		s->st.errors++;
-		reply_status(s, rq, "bad-response", why, 0);
+		srv_reply_status(s, rq, "bad-response", why, 0);
 	} else {
-		nack(s, rq, COAP_NACK_NOT_DELIVERABLE);
+		srv_nack(s, rq, COAP_NACK_NOT_DELIVERABLE);
 	}
 }
 
@@ -1797,14 +1744,14 @@ static void block_abort(struct lwm2m_server *s, struct lwm2m_request *rq, const 
  * is whole, in rep (rq->body, the caller's to free); 1: more parts follow (rq->block is the next
  * to ask for); -1: nothing to deliver (a stray or repeated part, or the transfer was abandoned
  * and rq may be gone). */
-static int block2_part(struct lwm2m_server *s, struct lwm2m_request *rq, coap_opt_t *o, struct lwm2m_reply *rep,
-                       int *has_obs)
+int srv_block2_part(struct lwm2m_server *s, struct lwm2m_request *rq, coap_opt_t *o, struct lwm2m_reply *rep,
+                    int *has_obs)
 {
 	unsigned v = coap_decode_var_bytes(coap_opt_value(o), coap_opt_length(o));
 	unsigned num = v >> 4, szx = v & 7;
 	char why[96];
 	if (szx == 7) {
-		block_abort(s, rq, "Block2 size exponent 7 is reserved");
+		srv_block_abort(s, rq, "Block2 size exponent 7 is reserved");
 		return -1;
 	}
 	/* parts are placed by offset: the device may answer with smaller blocks (RFC 7959 2.4) */
@@ -1817,16 +1764,16 @@ static int block2_part(struct lwm2m_server *s, struct lwm2m_request *rq, coap_op
 		return -1; /* a stray part, or one already taken (retransmitted) */
 	} else if (off > rq->body_len) {
 		snprintf(why, sizeof why, "Block2 part at byte %zu when %u bytes came before it", off, rq->body_len);
-		block_abort(s, rq, why);
+		srv_block_abort(s, rq, why);
 		return -1;
 	}
 	if ((v & 8) && rep->len != bs) {
 		snprintf(why, sizeof why, "Block2 part of %zu bytes, not %zu, and not the last", rep->len, bs);
-		block_abort(s, rq, why);
+		srv_block_abort(s, rq, why);
 		return -1;
 	}
 	if (rq->body_len + rep->len > BLOCK2_MAX) {
-		block_abort(s, rq, "Block2 body larger than 1 MiB");
+		srv_block_abort(s, rq, "Block2 body larger than 1 MiB");
 		return -1;
 	}
 	/* the buffer is always a power of two (>= 1 KiB): one realloc per doubling, not per part */
@@ -1834,7 +1781,7 @@ static int block2_part(struct lwm2m_server *s, struct lwm2m_request *rq, coap_op
 	if (!rq->body || need > pow2_at_least(rq->body_len + 1)) {
 		uint8_t *nb = realloc(rq->body, pow2_at_least(need));
 		if (!nb) {
-			block_abort(s, rq, "out of memory for the Block2 body");
+			srv_block_abort(s, rq, "out of memory for the Block2 body");
 			return -1;
 		}
 		rq->body = nb;
@@ -1873,14 +1820,14 @@ static void ack_send(struct lwm2m_server *s, void *sess, const union lwm2m_addr 
 
 /* Deliver rq's reply to a CON message (mid, from peer on our socket or on DTLS session sess)
  * and say when to acknowledge it. 0: now (the line is written, or there is none); 1: later, with
- * the ACKs of a later round once the line is written (acks_due); -1: never (a notification whose
+ * the ACKs of a later round once the line is written (srv_acks_due); -1: never (a notification whose
  * line was not queued, as its client does not read: the device sends it again). */
-static int ack_after(struct lwm2m_server *s, void *sess, const union lwm2m_addr *peer, uint16_t mid,
-                     struct lwm2m_request *rq, struct lwm2m_reply *rep, int has_obs)
+int srv_ack_after(struct lwm2m_server *s, void *sess, const union lwm2m_addr *peer, uint16_t mid,
+                  struct lwm2m_request *rq, struct lwm2m_reply *rep, int has_obs)
 {
 	uint64_t client = rq->client, token = rq->token, q0 = 0, q1 = 0, w = 0;
 	int known = s->cb.out_pos(client, &q0, &w, s->cb.ud) == 0;
-	deliver(s, rq, rep, has_obs); /* may free rq */
+	srv_deliver(s, rq, rep, has_obs); /* may free rq */
 	if (!known || s->cb.out_pos(client, &q1, &w, s->cb.ud) < 0 || q1 == q0)
 		return rep->notify && !rep->final ? -1 : 0;
 	if (s->nacks == s->capacks) {
@@ -1895,7 +1842,7 @@ static int ack_after(struct lwm2m_server *s, void *sess, const union lwm2m_addr 
 	memset(a, 0, sizeof *a);
 	if (peer)
 		a->to = *peer;
-	a->sess = sess_ref(sess);
+	a->sess = srv_sess_ref(sess);
 	a->client = client;
 	a->mark = q1;
 	a->token = token;
@@ -1908,7 +1855,7 @@ static int ack_after(struct lwm2m_server *s, void *sess, const union lwm2m_addr 
 }
 
 /* Acknowledge the messages whose lines are written now. */
-static void acks_due(struct lwm2m_server *s)
+void srv_acks_due(struct lwm2m_server *s)
 {
 	uint64_t client = UINT64_MAX, q = 0, w = 0;
 	int r = -1;
@@ -1925,24 +1872,24 @@ static void acks_due(struct lwm2m_server *s)
 			k++;
 			continue;
 		}
-		struct lwm2m_request *rq = tok_find(s, a->token);
+		struct lwm2m_request *rq = srv_tok_find(s, a->token);
 		if (rq && rq->ack_wait && rq->ack_mid == a->mid)
 			rq->ack_wait = 0;
 		/* a client that went away: its observations ended, the device gets a Reset next time */
 		if (r == 0)
 			ack_send(s, a->sess, &a->to, a->mid);
-		sess_release(a->sess);
+		srv_sess_release(a->sess);
 	}
 	s->nacks = k;
 }
 
 /* RFC 7641 3.4: a notification is taken only if fresher than the last one; a retransmission (its
  * ACK lost, or held back while its line waited) is not. 1: pdu is such a stale one. */
-static int obs_stale(struct lwm2m_request *rq, const coap_pdu_t *pdu)
+int srv_obs_stale(struct lwm2m_request *rq, const coap_pdu_t *pdu)
 {
 	unsigned obs;
 	if (!(rq->state == RQ_OBSERVING || (rq->state == RQ_INFLIGHT && rq->observe == 0)) ||
-	    !opt_uint(pdu, COAP_OPTION_OBSERVE, &obs))
+	    !srv_opt_uint(pdu, COAP_OPTION_OBSERVE, &obs))
 		return 0;
 	double now = lwm2m_now();
 	uint32_t v1 = rq->obs_seq, v2 = obs & 0xffffff;
@@ -1965,7 +1912,7 @@ static void udp_response(struct lwm2m_server *s, const union lwm2m_addr *from, c
 		if (rq)
 			rq->xmit = NULL;
 		if (type == COAP_MESSAGE_RST) {
-			nack(s, rq, COAP_NACK_RST);
+			srv_nack(s, rq, COAP_NACK_RST);
 			return;
 		}
 		if (coap_pdu_get_code(pdu) == 0)
@@ -1975,10 +1922,10 @@ static void udp_response(struct lwm2m_server *s, const union lwm2m_addr *from, c
 			udp_send_empty(s, from, COAP_MESSAGE_RST, mid); /* CoAP ping */
 		return;
 	}
-	struct lwm2m_request *rq = tok_find(s, token_of(pdu));
+	struct lwm2m_request *rq = srv_tok_find(s, token_of(pdu));
 	if (!rq || rq->state == RQ_DONE || rq->state == RQ_HELD || rq->session != NOSEC || !rq->reg ||
 	    !lwm2m_addr_equal(&rq->reg->addr, from)) {
-		log_debug("response with an unknown token from %s: reset", peer_str(NULL));
+		log_debug("response with an unknown token from %s: reset", srv_peer_str(NULL));
 		if (type != COAP_MESSAGE_ACK)
 			udp_send_empty(s, from, COAP_MESSAGE_RST, mid);
 		return;
@@ -1988,16 +1935,16 @@ static void udp_response(struct lwm2m_server *s, const union lwm2m_addr *from, c
 	if (con && rq->ack_wait && rq->ack_mid == (uint16_t)mid)
 		return; /* a retransmission of what waits for its line to be written: acknowledged then */
 	/* A confirmable message whose line goes to a client is acknowledged once the line is written
-	 * (ack_after), so a reader that falls behind slows the devices down instead of growing a
+	 * (srv_ack_after), so a reader that falls behind slows the devices down instead of growing a
 	 * queue: each waits for its ACK. Block-wise transfers are acknowledged part by part. */
 	int defer = con && s->cb.out_pos && s->cb.flush && rq->client != UINT64_MAX && rq->bmode == 0 &&
 	            !coap_check_option(pdu, COAP_OPTION_BLOCK2, &it);
 	if (con && !defer)
 		udp_send_empty(s, from, COAP_MESSAGE_ACK, mid);
-	touch(s, rq->reg);
+	srv_touch(s, rq->reg);
 	if (rq->state == RQ_DONE)
 		return;
-	if (obs_stale(rq, pdu)) {
+	if (srv_obs_stale(rq, pdu)) {
 		if (defer)
 			udp_send_empty(s, from, COAP_MESSAGE_ACK, mid); /* its line was written before */
 		return;
@@ -2006,35 +1953,35 @@ static void udp_response(struct lwm2m_server *s, const union lwm2m_addr *from, c
 	int has_obs;
 	decode_reply(pdu, &rep, &has_obs);
 	if (defer) {
-		if (ack_after(s, NOSEC, from, (uint16_t)mid, rq, &rep, has_obs) == 0)
+		if (srv_ack_after(s, NOSEC, from, (uint16_t)mid, rq, &rep, has_obs) == 0)
 			lwm2m_udp_send_empty_later(s->udp, from, COAP_MESSAGE_ACK, mid);
 		return;
 	}
 	if (rq->bmode == 1) {
 		if (rep.code == 231) {
 			unsigned b1 = 0;
-			int has_b1 = opt_uint(pdu, COAP_OPTION_BLOCK1, &b1);
+			int has_b1 = srv_opt_uint(pdu, COAP_OPTION_BLOCK1, &b1);
 			if (has_b1 && b1 >> 4 < rq->block)
 				return; /* a retransmitted answer to a part sent before */
 			if (!has_b1 || b1 >> 4 != rq->block || (size_t)(rq->block + 1) << (UDP_SZX + 4) >= rq->len) {
-				block_abort(s, rq, "2.31 Continue that does not match the Block1 part sent");
+				srv_block_abort(s, rq, "2.31 Continue that does not match the Block1 part sent");
 				return;
 			}
 			rq->block++;
 			if (udp_send_rq(s, rq->reg, rq, 0, 1) < 0)
-				nack(s, rq, COAP_NACK_NOT_DELIVERABLE);
+				srv_nack(s, rq, COAP_NACK_NOT_DELIVERABLE);
 			return;
 		}
 		rq->bmode = 0;
 	}
 	coap_opt_t *o = coap_check_option(pdu, COAP_OPTION_BLOCK2, &it);
 	if (o && rep.code / 100 == 2) {
-		int r = block2_part(s, rq, o, &rep, &has_obs);
+		int r = srv_block2_part(s, rq, o, &rep, &has_obs);
 		if (r < 0)
 			return;
 		if (r > 0) {
 			if (udp_send_rq(s, rq->reg, rq, 0, 1) < 0)
-				nack(s, rq, COAP_NACK_NOT_DELIVERABLE);
+				srv_nack(s, rq, COAP_NACK_NOT_DELIVERABLE);
 			return;
 		}
 	}
@@ -2045,7 +1992,7 @@ static void udp_response(struct lwm2m_server *s, const union lwm2m_addr *from, c
 		rq->body = NULL;
 		rq->body_len = 0;
 	}
-	deliver(s, rq, &rep, has_obs);
+	srv_deliver(s, rq, &rep, has_obs);
 	free(body);
 }
 
@@ -2072,14 +2019,14 @@ static void udp_fail(void *ud, void *owner, int reset)
 {
 	struct lwm2m_request *rq = owner;
 	rq->xmit = NULL;
-	nack(ud, rq, reset ? COAP_NACK_RST : COAP_NACK_TOO_MANY_RETRIES);
+	srv_nack(ud, rq, reset ? COAP_NACK_RST : COAP_NACK_TOO_MANY_RETRIES);
 }
 
 /* Every request from a registered device shows it is awake (queue mode). */
 static int on_event(coap_session_t *cs, const coap_event_t ev)
 {
-	if (srv)
-		lwm2m_dtls_event(srv->dtls, cs, ev);
+	if (lwm2m_srv)
+		lwm2m_dtls_event(lwm2m_srv->dtls, cs, ev);
 	return 0;
 }
 
@@ -2100,7 +2047,7 @@ static void restore_expired(struct lwm2m_reg *g, void *ud)
 {
 	struct lwm2m_server *s = ud;
 	s->st.expires++;
-	emit(s, "expire", g, jv_object_set(jv_object(), jv_string("restored"), jv_true()));
+	srv_emit(s, "expire", g, jv_object_set(jv_object(), jv_string("restored"), jv_true()));
 }
 
 static int resolve_listen(const char *spec, coap_address_t *addr)
@@ -2173,7 +2120,7 @@ struct lwm2m_server *lwm2m_server_new(const struct lwm2m_server_opts *o, const s
 	struct lwm2m_server *s = calloc(1, sizeof *s);
 	if (!s)
 		return NULL;
-	srv = s;
+	lwm2m_srv = s;
 	s->epfd = -1;
 	s->o = *o;
 	s->cb = *cb;
@@ -2262,7 +2209,7 @@ static void free_reg_cb(struct lwm2m_reg *g, void *ud)
 	(void)ud;
 	while (lwm2m_queue_pop(g) != NULL)
 		;
-	detach_session(g);
+	srv_detach_session(g);
 }
 
 void lwm2m_server_free(struct lwm2m_server *s)
@@ -2277,7 +2224,7 @@ void lwm2m_server_free(struct lwm2m_server *s)
 			;
 	for (rq = s->all; rq; rq = next) {
 		next = rq->all_next;
-		sess_release(rq->session);
+		srv_sess_release(rq->session);
 		if (rq->xmit)
 			lwm2m_udp_cancel(s->udp, rq->xmit);
 		lwm2m_request_free(rq);
@@ -2285,18 +2232,18 @@ void lwm2m_server_free(struct lwm2m_server *s)
 	s->all = NULL;
 	lwm2m_registry_free(&s->reg, free_reg_cb, s);
 	while (s->b1)
-		block1_free(s, s->b1);
+		srv_block1_free(s, s->b1);
 	lwm2m_udp_free(s->udp);
 	if (s->epfd >= 0)
 		close(s->epfd);
 	free(s->tok);
 	for (size_t i = 0; i < s->nacks; i++)
-		sess_release(s->acks[i].sess);
+		srv_sess_release(s->acks[i].sess);
 	s->nacks = 0;
 	if (s->ctx)
 		coap_free_context(s->ctx);
 	coap_cleanup();
-	srv = NULL;
+	lwm2m_srv = NULL;
 	lwm2m_dtls_free(s->dtls);
 	free(s->acks);
 	free(s);
@@ -2331,7 +2278,7 @@ void lwm2m_server_io(struct lwm2m_server *s, int read_datagrams)
 	if (s->cb.flush) {
 		s->cb.flush(s->cb.ud);
 		if (s->nacks)
-			acks_due(s);
+			srv_acks_due(s);
 	}
 	if (s->udp)
 		lwm2m_udp_flush(s->udp);
@@ -2362,7 +2309,7 @@ static void held_expired(struct lwm2m_request *rq, void *ud)
 	struct lwm2m_server *s = ud;
 	s->st.queue_expired++;
 	rq->state = RQ_NEW;
-	reply_status(s, rq, "queue-expired", "held for a sleeping device longer than the queue TTL", 0);
+	srv_reply_status(s, rq, "queue-expired", "held for a sleeping device longer than the queue TTL", 0);
 }
 
 int lwm2m_server_tick(struct lwm2m_server *s)
@@ -2387,15 +2334,15 @@ int lwm2m_server_tick(struct lwm2m_server *s)
 				continue;
 			}
 			if (lwm2m_queue_check_sleep(g, now)) {
-				emit(s, "sleep", g, jv_null());
+				srv_emit(s, "sleep", g, jv_null());
 			}
 			if (g->q)
 				lwm2m_queue_expire(g, now - s->o.queue_ttl, held_expired, s);
 		}
 		for (size_t i = 0; i < nv; i++) {
 			s->st.expires++;
-			emit(s, "expire", victims[i], jv_null());
-			drop_reg(s, victims[i], NULL, "the registration expired");
+			srv_emit(s, "expire", victims[i], jv_null());
+			srv_drop_reg(s, victims[i], NULL, "the registration expired");
 		}
 		free(victims);
 		struct lwm2m_request *rq, *next;
@@ -2405,10 +2352,10 @@ int lwm2m_server_tick(struct lwm2m_server *s)
 			if ((rq->state == RQ_INFLIGHT || rq->state == RQ_CANCELLING) && now - rq->since >= limit) {
 				s->st.timeouts++;
 				if (rq->state == RQ_CANCELLING) {
-					reply_status(s, rq, "cancelled", "cancelled by cancel-observe", 1);
+					srv_reply_status(s, rq, "cancelled", "cancelled by cancel-observe", 1);
 					continue;
 				}
-				reply_status(s, rq, "timeout", "no answer in time", 0);
+				srv_reply_status(s, rq, "timeout", "no answer in time", 0);
 			}
 		}
 	}
@@ -2430,7 +2377,7 @@ int lwm2m_server_tick(struct lwm2m_server *s)
 	for (struct block1 *b = s->b1, *next; b; b = next) {
 		next = b->next;
 		if (now - b->since > 60)
-			block1_free(s, b);
+			srv_block1_free(s, b);
 	}
 	int ms = s->udp ? lwm2m_udp_timers(s->udp) : -1;
 	return ms >= 0 && ms < 250 ? ms : 250;
@@ -2454,7 +2401,7 @@ jv lwm2m_server_reg_json(const struct lwm2m_server *s, const struct lwm2m_reg *g
 		o = jv_object_set(o, jv_string("asleep"), jv_bool(lwm2m_queue_asleep(g, lwm2m_now())));
 	if (!g->session)
 		o = jv_object_set(o, jv_string("reachable"), jv_false());
-	o = jv_object_set(o, jv_string("expires"), jv_number(round_ms(g->updated + g->lt)));
+	o = jv_object_set(o, jv_string("expires"), jv_number(srv_round_ms(g->updated + g->lt)));
 	return o;
 }
 
