@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* sync_file_range */
 #include "js_state.h"
 
 #include <errno.h>
@@ -399,6 +400,56 @@ again:
 	return b.p;
 }
 
+/* fs_write_atomic, but the data goes to the disk 256 KiB at a time as it is written: one fsync of
+ * the whole snapshot (megabytes) at the end made the log's writes meanwhile wait behind it (a
+ * 1 KiB O_DSYNC writer beside 5 MB written then fsynced: p99.9 12-32 ms, max 15-69 ms; written
+ * in steps: 9 ms and 10-11 ms). */
+static int write_snapshot(const char *path, const char *data, size_t len)
+{
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	const size_t step = 256 << 10;
+	for (size_t off = 0; off < len; off += step) {
+		size_t n = len - off < step ? len - off : step;
+		if (fs_write_all(fd, data + off, n) != 0)
+			goto fail;
+		/* only a hint to start the writeback: the fsync below is what makes it durable */
+		(void)sync_file_range(fd, (off_t)off, (off_t)n,
+		                      SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+	}
+	if (fsync(fd) != 0)
+		goto fail;
+	if (close(fd) != 0) {
+		fd = -1;
+		goto fail;
+	}
+	if (rename(tmp, path) != 0) {
+		fd = -1;
+		goto fail;
+	}
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = 0;
+	else
+		strcpy(dir, ".");
+	return fs_fsync_dir(dir);
+fail:;
+	int e = errno;
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	errno = e;
+	return -1;
+}
+
 /* Write the snapshot of generation gen (atomically). */
 static int snapshot(struct js_state *st, uint32_t gen)
 {
@@ -406,7 +457,7 @@ static int snapshot(struct js_state *st, uint32_t gen)
 	uint64_t t0 = js_now_us();
 	char *buf = serialize(st, gen, &len);
 	uint64_t t1 = js_now_us();
-	int rc = fs_write_atomic(st->snap_path, buf, len);
+	int rc = write_snapshot(st->snap_path, buf, len);
 	free(buf);
 	if (rc != 0)
 		log_error("unable to write %s: %s", st->snap_path, strerror(errno));
