@@ -82,15 +82,20 @@ int fs_write_atomic(const char *path, const void *data, size_t len)
 		errno = e;
 		return -1;
 	}
-	snprintf(dir, sizeof dir, "%s", path);
+	fs_dir_of(path, dir, sizeof dir);
+	return fs_fsync_dir(dir);
+}
+
+void fs_dir_of(const char *path, char *dir, size_t size)
+{
+	snprintf(dir, size, "%s", path);
 	char *slash = strrchr(dir, '/');
 	if (slash == dir)
 		slash[1] = 0;
 	else if (slash)
 		*slash = 0;
 	else
-		strcpy(dir, ".");
-	return fs_fsync_dir(dir);
+		snprintf(dir, size, ".");
 }
 
 int fs_read_file(const char *path, char **data, size_t *len, size_t max)

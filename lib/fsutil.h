@@ -11,6 +11,8 @@ int fs_mkdir_p(const char *path);
 int fs_write_atomic(const char *path, const void *data, size_t len);
 /* write(2) all of data, again after EINTR and short writes. 0, or -1 with errno. */
 int fs_write_all(int fd, const void *data, size_t len);
+/* The directory part of path into dir ("." for a bare name, "/" for a file in the root). */
+void fs_dir_of(const char *path, char *dir, size_t size);
 /* fsync a directory (after rename/unlink in it). */
 int fs_fsync_dir(const char *dir);
 /* Read a whole file (at most max bytes; EFBIG beyond). *data is NUL-terminated, caller frees. */

@@ -114,12 +114,7 @@ struct js_ca_map *js_ca_map_load(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	char dir[PATH_MAX];
-	snprintf(dir, sizeof dir, "%s", path);
-	char *slash = strrchr(dir, '/');
-	if (slash)
-		*slash = 0;
-	else
-		strcpy(dir, ".");
+	fs_dir_of(path, dir, sizeof dir);
 	struct js_ca_map *m = calloc(1, sizeof *m);
 	yaml_parser_t p;
 	yaml_event_t ev;

@@ -434,12 +434,7 @@ static int write_snapshot(const char *path, const char *data, size_t len)
 		goto fail;
 	}
 	char dir[PATH_MAX];
-	snprintf(dir, sizeof dir, "%s", path);
-	char *slash = strrchr(dir, '/');
-	if (slash)
-		*slash = 0;
-	else
-		strcpy(dir, ".");
+	fs_dir_of(path, dir, sizeof dir);
 	return fs_fsync_dir(dir);
 fail:;
 	int e = errno;
