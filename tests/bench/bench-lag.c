@@ -21,7 +21,7 @@
 
 #define HIST_BUCKETS 320
 
-static uint64_t hist[HIST_BUCKETS];
+static uint64_t hist[HIST_BUCKETS], hist_steady[HIST_BUCKETS]; /* every value; those read past -W */
 static volatile sig_atomic_t stop_flag;
 
 static void on_signal(int sig)
@@ -37,13 +37,13 @@ static uint64_t real_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static double hist_q(double q, uint64_t total)
+static double hist_q(const uint64_t *h, double q, uint64_t total)
 {
 	uint64_t acc = 0;
 	if (total == 0)
 		return 0;
 	for (int b = 0; b < HIST_BUCKETS; b++) {
-		acc += hist[b];
+		acc += h[b];
 		if ((double)acc >= q * (double)total)
 			return (exp2((b + 1) / 8.0) - 1.0) / 1000.0;
 	}
@@ -53,11 +53,13 @@ static double hist_q(double q, uint64_t total)
 static noreturn void usage(int code)
 {
 	fprintf(code ? stderr : stdout,
-	        "Usage: bench-lag [-k KEY] [-S WARMUP] [-n COUNT] [-T SECONDS] [-o FILE]\n"
+	        "Usage: bench-lag [-k KEY] [-S WARMUP] [-W SECONDS] [-n COUNT] [-T SECONDS] [-o FILE]\n"
 	        "Measure the rate of JSON lines on stdin and the lag of the microsecond send times\n"
 	        "found under \"KEY\": (default 5700); print one JSON line of figures.\n"
 	        "  -k KEY      the key whose numeric value is a send time in microseconds\n"
 	        "  -S WARMUP   leave the first WARMUP stamped lines out (the clock starts after them)\n"
+	        "  -W SECONDS  also give the lag of the values read SECONDS (1) after the first one\n"
+	        "              (steady state: past the start, where every thing is new to the store)\n"
 	        "  -n COUNT    stop after COUNT stamped values past the warm-up (0: at end of input)\n"
 	        "  -T SECONDS  stop after SECONDS (600)\n"
 	        "  -o FILE     write the figures to FILE instead of stdout\n");
@@ -69,12 +71,13 @@ int main(int argc, char **argv)
 	log_init(argv[0]);
 	const char *key = "5700", *out = NULL;
 	unsigned long long want = 0, warmup = 0;
-	double bound = 600;
+	double bound = 600, steady_after = 1;
 	int c;
-	while ((c = getopt(argc, argv, "k:S:n:T:o:hV")) != -1) {
+	while ((c = getopt(argc, argv, "k:S:W:n:T:o:hV")) != -1) {
 		switch (c) {
 		case 'k': key = optarg; break;
 		case 'S': warmup = strtoull(optarg, NULL, 10); break;
+		case 'W': steady_after = atof(optarg); break;
 		case 'n': want = strtoull(optarg, NULL, 10); break;
 		case 'T': bound = atof(optarg); break;
 		case 'o': out = optarg; break;
@@ -97,7 +100,8 @@ int main(int argc, char **argv)
 	lr_init(&lr, STDIN_FILENO, LR_DEFAULT_MAX);
 	uint64_t t0 = real_us(), first = 0, last = 0, lines = 0, stamped = 0, rejected = 0;
 	uint64_t end = t0 + (uint64_t)(bound * 1e6);
-	double sum_ms = 0, max_ms = 0;
+	uint64_t steady = 0;
+	double sum_ms = 0, max_ms = 0, steady_max_ms = 0;
 	int done = 0;
 	while (!done && !stop_flag) {
 		char *line;
@@ -144,7 +148,14 @@ int main(int argc, char **argv)
 			if (lag_us < 0)
 				lag_us = 0;
 			unsigned b = (unsigned)(8.0 * log2(lag_us + 1.0));
-			hist[b < HIST_BUCKETS ? b : HIST_BUCKETS - 1]++;
+			b = b < HIST_BUCKETS ? b : HIST_BUCKETS - 1;
+			hist[b]++;
+			if ((double)(now - first) >= steady_after * 1e6) {
+				hist_steady[b]++;
+				steady++;
+				if (lag_us / 1000.0 > steady_max_ms)
+					steady_max_ms = lag_us / 1000.0;
+			}
 			sum_ms += lag_us / 1000.0;
 			if (lag_us / 1000.0 > max_ms)
 				max_ms = lag_us / 1000.0;
@@ -163,9 +174,11 @@ int main(int argc, char **argv)
 	fprintf(f,
 	        "{\"tool\":\"bench-lag\",\"lines\":%" PRIu64 ",\"stamped\":%" PRIu64 ",\"rejected\":%" PRIu64
 	        ",\"seconds\":%.3f,\"lines_per_s\":%.0f,\"lag_p50_ms\":%.2f,\"lag_p99_ms\":%.2f,"
-	        "\"lag_mean_ms\":%.2f,\"lag_max_ms\":%.2f}\n",
+	        "\"lag_mean_ms\":%.2f,\"lag_max_ms\":%.2f,\"steady_after_s\":%.3f,\"steady_stamped\":%" PRIu64
+	        ",\"steady_lag_p50_ms\":%.2f,\"steady_lag_p99_ms\":%.2f,\"steady_lag_max_ms\":%.2f}\n",
 	        lines, stamped, rejected, span, span > 0 ? (double)(lines > 1 ? lines - 1 : 0) / span : 0,
-	        hist_q(0.5, stamped), hist_q(0.99, stamped), stamped ? sum_ms / (double)stamped : 0, max_ms);
+	        hist_q(hist, 0.5, stamped), hist_q(hist, 0.99, stamped), stamped ? sum_ms / (double)stamped : 0, max_ms,
+	        steady_after, steady, hist_q(hist_steady, 0.5, steady), hist_q(hist_steady, 0.99, steady), steady_max_ms);
 	if (fflush(f) == EOF || ferror(f))
 		die_sys(EXIT_TEMPORARY, "unable to write figures");
 	if (f != stdout)

@@ -302,7 +302,7 @@ if section pipeline; then
 					"$(jget "$ld" .notify_sent) sent at $(jget "$ld" .notifications_per_s)/s, $(jget "$ld" .notify_acked) acknowledged (ack p50 $(jget "$ld" .notify_ack_p50_ms) / p99 $(jget "$ld" .notify_ack_p99_ms) ms), $(jget "$ld" .notify_busy) held back by devices waiting for an ACK, $(jget "$ld" .retransmissions) retransmissions; $(jget "$lg" .stamped) update lines landed (lwm2m-observe merges the values of one thing that wait together); $(per_cpu "$(jget "$ld" .notify_acked)" "$CPUSUM") values per CPU second of the three stages, $(per_cpu "$(jget "$ld" .notify_acked)" "$NCPUSUM") counting the notification phase only ($NCPU)"
 				fig "device send -> shadow on disk ($2 devices, offered $rate/s)" \
 					"p50 $(jget "$lg" .lag_p50_ms) / p99 $(jget "$lg" .lag_p99_ms)" "ms" "p99 < 50 ms" \
-					"max $(jget "$lg" .lag_max_ms) ms; CPU: $CPU"
+					"max $(jget "$lg" .lag_max_ms) ms; past the first $(jget "$lg" .steady_after_s) s (the start, where every thing is new to the store and its first values come at once): p50 $(jget "$lg" .steady_lag_p50_ms) / p99 $(jget "$lg" .steady_lag_p99_ms) / max $(jget "$lg" .steady_lag_max_ms) ms over $(jget "$lg" .steady_stamped) values; CPU: $CPU"
 			else
 				skip "notifications/s listen|observe|shadow-put ($2 devices, offered $rate/s)" ">= 20000/s" \
 					"the pipeline did not run (see the logs above)"
