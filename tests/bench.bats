@@ -9,6 +9,19 @@ teardown() {
 	stop_all
 }
 
+# join_two_devices MAC_VERSION: ljs-join on a fresh TCP port ($port) with two devices of that
+# LoRaWAN version in $BATS_TEST_TMPDIR/devices.jsonl, ready for bench-http.
+join_two_devices() {
+	[ -x "$BIN/ljs-join" ] || skip "ljs-join not built yet"
+	cat >"$BATS_TEST_TMPDIR/devices.jsonl" <<-EOF
+	{"dev_eui":"70B3D5FFFE000001","join_eui":"70B3D57ED0000000","mac_version":"$1","app_key":"B6B53F4A168A7A88BDF7EA135CE9CFCA","home_net_id":"000013","net_ids":["000013"]}
+	{"dev_eui":"70B3D5FFFE000002","join_eui":"70B3D57ED0000000","mac_version":"$1","app_key":"00112233445566778899AABBCCDDEEFF","home_net_id":"000013","net_ids":["000013"]}
+	EOF
+	port=$(free_port tcp)
+	start_bg join ljs-join -l "127.0.0.1:$port" -D "$BATS_TEST_TMPDIR/devices.jsonl" -S "$BATS_TEST_TMPDIR/js"
+	wait_until 10 python3 -c "import socket; socket.create_connection(('127.0.0.1', $port))"
+}
+
 # ctl_client SOCKET SECONDS NOTIFICATIONS: send stdin's command lines, print every line that
 # comes back until each command is answered and NOTIFICATIONS notify lines came, or SECONDS pass.
 ctl_client() {
@@ -133,14 +146,7 @@ PY
 }
 
 @test "bench: bench-http JoinReqs are accepted by ljs-join (MIC, DevNonce, keep-alive)" {
-	[ -x "$BIN/ljs-join" ] || skip "ljs-join not built yet"
-	cat >"$BATS_TEST_TMPDIR/devices.jsonl" <<-'EOF'
-	{"dev_eui":"70B3D5FFFE000001","join_eui":"70B3D57ED0000000","mac_version":"1.0.3","app_key":"B6B53F4A168A7A88BDF7EA135CE9CFCA","home_net_id":"000013","net_ids":["000013"]}
-	{"dev_eui":"70B3D5FFFE000002","join_eui":"70B3D57ED0000000","mac_version":"1.0.3","app_key":"00112233445566778899AABBCCDDEEFF","home_net_id":"000013","net_ids":["000013"]}
-	EOF
-	port=$(free_port tcp)
-	start_bg join ljs-join -l "127.0.0.1:$port" -D "$BATS_TEST_TMPDIR/devices.jsonl" -S "$BATS_TEST_TMPDIR/js"
-	wait_until 10 python3 -c "import socket; socket.create_connection(('127.0.0.1', $port))"
+	join_two_devices 1.0.3
 	run -0 --separate-stderr "$UNIT/bench-http" -a "127.0.0.1:$port" -D "$BATS_TEST_TMPDIR/devices.jsonl" -c 2 -n 10 -t 20 -S 1
 	run -0 jq -r '"\(.requests) \(.ok) \(.failed) \(.io_errors)"' <<<"$output"
 	assert_output "10 10 0 0"
@@ -151,14 +157,7 @@ PY
 }
 
 @test "bench: bench-http -r offers JoinReqs to ljs-join at a fixed rate (open loop)" {
-	[ -x "$BIN/ljs-join" ] || skip "ljs-join not built yet"
-	cat >"$BATS_TEST_TMPDIR/devices.jsonl" <<-'EOF'
-	{"dev_eui":"70B3D5FFFE000001","join_eui":"70B3D57ED0000000","mac_version":"1.0.4","app_key":"B6B53F4A168A7A88BDF7EA135CE9CFCA","home_net_id":"000013","net_ids":["000013"]}
-	{"dev_eui":"70B3D5FFFE000002","join_eui":"70B3D57ED0000000","mac_version":"1.0.4","app_key":"00112233445566778899AABBCCDDEEFF","home_net_id":"000013","net_ids":["000013"]}
-	EOF
-	port=$(free_port tcp)
-	start_bg join ljs-join -l "127.0.0.1:$port" -D "$BATS_TEST_TMPDIR/devices.jsonl" -S "$BATS_TEST_TMPDIR/js"
-	wait_until 10 python3 -c "import socket; socket.create_connection(('127.0.0.1', $port))"
+	join_two_devices 1.0.4
 	# 1.0.4 devices: a DevNonce must be greater than the last one, so every Success also shows
 	# that one device's requests never overtook each other on the 4 connections
 	run -0 --separate-stderr "$UNIT/bench-http" -a "127.0.0.1:$port" -D "$BATS_TEST_TMPDIR/devices.jsonl" -r 200 -t 1 -w 0.5 -c 4 -S 1
