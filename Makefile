@@ -107,7 +107,8 @@ bench: deps
 # libFuzzer targets (tests/fuzz/*.c) against the lib sources built with clang, ASan and UBSan in
 # build-fuzz/; `make fuzz` runs each for FUZZ_SECONDS from its seeds in tests/fuzz/corpus/<target>
 # (new inputs go to build-fuzz/corpus/<target>, crashes to build-fuzz/crash-<target>-*), with the
-# libFuzzer dictionary tests/fuzz/<target>.dict where there is one.
+# libFuzzer dictionary tests/fuzz/<target>.dict where there is one. The targets' scratch files go
+# to one directory (FUZZ_SCRATCH) removed at the end, also after a crash.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD   ?= build-fuzz
@@ -131,7 +132,9 @@ fuzz-build: $(FUZZ_TARGETS)
 
 fuzz: deps
 	@$(MAKE) --no-print-directory fuzz-build
-	@for t in $(notdir $(FUZZ_TARGETS)); do \
+	@scratch=$$(mktemp -d /dev/shm/lwm2m-fuzz.XXXXXX 2>/dev/null || mktemp -d) || exit 1; \
+	trap 'rm -rf "$$scratch"' EXIT INT TERM; export FUZZ_SCRATCH=$$scratch; \
+	for t in $(notdir $(FUZZ_TARGETS)); do \
 	  mkdir -p $(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t || exit 1; \
 	  echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
 	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

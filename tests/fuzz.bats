@@ -24,10 +24,17 @@ setup() {
 	fi
 }
 
+teardown() {
+	[ -z "${FUZZ_SCRATCH:-}" ] || rm -rf "$FUZZ_SCRATCH"
+}
+
 smoke() {
 	local t=$1
 	[ -d "$TOP/tests/fuzz/corpus/$t" ] && [ -n "$(ls "$TOP/tests/fuzz/corpus/$t")" ]
 	mkdir "$BATS_TEST_TMPDIR/new"
+	# the targets' scratch directories (tmpfs when there is one), removed by teardown even after a crash
+	FUZZ_SCRATCH=$(mktemp -d /dev/shm/lwm2m-fuzz.XXXXXX 2>/dev/null || mktemp -d "$BATS_TEST_TMPDIR/scratch.XXXXXX")
+	export FUZZ_SCRATCH
 	local dict=()
 	[ ! -f "$TOP/tests/fuzz/$t.dict" ] || dict=("-dict=$TOP/tests/fuzz/$t.dict")
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -35,6 +42,8 @@ smoke() {
 	  "$BATS_TEST_TMPDIR/new" "$TOP/tests/fuzz/corpus/$t"
 	[ "$status" -eq 0 ] || { echo "$output" | tail -n 60; ls "$BATS_TEST_TMPDIR"; return 1; }
 	[[ $output == *"Done "*" runs in "* ]]
+	# a target that ends normally removes its own scratch directory
+	[ -z "$(ls -A "$FUZZ_SCRATCH")" ] || { ls -la "$FUZZ_SCRATCH"; return 1; }
 	echo "$output" | grep -E '^stat::(number_of_executed_units|average_exec_per_sec)' | sed "s|^|# $t |" >&3 || true
 }
 

@@ -2,6 +2,7 @@
  * loader, the rest is the file. 0: lwm2m-observe -c (paths and attributes per endpoint);
  * 1: lwm2m-listen -k (DTLS credentials, YAML or JSON lines); 2: ljs-join's interop.yml (sender
  * to CA file; the files named are read from the fuzzer's own directory, which holds ca.pem). */
+#include "fuzz_common.h"
 #include "js_http.h"
 #include "lwm2m_security.h"
 #include "observe_config.h"
@@ -25,7 +26,7 @@ static const char ca_pem[] =
 	"LDfNBB3n5PSM9sxO6W7LqxqEdloDYd5pwwkrulaN\n"
 	"-----END CERTIFICATE-----\n";
 
-static char dir[] = "/tmp/fuzz-configs-XXXXXX", file[64], ca[64];
+static char dir[64], file[96], ca[96];
 
 static void cleanup(void)
 {
@@ -38,9 +39,10 @@ static void setup(void)
 {
 	/* a CA file named "/dev/stdin" must not wait for input */
 	int null = open("/dev/null", O_RDONLY);
-	if (null < 0 || dup2(null, STDIN_FILENO) < 0 || !mkdtemp(dir))
+	if (null < 0 || dup2(null, STDIN_FILENO) < 0)
 		abort();
 	close(null);
+	fuzz_tmpdir(dir, sizeof dir, "fuzz-configs");
 	snprintf(file, sizeof file, "%s/cfg", dir);
 	snprintf(ca, sizeof ca, "%s/ca.pem", dir);
 	FILE *f = fopen(ca, "w");
