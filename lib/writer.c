@@ -15,9 +15,10 @@
  *   new        to be written as soon as the device is registered
  *   inflight   a write is out (id)
  *   offline    the device is not registered; written on its next register
- *   transient  failed for a reason that may pass (no answer, held too long, 5.xx);
- *              retried whenever the device talks (register, update, wake)
- *   failed     refused by the device (4.xx): retried on a new registration or a new desired value */
+ *   transient  failed for a reason that may pass (no answer, held too long, 5.xx but 5.01 and
+ *              5.05); retried whenever the device talks (register, update, wake)
+ *   failed     refused by the device (4.xx, 5.01 Not Implemented, 5.05 Proxying Not Supported):
+ *              retried on a new registration or a new desired value */
 #define ST_NEW "new"
 #define ST_INFLIGHT "inflight"
 #define ST_OFFLINE "offline"
@@ -223,9 +224,16 @@ static const char *check_path(const char *path, jv v, const char **code)
 	}
 }
 
+/* The device answered with a CoAP error code (not a code of lwm2m-listen's own). */
+static int device_code(const char *code)
+{
+	return code && (code[0] == '4' || code[0] == '5') && code[1] == '.';
+}
+
+/* 5.01 and 5.05 do not pass (Wakaama's client answers 5.01 to a write of its time zone) */
 static int transient_code(const char *code)
 {
-	return !code || code[0] == '5' || strcmp(code, "timeout") == 0 || strcmp(code, "queue-full") == 0 ||
+	return !code || (code[0] == '5' && strcmp(code, "5.01") != 0 && strcmp(code, "5.05") != 0) || strcmp(code, "timeout") == 0 || strcmp(code, "queue-full") == 0 ||
 	       strcmp(code, "queue-expired") == 0 || strcmp(code, "send-failed") == 0 || strcmp(code, "reset") == 0 ||
 	       strcmp(code, "unknown-endpoint") == 0 || strcmp(code, "cancelled") == 0;
 }
@@ -589,8 +597,9 @@ static void on_answer(struct writer *w, double id, jv msg)
 		emit(w, jv_copy(t), reported);
 		if (again)
 			flush(w, key, 0, 0);
-	} else if (n > 1 && code && !transient_code(code)) {
-		/* refused as a whole: find out which resource, writing them one by one */
+	} else if (n > 1 && device_code(code)) {
+		/* refused as a whole: find out which resource, writing them one by one (also on a 5.xx:
+		 * one resource the device cannot take must not hold back the others) */
 		log_info("%s: write of %s refused (%s%s%s); writing its %d resources one by one", ep, inst, code,
 		         err ? " " : "", err ? err : "", n);
 		const char *ep_c = ep;

@@ -15,6 +15,8 @@
 //   sleep | wake          queue mode: stop answering / resume (wake sends an Update)
 //   silent on|off         never answer server requests (from now on) / answer again
 //   readonly PATH         refuse writes to resource PATH with 4.05 (a device stricter than the model)
+//   refuse PATH CODE      refuse writes naming resource PATH with CODE, e.g. 5.01 (Wakaama's client
+//                         answers 5.01 Not Implemented to a write of its time zone /3/0/15)
 //   quit                  exit at once, without de-registering (power loss)
 // Events: one JSON object per line on stdout ({"event":"registered","location":"/rd/.."}, ...).
 //
@@ -557,6 +559,7 @@ let agent = null;
 const observers = []; // {key, ids, path, res, ct, token, peer}
 const attributes = new Map(); // path string -> {pmin, pmax, ...}
 const readOnly = new Set(); // resources this device refuses to write although the model allows it
+const refused = new Map(); // resource path -> the code a write naming it gets (refuse command)
 
 function reply(res, code, payload, ct) {
 	// an Observe request gets an ObserveWriteStream, which sends statusCode, not code
@@ -842,6 +845,7 @@ function handleIpatch(req, res, p) {
 		const d = def(o, r);
 		if (!d || !(r in rec)) return fail('4.04', `no resource ${it.path}`);
 		if (d.type === null || !d.ops.includes('W') || readOnly.has(`/${o}/${i}/${r}`)) return fail('4.05', `${it.path} is not writable`);
+		if (refused.has(`/${o}/${i}/${r}`)) return fail(refused.get(`/${o}/${i}/${r}`), `${it.path} refused (refuse command)`);
 		if (d.multiple !== (ri !== undefined)) return fail('4.00', `${it.path}: ${d.multiple ? 'multi' : 'single'}-instance resource`);
 		try {
 			it.value = coerce(d.type, it.raw, it.path);
@@ -949,6 +953,7 @@ function handleWrite(req, res, p, method) {
 		if (it.unknown || !(it.res in rec)) return fail('4.04', `no resource ${path}`);
 		const d = def(it.obj, it.res);
 		if (it.notWritable || !d.ops.includes('W') || readOnly.has(path)) return fail('4.05', `${path} is not writable`);
+		if (refused.has(path)) return fail(refused.get(path), `${path} refused (refuse command)`);
 		if (!d.multiple && it.riid !== undefined) return fail('4.00', `${path} is single-instance`);
 	}
 	const changed = [];
@@ -1224,6 +1229,10 @@ function command(line) {
 	case 'readonly':
 		readOnly.add(rest[0]);
 		return emit({ event: 'readonly', path: rest[0] });
+	case 'refuse':
+		if (!/^[45]\.\d\d$/.test(rest[1] || '')) return emit({ event: 'error', error: 'usage: refuse /O/I/R CODE (4.xx or 5.xx)' });
+		refused.set(rest[0], rest[1]);
+		return emit({ event: 'refuse', path: rest[0], code: rest[1] });
 	case 'silent':
 		silent = rest[0] !== 'off';
 		return emit({ event: 'silent', on: silent });
