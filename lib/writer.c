@@ -30,6 +30,7 @@ struct writer {
 	struct writer_opts o;
 	FILE *out;
 	jv things; /* key -> {"thing", "shadow", "seq", "paths": {path: {"v", "st", "id"}}} */
+	size_t nthings; /* its length: libjq's jv_object_length walks every slot */
 	jv regs;   /* ep -> registration id */
 	jv ids;    /* "<id>" -> {"key", "inst", "values": {path: v}, "talks"} */
 	jv talks;  /* ep -> how many times it registered, updated or woke (seen by this writer) */
@@ -100,6 +101,21 @@ static jv id_key(double id)
 	return jv_string_fmt("%.0f", id);
 }
 
+/* w->things changes only through these two, which keep w->nthings. */
+static void things_set(struct writer *w, const char *key, jv t)
+{
+	if (!jv_object_has(jv_copy(w->things), jv_string(key)))
+		w->nthings++;
+	w->things = jv_object_set(w->things, jv_string(key), t);
+}
+
+static void things_delete(struct writer *w, jv key)
+{
+	if (jv_object_has(jv_copy(w->things), jv_copy(key)))
+		w->nthings--;
+	w->things = jv_object_delete(w->things, key);
+}
+
 static void emit(struct writer *w, jv thing, jv reported)
 {
 	jv up = jv_object();
@@ -159,7 +175,7 @@ static void set_path(struct writer *w, const char *key, const char *path, jv v, 
 	p = id > 0 ? jv_object_set(p, jv_string("id"), jv_number(id)) : jv_object_delete(p, jv_string("id"));
 	paths = jv_object_set(paths, jv_string(path), p);
 	t = jv_object_set(t, jv_string("paths"), paths);
-	w->things = jv_object_set(w->things, jv_string(key), t);
+	things_set(w, key, t);
 }
 
 static void drop_path(struct writer *w, const char *key, const char *path)
@@ -171,11 +187,11 @@ static void drop_path(struct writer *w, const char *key, const char *path)
 	if (jv_object_length(jv_copy(paths)) == 0) {
 		jv_free(paths);
 		jv_free(t);
-		w->things = jv_object_delete(w->things, jv_string(key));
+		things_delete(w, jv_string(key));
 		return;
 	}
 	t = jv_object_set(t, jv_string("paths"), paths);
-	w->things = jv_object_set(w->things, jv_string(key), t);
+	things_set(w, key, t);
 }
 
 /* Which desired paths can be written at all, from the object model. NULL when fine, else the
@@ -336,7 +352,7 @@ static void flush(struct writer *w, const char *key, int retry, int fresh_reg)
 
 static void evict_if_full(struct writer *w, const char *keep)
 {
-	while ((size_t)jv_object_length(jv_copy(w->things)) > w->o.max_things) {
+	while (w->nthings > w->o.max_things) {
 		jv oldest = jv_null();
 		double best = 0;
 		jv_object_foreach(w->things, k, t)
@@ -356,7 +372,7 @@ static void evict_if_full(struct writer *w, const char *keep)
 		}
 		log_warn("too many things with pending writes (-m %zu): forgetting those of %s (its delta stays in the shadow)",
 		         w->o.max_things, jv_string_value(oldest));
-		w->things = jv_object_delete(w->things, oldest);
+		things_delete(w, oldest);
 	}
 }
 
@@ -458,9 +474,9 @@ int writer_delta(struct writer *w, jv delta, const char **why)
 	t = jv_object_set(t, jv_string("paths"), paths);
 	if (jv_object_length(jl_get(t, "paths")) == 0) {
 		jv_free(t);
-		w->things = jv_object_delete(w->things, jv_string(key));
+		things_delete(w, jv_string(key));
 	} else {
-		w->things = jv_object_set(w->things, jv_string(key), t);
+		things_set(w, key, t);
 	}
 	jv th = jv_object_set(jv_object(), jv_string("thing"), jv_string(thing));
 	th = jv_object_set(th, jv_string("shadow"), jv_is_valid(shadow) ? shadow : jv_null());

@@ -1,7 +1,8 @@
 /* lwm2m-write's engine (lib/writer.c) over a real Unix control socket that this test plays as
  * lwm2m-listen: a group write the device refuses as a whole is written again resource by
  * resource, but not a resource whose desired value a later delta refused meanwhile (fuzz_writer
- * found that it was, with no value: the next flush dumped an invalid jv and libjq aborted).
+ * found that it was, with no value: the next flush dumped an invalid jv and libjq aborted); with
+ * -m, the oldest thing's pending writes are forgotten, and only when the count passes it.
  * Argument: a scratch directory for the socket. */
 #include "jsonl.h"
 #include "log.h"
@@ -97,6 +98,28 @@ int main(int argc, char **argv)
 	/* the refused value recorded as an error, the written one reported */
 	CHECK(strstr(text, "\"/3311/0/5850\":{\"code\":\"bad-value\"") != NULL);
 	CHECK(strstr(text, "\"reported\":{\"3311\":{\"0\":{\"5851\":10}}") != NULL);
+	writer_free(w);
+
+	/* -m 2: the thing whose delta is oldest is forgotten when a third has pending writes; a thing
+	 * whose delta settles everything no longer counts (the count is kept apart from libjq's
+	 * jv_object_length, which walks the whole table) */
+	struct writer_opts wo2 = {0, 2, 10};
+	w = writer_new(ctl, &wo2, out);
+	writer_connected(w);
+	feed(w, "{\"thing\":\"a\",\"state\":{\"3311\":{\"0\":{\"5850\":true}}}}", 0);
+	feed(w, "{\"thing\":\"b\",\"state\":{\"3311\":{\"0\":{\"5850\":true}}}}", 0);
+	CHECK(writer_pending(w) == 2);
+	feed(w, "{\"thing\":\"c\",\"state\":{\"3311\":{\"0\":{\"5850\":true}}}}", 0);
+	CHECK(writer_pending(w) == 2); /* a forgotten */
+	feed(w, "{\"thing\":\"b\",\"state\":{}}", 0);
+	CHECK(writer_pending(w) == 1); /* c */
+	feed(w, "{\"thing\":\"d\",\"state\":{\"3311\":{\"0\":{\"5850\":true}}}}", 0);
+	CHECK(writer_pending(w) == 2); /* c and d: nothing forgotten */
+	feed(w, "{\"thing\":\"e\",\"state\":{\"3311\":{\"0\":{\"5850\":true}}}}", 0);
+	CHECK(writer_pending(w) == 2); /* c forgotten */
+	feed(w, "{\"thing\":\"a\",\"state\":{}}", 0);
+	feed(w, "{\"thing\":\"c\",\"state\":{}}", 0);
+	CHECK(writer_pending(w) == 2); /* forgotten things settle nothing */
 	writer_free(w);
 	ctl_free(ctl);
 	fclose(out);
