@@ -110,6 +110,8 @@ static int load_devices(bool initial)
 		free(old);
 	}
 	log_info("%zu devices from %s", d->n, devices_path);
+	if (srv.state)
+		js_state_expect(srv.state, d->n);
 	return 0;
 }
 
@@ -287,6 +289,7 @@ int main(int argc, char **argv)
 	if (src != 0)
 		die(src == -2 ? EXIT_USAGE : EXIT_TEMPORARY, "%s", err);
 	js_state_set_stats(srv.state, &srv.stats);
+	js_state_expect(srv.state, srv.devices->n);
 	struct js_admin *admin = NULL;
 	if (admin_addr && !(admin = js_admin_start(&srv, admin_addr, err, sizeof err)))
 		die(EXIT_USAGE, "%s", err);

@@ -27,6 +27,9 @@ enum {
 int js_state_open(struct js_state **st, const char *dir, char *err, size_t errlen);
 void js_state_close(struct js_state *st);
 
+/* Make room for this many devices at once: the table is grown (every device rehashed, the
+ * table's lock held) before the first joins rather than several times under them. */
+void js_state_expect(struct js_state *st, size_t devices);
 /* Check the DevNonce (strict: greater than the last one, as 1.0.4 and 1.1 require; otherwise not
  * among the recent ones) and take the next JoinNonce. Only memory changes: nothing is stored
  * until js_state_commit. */

@@ -124,7 +124,7 @@ jv js_stats_json(const struct js_stats *st)
 	o = jv_object_set(o, jv_string("in_flight"), num(&st->in_flight));
 	o = jv_object_set(o, jv_string("log_writes"), num(&st->batches));
 	o = jv_object_set(o, jv_string("log_records"), num(&st->batched));
-	static const char *const lat_names[JS_LAT_KINDS] = {"join", "store", "write", "wake"};
+	static const char *const lat_names[JS_LAT_KINDS] = {"join", "store", "write", "wake", "queue"};
 	jv lat = jv_object();
 	for (int i = 0; i < JS_LAT_KINDS; i++)
 		lat = jv_object_set(lat, jv_string(lat_names[i]), hist_json(&st->lat[i]));

@@ -11,8 +11,10 @@ enum js_req_kind { JS_REQ_JOIN, JS_REQ_HOMENS, JS_REQ_APPSKEY, JS_REQ_OTHER, JS_
 
 /* Where a JoinReq's time goes (server side, microseconds): the whole JoinReq from its body read
  * to its answer ready; its record from queued to durable; one batch's write to the log (O_DSYNC);
- * from durable to the answer being built on the HTTP thread again (waking it). */
-enum js_lat_kind { JS_LAT_JOIN, JS_LAT_STORE, JS_LAT_WRITE, JS_LAT_WAKE, JS_LAT_KINDS };
+ * from durable to the answer being built on the HTTP thread again (waking it); its record from
+ * queued to the start of the write that holds it (waiting for a writer: a write in flight, the
+ * writer thread's wake-up, room in the log). */
+enum js_lat_kind { JS_LAT_JOIN, JS_LAT_STORE, JS_LAT_WRITE, JS_LAT_WAKE, JS_LAT_QUEUE, JS_LAT_KINDS };
 
 /* A latency histogram: 8 buckets per octave of microseconds (quantiles within 9%), to ~2^27 us. */
 #define JS_HIST_SUB 8

@@ -44,9 +44,9 @@ stats() { curl -s --max-time 10 "http://127.0.0.1:$APORT/stats"; }
 	[ "$(jq -c '[.results.Success, .results.JoinReqFailed, .results.MICFailed, .results.MalformedMessage]' <<<"$output")" = '[2,1,1,1]' ]
 	[ "$(jq -c '[.mic_failures, .devnonce_replays, .http_errors, .tls_failures, .in_flight]' <<<"$output")" = '[1,1,1,0,0]' ]
 	# one join stored (one log write); three JoinReqs timed, the stored one through the disk
-	[ "$(jq -c '[.log_writes, .log_records, (.latency_ms | .join.count, .store.count, .write.count, .wake.count)]' <<<"$output")" = '[1,1,3,1,1,1]' ]
+	[ "$(jq -c '[.log_writes, .log_records, (.latency_ms | .join.count, .store.count, .write.count, .wake.count, .queue.count)]' <<<"$output")" = '[1,1,3,1,1,1,1]' ]
 	jq -en 'input | .latency_ms | to_entries | all(.value | .p50 <= .p99 and .p99 <= .p999 and .p999 <= .max and .max > 0)' <<<"$output"
-	jq -en 'input | .latency_ms | .store.max >= .write.max and .join.max >= .store.max' <<<"$output"
+	jq -en 'input | .latency_ms | .store.max >= .write.max and .store.max >= .queue.max and .join.max >= .store.max' <<<"$output"
 	# SIGUSR1: the same counters, one JSON line on stderr
 	kill -USR1 "$(bg_pid js)"
 	wait_until 10 grep -q '^{"stats":"ljs-join"' "$BATS_TEST_TMPDIR/js.err"

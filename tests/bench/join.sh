@@ -49,7 +49,7 @@ join_open() {
 		return 0
 	fi
 	cs=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }')
-	srv=$(jq -r '.latency_ms | "server side (warm-up included): record to disk p50 \(.store.p50) / p99 \(.store.p99) / max \(.store.max) ms, one log write p99 \(.write.p99) ms, HTTP thread woken p99 \(.wake.p99) ms"' "$jdir/$_t.stats1.json" 2>/dev/null)
+	srv=$(jq -r '.latency_ms | "server side (warm-up included): record to disk p50 \(.store.p50) / p99 \(.store.p99) / max \(.store.max) ms, waiting for its write to start p99 \(.queue.p99) ms, one log write p99 \(.write.p99) ms, HTTP thread woken p99 \(.wake.p99) ms, received to answered p99 \(.join.p99) ms"' "$jdir/$_t.stats1.json" 2>/dev/null)
 	fig "$_name" "p50 $(jget "$j" .p50_ms) / p99 $(jget "$j" .p99_ms) / p99.9 $(jget "$j" .p999_ms)" "ms" "p99 < 5 ms" \
 		"$_what offered $jrate/s for $jsecs s (open loop, 2 threads, 64 connections, latency from each request's due time): $(jget "$j" .ok) Success of $(jget "$j" .due) due, $(jget "$j" .unsent) never sent, $(jget "$j" .unanswered) unanswered, $(jget "$j" .io_errors) I/O errors; max $(jget "$j" .max_ms) ms, sent-to-answer p99 $(jget "$j" .service_p99_ms) ms, due-to-sent p99 $(jget "$j" .late_p99_ms) ms (at most $(jget "$j" .max_queue) waiting for a connection); $cs CPU s with the warm-up: $(per_cpu "$(jget "$j" .ok_all)" "$cs") per CPU second; $srv"
 	tail_err "bench-http-$_t-open"
