@@ -282,9 +282,9 @@ static int udp_send_rq(struct lwm2m_server *s, struct lwm2m_reg *g, struct lwm2m
 	const uint8_t *data = with_payload ? rq->payload : NULL;
 	size_t len = with_payload ? rq->len : 0;
 	if (with_payload && rq->bmode == 1 && !cancel) {
-		size_t bs = (size_t)1 << (UDP_SZX + 4), off = (size_t)rq->block * bs;
+		size_t bs = (size_t)1 << (rq->b1szx + 4), off = (size_t)rq->block * bs;
 		int more = off + bs < rq->len;
-		lwm2m_coapw_opt_uint(&w, COAP_OPTION_BLOCK1, rq->block << 4 | (more ? 8 : 0) | UDP_SZX);
+		lwm2m_coapw_opt_uint(&w, COAP_OPTION_BLOCK1, rq->block << 4 | (more ? 8 : 0) | rq->b1szx);
 		if (rq->block == 0)
 			lwm2m_coapw_opt_uint(&w, COAP_OPTION_SIZE1, (uint32_t)rq->len);
 		data += off;
@@ -309,6 +309,7 @@ static void send_rq(struct lwm2m_server *s, struct lwm2m_reg *g, struct lwm2m_re
 		rq->token = ++s->next_token;
 		rq->bmode = rq->payload && rq->len > (1u << (UDP_SZX + 4)) ? 1 : 0;
 		rq->block = 0;
+		rq->b1szx = UDP_SZX;
 		rq->state = RQ_INFLIGHT;
 		rq->since = lwm2m_now();
 		rq->session = NOSEC;
@@ -959,6 +960,22 @@ static void udp_response(struct lwm2m_server *s, const union lwm2m_addr *from, c
 	int con = type == COAP_MESSAGE_CON;
 	if (con && rq->ack_wait && rq->ack_mid == (uint16_t)mid)
 		return; /* a retransmission of what waits for its line to be written: acknowledged then */
+	unsigned b1 = 0;
+	if (rq->payload && coap_pdu_get_code(pdu) == COAP_RESPONSE_CODE(413) &&
+	    srv_opt_uint(pdu, COAP_OPTION_BLOCK1, &b1) && (b1 & 7) < rq->b1szx && rq->len > 1u << ((b1 & 7) + 4)) {
+		/* RFC 7959 2.9.3: the device takes smaller bodies (Wakaama's client with -S) and names
+		 * its block size; the request goes again from its start in parts of that size (only
+		 * ever smaller, so this ends) */
+		if (con)
+			udp_send_empty(s, from, COAP_MESSAGE_ACK, mid);
+		srv_touch(s, rq->reg);
+		rq->bmode = 1;
+		rq->block = 0;
+		rq->b1szx = b1 & 7;
+		if (udp_send_rq(s, rq->reg, rq, 0, 1) < 0)
+			srv_nack(s, rq, COAP_NACK_NOT_DELIVERABLE);
+		return;
+	}
 	/* A confirmable message whose line goes to a client is acknowledged once the line is written
 	 * (srv_ack_after), so a reader that falls behind slows the devices down instead of growing a
 	 * queue: each waits for its ACK. Block-wise transfers are acknowledged part by part. */
@@ -984,15 +1001,18 @@ static void udp_response(struct lwm2m_server *s, const union lwm2m_addr *from, c
 	}
 	if (rq->bmode == 1) {
 		if (rep.code == 231) {
-			unsigned b1 = 0;
 			int has_b1 = srv_opt_uint(pdu, COAP_OPTION_BLOCK1, &b1);
 			if (has_b1 && b1 >> 4 < rq->block)
 				return; /* a retransmitted answer to a part sent before */
-			if (!has_b1 || b1 >> 4 != rq->block || (size_t)(rq->block + 1) << (UDP_SZX + 4) >= rq->len) {
+			size_t next = (size_t)(rq->block + 1) << (rq->b1szx + 4);
+			if (!has_b1 || b1 >> 4 != rq->block || next >= rq->len) {
 				srv_block_abort(s, rq, "2.31 Continue that does not match the Block1 part sent");
 				return;
 			}
-			rq->block++;
+			/* RFC 7959 2.3: the device may ask for smaller parts; the rest comes in that size */
+			if ((b1 & 7) < rq->b1szx)
+				rq->b1szx = b1 & 7;
+			rq->block = (uint32_t)(next >> (rq->b1szx + 4));
 			if (udp_send_rq(s, rq->reg, rq, 0, 1) < 0)
 				srv_nack(s, rq, COAP_NACK_NOT_DELIVERABLE);
 			return;

@@ -60,6 +60,7 @@ struct lwm2m_request {
 	uint32_t block;            /* the block number being sent (Block1) or asked for (Block2) */
 	uint8_t bmode;             /* 0, 1 sending the payload in Block1, 2 fetching Block2 */
 	uint8_t szx;               /* the device's Block2 size exponent */
+	uint8_t b1szx;             /* on our UDP socket: the Block1 size exponent we send parts in */
 	uint8_t body_obs;          /* the first block of the body carried Observe */
 	uint8_t ack_wait;          /* a CON notification (Message ID ack_mid) waits for its line to be
 	                              written before we acknowledge it: drop its retransmissions */

@@ -106,6 +106,44 @@ $want"
 	[ "$(count evil.out ".event == \"body\" and .len == 5000 and .sha256 == \"$want\"")" -eq 1 ]
 }
 
+@test "block-wise: a device that takes 64-byte bodies answers 4.13 with its Block1 size; the Write goes again in parts of that size" {
+	# Wakaama's client with -S 64 does this (RFC 7959 2.9.3); so do devices with small buffers
+	start_evil tiny
+	small=$(python3 -c 'print("s" * 300)')
+	run -0 ctl "{\"id\":1,\"op\":\"write\",\"ep\":\"evil\",\"path\":\"/3311/0/5706\",\"value\":\"$small\",\"format\":\"text\"}"
+	run -0 jq -c '[.id, .code]' <<<"$output"
+	assert_output '[1,"2.04"]'
+	run -0 jq -sc '[.[] | select(.event == "block1") | [.num, .len, .szx]]' "$BATS_TEST_TMPDIR/evil.out"
+	assert_output '[[0,64,2],[1,64,2],[2,64,2],[3,64,2],[4,44,2]]'
+	want=$(printf '%s' "$small" | sha256sum | cut -d' ' -f1)
+	[ "$(count evil.out ".event == \"body\" and .len == 300 and .sha256 == \"$want\"")" -eq 1 ]
+	[ "$(count evil.out '.event == "too-large"')" -eq 1 ]
+	# a body we send in Block1 parts anyway (over 1024 bytes) starts again at the smaller size
+	big=$(python3 -c 'import string; print((string.ascii_letters * 100)[:3000])')
+	run -0 ctl "{\"id\":2,\"op\":\"write\",\"ep\":\"evil\",\"path\":\"/3311/0/5706\",\"value\":\"$big\",\"format\":\"text\"}"
+	run -0 jq -c '[.id, .code]' <<<"$output"
+	assert_output '[2,"2.04"]'
+	want=$(printf '%s' "$big" | sha256sum | cut -d' ' -f1)
+	[ "$(count evil.out ".event == \"body\" and .len == 3000 and .sha256 == \"$want\"")" -eq 1 ]
+	[ "$(count evil.out '.event == "too-large" and .block1')" -eq 1 ]
+	run -0 ctl '{"op":"stats"}'
+	[ "$(jq .errors <<<"$output")" -eq 0 ]
+}
+
+@test "block-wise: a device that asks for smaller Block1 parts in its 2.31 Continue gets the rest in parts of that size" {
+	start_evil shrink
+	big=$(python3 -c 'import string; print((string.ascii_letters * 100)[:3000])')
+	run -0 ctl "{\"id\":1,\"op\":\"write\",\"ep\":\"evil\",\"path\":\"/3311/0/5706\",\"value\":\"$big\",\"format\":\"text\"}"
+	run -0 jq -c '[.id, .code]' <<<"$output"
+	assert_output '[1,"2.04"]'
+	# 1024 bytes as part 0 of 1024, then from offset 1024 in parts of 64: numbers 16 to 46
+	run -0 jq -sc '[.[] | select(.event == "block1") | [.num, .szx]] | [.[0], .[1], .[-1], length]' "$BATS_TEST_TMPDIR/evil.out"
+	assert_output '[[0,6],[16,2],[46,2],32]'
+	want=$(printf '%s' "$big" | sha256sum | cut -d' ' -f1)
+	[ "$(count evil.out ".event == \"body\" and .len == 3000 and .sha256 == \"$want\"")" -eq 1 ]
+	[ "$(count evil.out '.event == "too-large" or .event == "block1-gap"')" -eq 0 ]
+}
+
 @test "block-wise abuse: a notification whose Block2 body never ends cancels the observation" {
 	start_evil observe
 	start_bg obs python3 -c '

@@ -15,6 +15,11 @@
 #                the whole body gets 2.04 and an event with its length and SHA-256
 #     observe    a GET with Observe 0 gets a plain answer, then a notification whose Block2
 #                body never ends (parts asked for as in endless)
+#     tiny       takes request bodies of at most 64 bytes, as Wakaama's client with -S 64: a
+#                larger body, or Block1 part, gets 4.13 with Block1 (its number, more, SZX 2),
+#                the size to use (RFC 7959 2.9.3); parts of 64 bytes are taken
+#     shrink     Block1 parts: the first is answered 2.31 with SZX 2 (64 bytes), the size the
+#                rest is to come in (RFC 7959 2.3); later parts larger than 64 bytes get 4.13
 #     notify     a GET with Observe 0 gets "21.5"; once the file $NOTIFY_WHEN exists, one
 #                confirmable notification "22.5", retransmitted every 0.5 s until its ACK
 #                comes (events notify-sent with the attempt, then notify-acked)
@@ -155,12 +160,23 @@ while True:
             mid += 1
             s.send(msg(CON, 0x45, mid, token, o + [(23, block(n, more, 5))], part))
         continue
+    if mode in ("tiny", "shrink") and len(payload) > 64 and not (mode == "shrink" and b1 is not None and b1 >> 4 == 0):
+        num = b1 >> 4 if b1 is not None else 0
+        emit(event="too-large", num=num, len=len(payload), block1=b1 is not None)
+        s.send(msg(ACK, 0x8d, m, token, [(27, block(num, True, 2))]))  # 4.13
+        continue
     if b1 is not None:  # a request in Block1 parts
-        num, more = b1 >> 4, b1 & 8
+        num, more, szx = b1 >> 4, b1 & 8, b1 & 7
         if num == 0:
             body1 = b""
+        if mode in ("tiny", "shrink") and num << (szx + 4) != len(body1):
+            emit(event="block1-gap", num=num, szx=szx, have=len(body1))
+            s.send(msg(ACK, 0x88, m, token, []))  # 4.08 Request Entity Incomplete
+            continue
         body1 += payload
-        emit(event="block1", num=num, more=bool(more), len=len(payload))
+        emit(event="block1", num=num, more=bool(more), len=len(payload), szx=szx)
+        if mode == "shrink" and more:
+            b1 = b1 & ~7 | min(szx, 2)  # acknowledged in the sender's numbering, our size
         if more:
             ans = msg(ACK, 0x5f, m, token, [(27, uint(b1))])  # 2.31 Continue
             s.send(ans)
@@ -170,4 +186,6 @@ while True:
             s.send(msg(ACK, 0x44, m, token, [(27, uint(b1))]))  # 2.04
             emit(event="body", len=len(body1), sha256=hashlib.sha256(body1).hexdigest())
         continue
+    if mode in ("tiny", "shrink") and payload:
+        emit(event="body", len=len(payload), sha256=hashlib.sha256(payload).hexdigest())
     s.send(msg(ACK, 0x44, m, token, []))
