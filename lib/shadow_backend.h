@@ -59,6 +59,9 @@ struct shadow_backend_ops {
 	 * every result. A result is set only once the update is durable. 0, or -1 on a system
 	 * error, after setting the unapplied results to 500 "Internal service failure". */
 	int (*put)(struct shadow_backend *b, struct shadow_req *reqs, size_t n);
+	/* Optional: finish work that put deferred (documents held back, durable in the log): a
+	 * few milliseconds' worth, or all. How much is left (0: nothing), or -1. */
+	int (*flush)(struct shadow_backend *b, int all);
 	/* Start watching the selected shadows; with initial, first emit the current delta of
 	 * every selected shadow that has one. 0, or -1 with errno. */
 	int (*watch_start)(struct shadow_backend *b, const struct shadow_select *sel, int initial,

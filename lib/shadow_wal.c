@@ -24,11 +24,12 @@ struct shadow_wal {
 	int dirfd, waldirfd, lockfd, ckptfd, logfd;
 	char *dir;
 	uint64_t gen; /* generation of the log that logfd holds */
-	uint64_t last_gen, last_mark; /* the state this process wrote last */
+	uint64_t last_gen, last_mark, last_size; /* the state this process wrote last, and the log's size then */
+	uint64_t batch_at; /* where the last batch appended starts */
 	int wrote;
 	size_t max;
 	struct timespec switched;
-	int crash_after_append; /* tests: die between the log and the documents */
+	long crash_after_append; /* tests: die between the log and the documents, at this append */
 	/* the checkpoint thread */
 	pthread_t th;
 	int started, job, quit;
@@ -65,7 +66,7 @@ static void read_state(struct shadow_wal *w, uint64_t *gen, uint64_t *mark)
 	}
 }
 
-static void write_state(struct shadow_wal *w, uint64_t gen, uint64_t mark)
+static void write_state(struct shadow_wal *w, uint64_t gen, uint64_t mark, uint64_t size)
 {
 	unsigned char b[16];
 	for (int i = 0; i < 8; i++) {
@@ -79,6 +80,7 @@ static void write_state(struct shadow_wal *w, uint64_t gen, uint64_t mark)
 	}
 	w->last_gen = gen;
 	w->last_mark = mark;
+	w->last_size = size;
 	w->wrote = 1;
 }
 
@@ -198,7 +200,7 @@ struct shadow_wal *shadow_wal_open(int dirfd, const char *dir)
 			w->max = v;
 	}
 	const char *c = getenv("SHADOW_STORE_CRASH_AFTER_LOG");
-	w->crash_after_append = c && *c;
+	w->crash_after_append = c && *c ? (atol(c) > 1 ? atol(c) : 1) : 0;
 	clock_gettime(CLOCK_MONOTONIC, &w->switched);
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
@@ -248,7 +250,7 @@ int shadow_wal_recover(struct shadow_wal *w, shadow_wal_replay_fn fn, void *arg)
 			goto out;
 		st.st_size = 0;
 	}
-	write_state(w, gen, (uint64_t)st.st_size);
+	write_state(w, gen, (uint64_t)st.st_size, (uint64_t)st.st_size);
 	rc = 0;
 out:;
 	int e = errno;
@@ -270,15 +272,17 @@ int shadow_wal_begin(struct shadow_wal *w, shadow_wal_replay_fn fn, void *arg)
 		goto fail;
 	if (fstat(w->logfd, &st) < 0)
 		goto fail;
-	int ours = w->wrote && gen == w->last_gen && mark == w->last_mark && (uint64_t)st.st_size == mark;
-	if ((uint64_t)st.st_size != mark) {
-		/* a process was killed between logging a batch and applying it */
+	/* ours: the log is as this process left it (its documents held back included) */
+	int ours = w->wrote && gen == w->last_gen && mark == w->last_mark && (uint64_t)st.st_size == w->last_size;
+	if (!ours && (uint64_t)st.st_size != mark) {
+		/* a process was killed between logging a batch and applying it, or holds documents
+		 * back (shadow_wal_end): they are written here, and its next commit knows */
 		if ((uint64_t)st.st_size > mark) {
-			log_info("%s: applying a batch that a killed process logged", w->dir);
+			log_info("%s: applying the batches that another process logged", w->dir);
 			if (replay_range(w, w->logfd, (off_t)mark, st.st_size, fn, arg) < 0)
 				goto fail;
 		}
-		write_state(w, gen, (uint64_t)st.st_size);
+		write_state(w, gen, (uint64_t)st.st_size, (uint64_t)st.st_size);
 	}
 	return ours;
 fail:;
@@ -293,6 +297,7 @@ int shadow_wal_append(struct shadow_wal *w, const char *lines, size_t len, size_
 	struct stat st;
 	if (fstat(w->logfd, &st) < 0)
 		return -1;
+	w->batch_at = (uint64_t)st.st_size;
 	char end[32];
 	int en = snprintf(end, sizeof end, "e %zu\n", nlines);
 	/* two newlines: the first ends a line that a killed writer left torn */
@@ -317,7 +322,7 @@ int shadow_wal_append(struct shadow_wal *w, const char *lines, size_t len, size_
 	}
 	if (fdatasync(w->logfd) < 0)
 		goto fail;
-	if (w->crash_after_append)
+	if (w->crash_after_append && --w->crash_after_append == 0)
 		raise(SIGKILL);
 	return 0;
 fail:;
@@ -348,7 +353,7 @@ static void checkpoint(struct shadow_wal *w, uint64_t gen, uint64_t mark)
 		gen++;
 		if (open_log(w, gen) < 0 || fsync(w->waldirfd) < 0)
 			log_warn("unable to start a new %s/.wal/log: %s", w->dir, strerror(errno));
-		write_state(w, gen, 0);
+		write_state(w, gen, 0, 0);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &w->switched);
 	pthread_mutex_lock(&w->mu);
@@ -363,13 +368,26 @@ static void checkpoint(struct shadow_wal *w, uint64_t gen, uint64_t mark)
 	pthread_mutex_unlock(&w->mu);
 }
 
-void shadow_wal_end(struct shadow_wal *w, int applied)
+uint64_t shadow_wal_batch_offset(const struct shadow_wal *w)
+{
+	return w->batch_at;
+}
+
+int shadow_wal_full(const struct shadow_wal *w)
+{
+	struct stat st;
+	return w->logfd >= 0 && fstat(w->logfd, &st) == 0 && (size_t)st.st_size >= w->max;
+}
+
+void shadow_wal_end(struct shadow_wal *w, int applied, long long held)
 {
 	struct stat st;
 	if (applied && w->logfd >= 0 && fstat(w->logfd, &st) == 0) {
-		write_state(w, w->gen, (uint64_t)st.st_size);
-		if ((size_t)st.st_size >= w->max || (st.st_size > 0 && since(&w->switched) >= WAL_SECONDS))
-			checkpoint(w, w->gen, (uint64_t)st.st_size);
+		uint64_t size = (uint64_t)st.st_size;
+		write_state(w, w->gen, held >= 0 && (uint64_t)held < size ? (uint64_t)held : size, size);
+		/* no checkpoint while documents of this log are held back: it would drop the log */
+		if (held < 0 && (size >= w->max || (size > 0 && since(&w->switched) >= WAL_SECONDS)))
+			checkpoint(w, w->gen, size);
 	}
 	flock(w->lockfd, LOCK_UN);
 }

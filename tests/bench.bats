@@ -237,3 +237,15 @@ PY
 	run -0 jq -r '"\(.lines) \(.stamped) \(.rejected)"' <<<"$output"
 	assert_output "3 2 1"
 }
+
+@test "bench: bench-lag -t writes a timeline of every line read, warm-up included" {
+	now=$(date +%s%6N)
+	run -0 --separate-stderr "$UNIT/bench-lag" -k 5700 -S 1 -t "$BATS_TEST_TMPDIR/tl" <<-EOF
+	{"thing":"a","state":{"reported":{"3303":{"0":{"5700":$now}}}}}
+	{"thing":"b","result":"rejected","code":400,"message":"x"}
+	{"thing":"c","state":{"reported":{"3303":{"0":{"5700":$((now - 2000000))}}}}}
+	EOF
+	run -0 jq -s -c 'map(.lines) | add' "$BATS_TEST_TMPDIR/tl"
+	assert_output 3
+	run -0 jq -s -e 'map(.lag_max_ms) | max >= 2000' "$BATS_TEST_TMPDIR/tl"
+}

@@ -320,6 +320,42 @@ PY
 	assert_output '[2,2]'
 }
 
+@test "shadow-put: new things past a commit's file budget wait in memory and in the log; a crash loses none acknowledged" {
+	for i in $(seq 1 1500); do echo "{\"thing\":\"n$i\",\"state\":{\"reported\":{\"v\":$i}}}"; done >"$BATS_TEST_TMPDIR/in"
+	# two commits of 1000 and 500 lines; killed right after logging the second, before it
+	# writes the documents it holds back (files beyond ~2 ms of creating them per commit)
+	rc=0
+	SHADOW_STORE_CRASH_AFTER_LOG=2 shadow-put -b 1000 <"$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out" || rc=$?
+	[ "$rc" -eq 137 ]
+	run -0 jq -en '[inputs | select(.result == "accepted")] | length' "$BATS_TEST_TMPDIR/out"
+	assert_output 1000
+	before=$(find "$S" -maxdepth 1 -name 'n*.json' | wc -l)
+	echo "documents on disk after the crash: $before of 1500 logged"
+	# the next process to open the store writes every logged one, acknowledged or not
+	shadow-put </dev/null
+	run -0 sh -c 'cat "$0"/n*.json | jq -s "map(select(.version == 1)) | length"' "$S"
+	assert_output 1500
+	run doc n1000 .state.reported.v
+	assert_output 1000
+	[ ! -s "$S/.wal/log" ]
+}
+
+@test "shadow-put: new things past a commit's file budget are in the store once it exits" {
+	for i in $(seq 1 1500); do echo "{\"thing\":\"m$i\",\"state\":{\"reported\":{\"v\":$i}}}"; done >"$BATS_TEST_TMPDIR/in"
+	shadow-put -b 1000 <"$BATS_TEST_TMPDIR/in" >/dev/null
+	run -0 sh -c 'cat "$0"/m*.json | jq -s "map(select(.version == 1)) | length"' "$S"
+	assert_output 1500
+	# and while it runs, when its input pauses: each thing a second time, then nothing more
+	mkfifo "$BATS_TEST_TMPDIR/live"
+	start_bg live sh -c 'exec shadow-put -b 1000 <"$0"' "$BATS_TEST_TMPDIR/live"
+	exec 7>"$BATS_TEST_TMPDIR/live"
+	sed 's/"v":/"w":/' "$BATS_TEST_TMPDIR/in" >&7
+	wait_until 30 counted -eq 1500 jq -n '[inputs | select(.result == "accepted")] | length' "$BATS_TEST_TMPDIR/live.out"
+	wait_until 10 sh -c 'cat "$0"/m*.json | jq -e -s "map(select(.version == 2)) | length == 1500" >/dev/null' "$S"
+	exec 7>&-
+	stop_bg live
+}
+
 @test "shadow-put: a crash before the documents is repaired by the next process to open the store" {
 	echo '{"thing":"r","state":{"reported":{"a":1}}}' | shadow-put >/dev/null
 	for i in 2 3; do

@@ -62,18 +62,20 @@ static noreturn void usage(int code)
 	        "              (steady state: past the start, where every thing is new to the store)\n"
 	        "  -n COUNT    stop after COUNT stamped values past the warm-up (0: at end of input)\n"
 	        "  -T SECONDS  stop after SECONDS (600)\n"
-	        "  -o FILE     write the figures to FILE instead of stdout\n");
+	        "  -o FILE     write the figures to FILE instead of stdout\n"
+	        "  -t FILE     write a timeline to FILE: one JSON line per 100 ms since the first line\n"
+	        "              read (warm-up included), with its lines and their lag (mean, max)\n");
 	exit(code);
 }
 
 int main(int argc, char **argv)
 {
 	log_init(argv[0]);
-	const char *key = "5700", *out = NULL;
+	const char *key = "5700", *out = NULL, *tl_out = NULL;
 	unsigned long long want = 0, warmup = 0;
 	double bound = 600, steady_after = 1;
 	int c;
-	while ((c = getopt(argc, argv, "k:S:W:n:T:o:hV")) != -1) {
+	while ((c = getopt(argc, argv, "k:S:W:n:T:o:t:hV")) != -1) {
 		switch (c) {
 		case 'k': key = optarg; break;
 		case 'S': warmup = strtoull(optarg, NULL, 10); break;
@@ -81,6 +83,7 @@ int main(int argc, char **argv)
 		case 'n': want = strtoull(optarg, NULL, 10); break;
 		case 'T': bound = atof(optarg); break;
 		case 'o': out = optarg; break;
+		case 't': tl_out = optarg; break;
 		case 'h': usage(0);
 		case 'V': puts("bench-lag 0.1"); return 0;
 		default: usage(EXIT_USAGE);
@@ -101,6 +104,15 @@ int main(int argc, char **argv)
 	uint64_t t0 = real_us(), first = 0, last = 0, lines = 0, stamped = 0, rejected = 0;
 	uint64_t end = t0 + (uint64_t)(bound * 1e6);
 	uint64_t steady = 0;
+	/* the timeline: 100 ms slots from the first line read */
+	size_t tl_n = (size_t)(bound * 10) + 2;
+	struct slot {
+		uint64_t lines, stamped;
+		double sum_ms, max_ms;
+	} *tl = tl_out ? calloc(tl_n, sizeof *tl) : NULL;
+	uint64_t tl_first = 0;
+	if (tl_out && !tl)
+		die_sys(EXIT_TEMPORARY, "unable to allocate");
 	double sum_ms = 0, max_ms = 0, steady_max_ms = 0;
 	int done = 0;
 	while (!done && !stop_flag) {
@@ -124,6 +136,23 @@ int main(int argc, char **argv)
 		if (r != LR_LINE)
 			continue;
 		uint64_t now = real_us();
+		struct slot *sl = NULL;
+		if (tl) {
+			if (!tl_first)
+				tl_first = now;
+			size_t k = (size_t)((now - tl_first) / 100000);
+			sl = &tl[k < tl_n ? k : tl_n - 1];
+			sl->lines++;
+			const char *p = strstr(line, pat);
+			if (p && p[pl] >= '0' && p[pl] <= '9') {
+				double sent = strtod(p + pl, NULL);
+				double ms = sent > 1e15 && sent <= (double)now ? ((double)now - sent) / 1000.0 : 0;
+				sl->stamped++;
+				sl->sum_ms += ms;
+				if (ms > sl->max_ms)
+					sl->max_ms = ms;
+			}
+		}
 		if (warmup) {
 			const char *p = strstr(line, pat);
 			if (p && p[pl] >= '0' && p[pl] <= '9')
@@ -183,6 +212,19 @@ int main(int argc, char **argv)
 		die_sys(EXIT_TEMPORARY, "unable to write figures");
 	if (f != stdout)
 		fclose(f);
+	if (tl) {
+		FILE *t = fopen(tl_out, "w");
+		if (!t)
+			die_sys(EXIT_TEMPORARY, "unable to open %s", tl_out);
+		for (size_t k = 0; k < tl_n; k++)
+			if (tl[k].lines)
+				fprintf(t, "{\"t\":%.1f,\"lines\":%" PRIu64 ",\"lag_mean_ms\":%.2f,\"lag_max_ms\":%.2f}\n",
+				        (double)k / 10, tl[k].lines, tl[k].stamped ? tl[k].sum_ms / (double)tl[k].stamped : 0,
+				        tl[k].max_ms);
+		if (fclose(t) == EOF)
+			die_sys(EXIT_TEMPORARY, "unable to write %s", tl_out);
+		free(tl);
+	}
 	lr_free(&lr);
 	return 0;
 }

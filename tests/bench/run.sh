@@ -9,6 +9,9 @@
 #   BENCH_SCALE=x     multiply the counts (0.1 for a quick pass)
 #   BENCH_ONLY="reg pipeline rss filters join"   run only these sections
 #   BENCH_JOIN_RATE=n the JoinReqs/s offered to ljs-join in its open-loop rows (10000)
+#   BENCH_SHADOW_FLAGS=-v  shadow-put's log options in the pipeline rows (-q; -v logs each commit)
+#   BENCH_KEEP=1      keep the work directory (the pipeline rows leave <tag>.timeline there:
+#                     bench-lag -t, lines and lag per 100 ms)
 set -u
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${LWM2M_GW_BIN:-$TOP/bin}
@@ -242,10 +245,10 @@ pipeline_run() { # pipeline_run TAG DEVICES RATE SECONDS
 	CTL="$work/$tag.sock"
 	# the plain pipeline: lwm2m-listen's events on lwm2m-observe's standard input
 	IN="$work/$tag.ev" OUTF="$work/$tag.up" start observe-$tag lwm2m-observe -C "$CTL" -q /3303/0/5700
-	IN="$work/$tag.up" OUTF="$work/$tag.res" start shadow-$tag shadow-put -s "$work/$tag.store" -q
+	IN="$work/$tag.up" OUTF="$work/$tag.res" start shadow-$tag shadow-put -s "$work/$tag.store" ${BENCH_SHADOW_FLAGS:--q}
 	mkfifo "$work/$tag.res2"
 	IN="$work/$tag.res" OUTF="$work/$tag.res2" start tee-$tag tee "$work/$tag.lag.raw"
-	IN="$work/$tag.res2" OUTF="$work/$tag.lag.json" start lag-$tag bench-lag -k 5700 -S "$devs" -T 300
+	IN="$work/$tag.res2" OUTF="$work/$tag.lag.json" start lag-$tag bench-lag -k 5700 -S "$devs" -T 300 -t "$work/$tag.timeline"
 	launch_listen "$tag" "$work/$tag.ev" || return 1
 	OUTF="$work/$tag.loadgen.json" start loadgen-$tag lwm2m-loadgen -s "127.0.0.1:$LPORT" -n "$devs" \
 		-o '</1/0>,</3303/0>' -E 1 --settle-max 60 -N "$rate" -D "$dur" -C -T $((dur + 120))
