@@ -31,6 +31,7 @@ struct writer {
 	FILE *out;
 	jv things; /* key -> {"thing", "shadow", "seq", "paths": {path: {"v", "st", "id"}}} */
 	size_t nthings; /* its length: libjq's jv_object_length walks every slot */
+	jv by_ep;       /* ep -> {key: true}: its things (plain and named shadows) without a walk of things */
 	jv regs;   /* ep -> registration id */
 	jv ids;    /* "<id>" -> {"key", "inst", "values": {path: v}, "talks"} */
 	jv talks;  /* ep -> how many times it registered, updated or woke (seen by this writer) */
@@ -48,6 +49,7 @@ struct writer *writer_new(struct ctlclient *ctl, const struct writer_opts *opts,
 	w->o = *opts;
 	w->out = out;
 	w->things = jv_object();
+	w->by_ep = jv_object();
 	w->regs = jv_object();
 	w->ids = jv_object();
 	w->talks = jv_object();
@@ -59,6 +61,7 @@ void writer_free(struct writer *w)
 	if (!w)
 		return;
 	jv_free(w->things);
+	jv_free(w->by_ep);
 	jv_free(w->regs);
 	jv_free(w->ids);
 	jv_free(w->talks);
@@ -101,18 +104,35 @@ static jv id_key(double id)
 	return jv_string_fmt("%.0f", id);
 }
 
-/* w->things changes only through these two, which keep w->nthings. */
+/* w->things changes only through these two, which keep w->nthings and w->by_ep. */
 static void things_set(struct writer *w, const char *key, jv t)
 {
-	if (!jv_object_has(jv_copy(w->things), jv_string(key)))
+	if (!jv_object_has(jv_copy(w->things), jv_string(key))) {
+		const char *ep = jl_str(t, "thing");
+		jv mine = jv_object_get(jv_copy(w->by_ep), jv_string(ep));
+		if (!jv_is_valid(mine))
+			mine = jv_object();
+		w->by_ep = jv_object_set(w->by_ep, jv_string(ep), jv_object_set(mine, jv_string(key), jv_true()));
 		w->nthings++;
+	}
 	w->things = jv_object_set(w->things, jv_string(key), t);
 }
 
 static void things_delete(struct writer *w, jv key)
 {
-	if (jv_object_has(jv_copy(w->things), jv_copy(key)))
+	jv t = jv_object_get(jv_copy(w->things), jv_copy(key));
+	if (jv_is_valid(t)) {
+		const char *ep = jl_str(t, "thing");
+		jv mine = jv_object_delete(jv_object_get(jv_copy(w->by_ep), jv_string(ep)), jv_copy(key));
+		if (jv_object_length(jv_copy(mine)) == 0) {
+			jv_free(mine);
+			w->by_ep = jv_object_delete(w->by_ep, jv_string(ep));
+		} else {
+			w->by_ep = jv_object_set(w->by_ep, jv_string(ep), mine);
+		}
 		w->nthings--;
+	}
+	jv_free(t);
 	w->things = jv_object_delete(w->things, key);
 }
 
@@ -491,19 +511,17 @@ int writer_delta(struct writer *w, jv delta, const char **why)
 /* All things whose endpoint is ep. */
 static void flush_ep(struct writer *w, const char *ep, int retry, int fresh_reg)
 {
-	jv keys = jv_array();
-	jv_object_foreach(w->things, k, t)
-	{
-		const char *th = jl_str(t, "thing");
-		if (th && strcmp(th, ep) == 0)
-			keys = jv_array_append(keys, jv_copy(k));
-		jv_free(k);
-		jv_free(t);
+	/* flush may drop a thing (and its entry here): walk a copy */
+	jv keys = jv_object_get(jv_copy(w->by_ep), jv_string(ep));
+	if (!jv_is_valid(keys)) {
+		jv_free(keys);
+		return;
 	}
-	jv_array_foreach(keys, i, k)
+	jv_object_foreach(keys, k, yes)
 	{
 		flush(w, jv_string_value(k), retry, fresh_reg);
 		jv_free(k);
+		jv_free(yes);
 	}
 	jv_free(keys);
 }

@@ -55,6 +55,23 @@ static void sent(char *out, size_t size)
 	}
 }
 
+/* The id of the list command sent since the last call (what else was sent is dropped). */
+static double list_id(void)
+{
+	char buf[8192];
+	ssize_t n = recv(peer, buf, sizeof buf - 1, MSG_DONTWAIT);
+	double id = -1;
+	buf[n > 0 ? n : 0] = 0;
+	for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+		jv c = jsonl_parse_object(line, strlen(line));
+		const char *op = jl_str(c, "op");
+		if (op && strcmp(op, "list") == 0)
+			id = jl_num(c, "id", -1);
+		jv_free(c);
+	}
+	return id;
+}
+
 int main(int argc, char **argv)
 {
 	char path[100], got[1024];
@@ -120,6 +137,28 @@ int main(int argc, char **argv)
 	feed(w, "{\"thing\":\"a\",\"state\":{}}", 0);
 	feed(w, "{\"thing\":\"c\",\"state\":{}}", 0);
 	CHECK(writer_pending(w) == 2); /* forgotten things settle nothing */
+	writer_free(w);
+
+	/* a device that registers gets the writes of its plain and its named shadows, and no other's */
+	w = writer_new(ctl, &wo, out);
+	writer_connected(w);
+	char line[256];
+	snprintf(line, sizeof line, "{\"id\":%.0f,\"op\":\"list\",\"code\":\"2.05\",\"registrations\":[]}", list_id());
+	feed(w, line, 1);
+	feed(w, "{\"thing\":\"lamp-9\",\"state\":{\"3311\":{\"0\":{\"5850\":true}}}}", 0);
+	feed(w, "{\"thing\":\"lamp-9\",\"shadow\":\"dim\",\"state\":{\"3311\":{\"1\":{\"5851\":40}}}}", 0);
+	feed(w, "{\"thing\":\"lamp-8\",\"state\":{\"3311\":{\"0\":{\"5850\":true}}}}", 0);
+	sent(got, sizeof got);
+	CHECK(got[0] == 0 && writer_pending(w) == 3);
+	feed(w, "{\"event\":\"register\",\"ep\":\"lamp-9\",\"reg\":\"r9\"}", 1);
+	sent(got, sizeof got);
+	CHECK(strstr(got, " {\"/3311/0/5850\":true}\n") && strstr(got, " {\"/3311/1/5851\":40}\n"));
+	CHECK(writer_in_flight(w) == 2);
+	/* lamp-8's delta settled before it registers: nothing to write */
+	feed(w, "{\"thing\":\"lamp-8\",\"state\":{}}", 0);
+	feed(w, "{\"event\":\"register\",\"ep\":\"lamp-8\",\"reg\":\"r8\"}", 1);
+	sent(got, sizeof got);
+	CHECK(got[0] == 0);
 	writer_free(w);
 	ctl_free(ctl);
 	fclose(out);
