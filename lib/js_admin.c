@@ -61,6 +61,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	if (strcmp(url, "/stats/latency/reset") == 0) {
+		/* a measurement's histograms without its warm-up (the counters go on) */
+		if (strcmp(method, "POST") != 0)
+			return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", "POST /stats/latency/reset\n");
+		js_stats_reset_latency(&a->srv->stats);
+		return reply(c, MHD_HTTP_OK, "text/plain", "latency histograms reset\n");
+	}
 	if (strcmp(url, "/stats") != 0)
 		return reply(c, MHD_HTTP_NOT_FOUND, "text/plain", "GET /stats\n");
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)

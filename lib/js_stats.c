@@ -36,6 +36,15 @@ void js_hist_add(struct js_hist *h, uint64_t us)
 		;
 }
 
+void js_stats_reset_latency(struct js_stats *st)
+{
+	for (int k = 0; k < JS_LAT_KINDS; k++) {
+		for (int b = 0; b < JS_HIST_BUCKETS; b++)
+			__atomic_store_n(&st->lat[k].n[b], 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&st->lat[k].max_us, 0, __ATOMIC_RELAXED);
+	}
+}
+
 /* The q quantile in milliseconds: the upper end of its bucket (never more than the maximum). */
 static double hist_q(const struct js_hist *h, unsigned long total, double q)
 {

@@ -42,6 +42,8 @@ void js_stats_result(struct js_stats *st, enum bi_result res); /* the same, by i
 void js_stats_count(unsigned long *counter);
 /* CLOCK_MONOTONIC in microseconds. */
 uint64_t js_now_us(void);
+/* The latency histograms start over (any thread; a latency counted meanwhile may be lost). */
+void js_stats_reset_latency(struct js_stats *st);
 /* Count one latency of us microseconds (any thread). */
 void js_hist_add(struct js_hist *h, uint64_t us);
 

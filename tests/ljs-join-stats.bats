@@ -52,6 +52,14 @@ stats() { curl -s --max-time 10 "http://127.0.0.1:$APORT/stats"; }
 	wait_until 10 grep -q '^{"stats":"ljs-join"' "$BATS_TEST_TMPDIR/js.err"
 	run -0 sh -c "grep '^{' '$BATS_TEST_TMPDIR/js.err' | jq -c '[.requests.JoinReq, .mic_failures, .devnonce_replays]'"
 	assert_output '[3,1,1]'
+	# the latency histograms start over on POST /stats/latency/reset; the counters go on
+	[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$APORT/stats/latency/reset")" = 405 ]
+	[ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$APORT/stats/latency/reset")" = 200 ]
+	run -0 stats
+	[ "$(jq -c '[.requests.JoinReq, .log_writes, ([.latency_ms[] | .count, .max] | add)]' <<<"$output")" = '[3,1,0]' ]
+	[ "$(post "$(joinreq 0003)" | jq -r .Result.ResultCode)" = Success ]
+	run -0 stats
+	[ "$(jq -c '[.requests.JoinReq, .log_writes, (.latency_ms | .join.count, .store.count, .queue.count)]' <<<"$output")" = '[4,2,1,1,1]' ]
 	# the admin listener serves nothing else
 	[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$APORT/")" = 404 ]
 	[ "$(curl -s -o /dev/null -w '%{http_code}' --data-binary x "http://127.0.0.1:$APORT/stats")" = 405 ]
