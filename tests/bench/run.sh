@@ -238,14 +238,14 @@ fi
 # 3. Device value -> shadow on disk: lwm2m-listen | lwm2m-observe | shadow-put, every device
 #    observed on /3303/0/5700, notifications (CON) stamped with their send time; bench-lag reads
 #    shadow-put's results (printed once the update is on disk) and computes the lag.
-pipeline_run() { # pipeline_run TAG DEVICES RATE SECONDS
-	tag=$1 devs=$2 rate=$3 dur=$4
+pipeline_run() { # pipeline_run TAG DEVICES RATE SECONDS [STORE]
+	tag=$1 devs=$2 rate=$3 dur=$4 store=${5:-$work/$1.store}
 	mkfifo "$work/$tag.ev" "$work/$tag.up" "$work/$tag.res"
-	mkdir -p "$work/$tag.store"
+	mkdir -p "$store"
 	CTL="$work/$tag.sock"
 	# the plain pipeline: lwm2m-listen's events on lwm2m-observe's standard input
 	IN="$work/$tag.ev" OUTF="$work/$tag.up" start observe-$tag lwm2m-observe -C "$CTL" -q /3303/0/5700
-	IN="$work/$tag.up" OUTF="$work/$tag.res" start shadow-$tag shadow-put -s "$work/$tag.store" ${BENCH_SHADOW_FLAGS:--q}
+	IN="$work/$tag.up" OUTF="$work/$tag.res" start shadow-$tag shadow-put -s "$store" ${BENCH_SHADOW_FLAGS:--q}
 	mkfifo "$work/$tag.res2"
 	IN="$work/$tag.res" OUTF="$work/$tag.res2" start tee-$tag tee "$work/$tag.lag.raw"
 	IN="$work/$tag.res2" OUTF="$work/$tag.lag.json" start lag-$tag bench-lag -k 5700 -S "$devs" -T 300 -t "$work/$tag.timeline"
@@ -293,21 +293,26 @@ if section pipeline; then
 		skip "device send -> shadow on disk p50/p99" "p99 < 50 ms" "$why"
 	else
 		# 2000 devices at the target rate (5 s), and 200 devices at 400/s (10 s), a load the
-		# store keeps up with, for the latency of an unsaturated path
-		for spec in "20000 2000 5" "400 200 10"; do
+		# store keeps up with, for the latency of an unsaturated path; then the first again
+		# on the store it left (a gateway restarted under its fleet: every thing on disk)
+		for spec in "20000 2000 5" "400 200 10" "20000 2000 5 restart"; do
 			set -- $spec
-			tag=pipe$1
+			tag=pipe$1 st="" what="$2 devices, offered $(n "$1")/s"
+			if [ -n "${4:-}" ]; then
+				tag=pipe$1r st="$work/pipe$1.store" what="$what, restart: the store of the first row in place"
+				[ -d "$st" ] || continue
+			fi
 			rate=$(n "$1")
-			if pipeline_run "$tag" "$(n "$2")" "$rate" "$3" && [ -s "$work/$tag.lag.json" ]; then
+			if pipeline_run "$tag" "$(n "$2")" "$rate" "$3" $st && [ -s "$work/$tag.lag.json" ]; then
 				lg="$work/$tag.lag.json"; ld="$work/$tag.loadgen.json"
-				fig "notifications/s listen|observe|shadow-put ($2 devices, offered $rate/s)" \
+				fig "notifications/s listen|observe|shadow-put ($what)" \
 					"$(jget "$lg" .lines_per_s)" "values/s on disk" ">= 20000/s" \
 					"$(jget "$ld" .notify_sent) sent at $(jget "$ld" .notifications_per_s)/s, $(jget "$ld" .notify_acked) acknowledged (ack p50 $(jget "$ld" .notify_ack_p50_ms) / p99 $(jget "$ld" .notify_ack_p99_ms) ms), $(jget "$ld" .notify_busy) held back by devices waiting for an ACK, $(jget "$ld" .retransmissions) retransmissions; $(jget "$lg" .stamped) update lines landed (lwm2m-observe merges the values of one thing that wait together); $(per_cpu "$(jget "$ld" .notify_acked)" "$CPUSUM") values per CPU second of the three stages, $(per_cpu "$(jget "$ld" .notify_acked)" "$NCPUSUM") counting the notification phase only ($NCPU)"
-				fig "device send -> shadow on disk ($2 devices, offered $rate/s)" \
+				fig "device send -> shadow on disk ($what)" \
 					"p50 $(jget "$lg" .lag_p50_ms) / p99 $(jget "$lg" .lag_p99_ms)" "ms" "p99 < 50 ms" \
-					"max $(jget "$lg" .lag_max_ms) ms; past the first $(jget "$lg" .steady_after_s) s (the start, where every thing is new to the store and its first values come at once): p50 $(jget "$lg" .steady_lag_p50_ms) / p99 $(jget "$lg" .steady_lag_p99_ms) / max $(jget "$lg" .steady_lag_max_ms) ms over $(jget "$lg" .steady_stamped) values; CPU: $CPU"
+					"max $(jget "$lg" .lag_max_ms) ms; past the first $(jget "$lg" .steady_after_s) s (the start, where every thing comes to the store and its first values come at once): p50 $(jget "$lg" .steady_lag_p50_ms) / p99 $(jget "$lg" .steady_lag_p99_ms) / max $(jget "$lg" .steady_lag_max_ms) ms over $(jget "$lg" .steady_stamped) values; CPU: $CPU"
 			else
-				skip "notifications/s listen|observe|shadow-put ($2 devices, offered $rate/s)" ">= 20000/s" \
+				skip "notifications/s listen|observe|shadow-put ($what)" ">= 20000/s" \
 					"the pipeline did not run (see the logs above)"
 			fi
 		done
