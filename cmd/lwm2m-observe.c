@@ -39,7 +39,7 @@ static void usage(FILE *f)
 	           "  -s, --subscribe      take registration events from the control socket, not stdin\n"
 	           "  -n, --shadow NAME    write to the named shadow NAME (default: the classic shadow)\n"
 	           "  -O, --composite      one Observe-Composite per LwM2M 1.1+ device, so its values arrive together\n"
-	           "                       (per-path Observe if the device refuses it or is 1.0)\n"
+	           "                       (per-path Observe if the device refuses it, leaves it unanswered twice, or is 1.0)\n"
 	           "  -d, --ready FD       write a newline to FD once connected\n"
 	           "  -v, --verbose        log more\n"
 	           "  -q, --quiet          log less\n"

@@ -561,9 +561,27 @@ static void set_group_state(struct observer *o, const char *ep, jv paths, const 
 	}
 }
 
+/* A first answer "timeout" to an Observe-Composite of this device: how many so far (1, 2...). */
+static int composite_timeouts(struct observer *o, const char *ep)
+{
+	jv dev = jv_object_get(jv_copy(o->devs), jv_string(ep));
+	if (!jv_is_valid(dev)) {
+		jv_free(dev);
+		return 0;
+	}
+	jv n = jl_get(dev, "comp_timeouts");
+	int k = (jv_get_kind(n) == JV_KIND_NUMBER ? (int)jv_number_value(n) : 0) + 1;
+	jv_free(n);
+	dev = jv_object_set(dev, jv_string("comp_timeouts"), jv_number(k));
+	o->devs = jv_object_set(o->devs, jv_string(ep), dev);
+	return k;
+}
+
 /* An answer or notification of an Observe-Composite: its values come as one update. A 4.xx first
  * answer (the device has no composite operations, or not for these paths) turns this device to
- * per-path Observe for the rest of its registration. */
+ * per-path Observe for the rest of its registration; so does a second timeout, the retry having
+ * gone when the device talked: Wakaama's client (fc4c431) registers as 1.1 but drops FETCH
+ * without a word. */
 static void composite_answer(struct observer *o, double id, jv rec, jv msg)
 {
 	const char *ep = jl_str(rec, "ep");
@@ -576,9 +594,14 @@ static void composite_answer(struct observer *o, double id, jv rec, jv msg)
 		if (first)
 			set_group_state(o, ep, paths, ST_ACTIVE, id);
 		queue_values(o, ep, jl_get(msg, "values"));
-	} else if (first && code && (code[0] == '4' || strcmp(code, "not-supported") == 0)) {
-		log_info("%s: Observe-Composite refused (%s%s%s); observing path by path", ep, code, err ? " " : "",
-		         err ? err : "");
+	} else if (first && code &&
+	           (code[0] == '4' || strcmp(code, "not-supported") == 0 ||
+	            (strcmp(code, "timeout") == 0 && composite_timeouts(o, ep) >= 2))) {
+		if (code[0] == '4' || strcmp(code, "not-supported") == 0)
+			log_info("%s: Observe-Composite refused (%s%s%s); observing path by path", ep, code, err ? " " : "",
+			         err ? err : "");
+		else
+			log_info("%s: Observe-Composite unanswered twice (%s); observing path by path", ep, code);
 		forget_id(o, id_key(id));
 		jv dev = jv_object_get(jv_copy(o->devs), jv_string(ep));
 		if (jv_is_valid(dev)) {

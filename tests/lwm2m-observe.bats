@@ -222,6 +222,28 @@ YML
 	wait_for 10 obs.out '.thing == "devnc" and .state.reported["3"]["0"]["9"] == 42'
 }
 
+@test "lwm2m-observe -O: a 1.1 device that drops Observe-Composite without a word (Wakaama) is observed path by path after its second timeout" {
+	EVENTS=$BATS_TEST_TMPDIR/events
+	mkfifo "$EVENTS"
+	SOCK=$BATS_TEST_TMPDIR/ctl
+	start_bg obs sh -c "exec lwm2m-observe -C '$SOCK' -O /3/0/9 /3303/0/5700 <'$EVENTS'"
+	start_listen -w 3
+	start_device dev devwk --lwm2m 1.1 --drop-composite
+	wait_until 20 grep -q 'devwk: Observe-Composite: timeout.*(retried when the device next talks)' "$BATS_TEST_TMPDIR/obs.err"
+	run -0 count obs.out '.thing == "devwk"'
+	assert_output 0
+	# tried again when it talks; unanswered again: one Observe per path
+	dev_cmd dev update
+	wait_until 20 grep -q 'devwk: Observe-Composite unanswered twice (timeout); observing path by path' "$BATS_TEST_TMPDIR/obs.err"
+	wait_for 10 obs.out '.thing == "devwk" and .state.reported["3303"]["0"]["5700"] == 21.5'
+	wait_for 10 obs.out '.thing == "devwk" and .state.reported["3"]["0"]["9"] == 100'
+	[ "$(count dev.out '.event == "dropped-composite"')" -ge 2 ]
+	run -0 count dev.out '.event == "observe"'
+	assert_output 2
+	dev_cmd dev "set /3/0/9 42"
+	wait_for 10 obs.out '.thing == "devwk" and .state.reported["3"]["0"]["9"] == 42'
+}
+
 @test "lwm2m-observe: a registration burst through the plain pipe does not deadlock" {
 	# lwm2m-listen blocks writing events while lwm2m-observe sends observe commands back: the
 	# commands are queued, never written blocking, so both keep going

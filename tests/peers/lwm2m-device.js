@@ -4,7 +4,7 @@
 //
 //   node lwm2m-device.js --server 127.0.0.1:5683 --ep dev1 [--lwm2m 1.0|1.1] [--lt SECONDS]
 //        [--binding U|UQ] [--queue] [--objects /3/0,/4/0,...] [--port N] [--commands FILE]
-//        [--silent] [--no-composite]
+//        [--silent] [--no-composite] [--drop-composite]
 //
 // Commands, one per line on stdin (and appended to --commands FILE):
 //   set PATH VALUE        change a resource (notifies observers)
@@ -26,7 +26,8 @@
 // records naming paths; best effort, 4.04 if nothing is readable), Observe-Composite (the same
 // FETCH with Observe 0; every notification carries all the paths) and Write-Composite (iPATCH /
 // with SenML values; all or nothing). A 1.0 device, or a 1.1 device started with --no-composite
-// (the composite operations are optional), answers FETCH and iPATCH with 4.05.
+// (the composite operations are optional), answers FETCH and iPATCH with 4.05; one started with
+// --drop-composite drops them without a word, as Wakaama's client (fc4c431) does.
 'use strict';
 
 const cbor = require('cbor');
@@ -39,7 +40,7 @@ const readline = require('readline');
 const opts = {
 	server: '127.0.0.1:5683', ep: 'dev1', lwm2m: '1.1', lt: 86400, binding: null, queue: false,
 	objects: '/3/0,/4/0,/3303/0,/3311/0,/3347/0,/3347/1', silent: false, port: 0, commands: null,
-	composite: true,
+	composite: true, dropComposite: false,
 };
 {
 	const argv = process.argv.slice(2);
@@ -59,6 +60,7 @@ const opts = {
 		case '--objects': opts.objects = val(); break;
 		case '--silent': opts.silent = true; break;
 		case '--no-composite': opts.composite = false; break;
+		case '--drop-composite': opts.dropComposite = true; break;
 		case '--port': opts.port = parseInt(val(), 10); break;
 		case '--commands': opts.commands = val(); break;
 		case '-h': case '--help': usage(null); break;
@@ -72,7 +74,7 @@ const opts = {
 function usage(msg) {
 	if (msg) process.stderr.write(`lwm2m-device: ${msg}\n`);
 	process.stderr.write('usage: lwm2m-device.js --server HOST:PORT --ep NAME [--lwm2m 1.0|1.1] ' +
-		'[--lt S] [--binding U|UQ] [--queue] [--objects LIST] [--port N] [--commands FILE] [--silent] [--no-composite]\n');
+		'[--lt S] [--binding U|UQ] [--queue] [--objects LIST] [--port N] [--commands FILE] [--silent] [--no-composite] [--drop-composite]\n');
 	process.exit(msg ? 100 : 0);
 }
 
@@ -763,6 +765,7 @@ function refuseComposite(res, p, method) {
 }
 
 function handleFetch(req, res, p) {
+	if (opts.dropComposite) return emit({ event: 'dropped-composite', method: 'FETCH', path: p.str });
 	if (opts.lwm2m === '1.0' || !opts.composite) return refuseComposite(res, p, 'FETCH');
 	const observe = req.headers.Observe;
 	const op = observe === 0 ? 'observe-composite' : observe === 1 ? 'cancel-observe-composite' : 'read-composite';
@@ -817,6 +820,7 @@ function handleFetch(req, res, p) {
 // Write-Composite: every record names a resource or resource instance with its new value. It
 // applies whole or not at all: all records are checked before any is written.
 function handleIpatch(req, res, p) {
+	if (opts.dropComposite) return emit({ event: 'dropped-composite', method: 'iPATCH', path: p.str });
 	if (opts.lwm2m === '1.0' || !opts.composite) return refuseComposite(res, p, 'iPATCH');
 	const fail = (code, error) => {
 		emit({ event: 'write-composite', code, error });
