@@ -15,8 +15,10 @@
 
 #include <coap3/coap.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1116,6 +1118,39 @@ static int resolve_listen(const char *spec, coap_address_t *addr)
 	return 0;
 }
 
+/* libcoap 4.3.1 keeps its endpoint socket to itself, with the system's default receive queue
+ * (~208 KiB, a few hundred datagrams). Every DTLS handshake flight is 1-3 datagrams, and after a
+ * gateway restart every device handshakes at once; a flight lost to a full queue costs its
+ * device a DTLS retransmission timeout (1 s, then 2, 4...). Give it the queue lwm2m_udp gives
+ * NoSec datagrams, once fd is checked to be a datagram socket bound to the DTLS address. */
+static void dtls_rcvbuf(int fd, const coap_address_t *want)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	int type = 0, rcv = 4 << 20;
+	socklen_t tl = sizeof type;
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_DGRAM ||
+	    getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 || ss.ss_family != want->addr.sa.sa_family)
+		goto unknown;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)&ss, *w = &want->addr.sin;
+		if (a->sin_addr.s_addr != w->sin_addr.s_addr || (w->sin_port && a->sin_port != w->sin_port))
+			goto unknown;
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)&ss, *w = &want->addr.sin6;
+		if (memcmp(&a->sin6_addr, &w->sin6_addr, sizeof a->sin6_addr) ||
+		    (w->sin6_port && a->sin6_port != w->sin6_port))
+			goto unknown;
+	} else {
+		goto unknown;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv) < 0)
+		log_warn("DTLS socket: unable to set its receive queue: %s", strerror(errno));
+	return;
+unknown:
+	log_warn("DTLS socket not found; its receive queue stays the system's default");
+}
+
 static int dtls_setup(struct lwm2m_server *s)
 {
 	coap_address_t addr;
@@ -1132,11 +1167,17 @@ static int dtls_setup(struct lwm2m_server *s)
 		errno = EINVAL;
 		return -1;
 	}
+	/* socket(2) takes the lowest free descriptor: the endpoint's socket will be this one */
+	int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (probe >= 0)
+		close(probe);
 	if (!coap_new_endpoint(s->ctx, &addr, COAP_PROTO_DTLS)) {
 		log_error("unable to listen on dtls %s: %s", s->o.dtls_listen, strerror(errno));
 		errno = EIO;
 		return -1;
 	}
+	if (probe >= 0)
+		dtls_rcvbuf(probe, &addr);
 	return 0;
 }
 

@@ -72,11 +72,13 @@ static struct {
 	unsigned long updates; /* Updates per device after the notifications */
 	unsigned per_ip;
 	unsigned long first; /* global index of this job's first device */
+	int release_fd;      /* several jobs: EOF here once every job is registered (PSK jobs hold
+	                        their sessions until then) */
 	const char *psk;     /* DTLS-PSK key (hex) of every device: PSK devices through libcoap */
 } opt = {
 	.ndev = 100, .window = 256, .duration = 10, .links = "</1/0>,</3/0>,</3303/0>",
 	.prefix = "bench-", .lifetime = 86400, .version = "1.1", .timeout = 300, .settle = 1,
-	.settle_max = 60, .ready_fd = -1, .per_ip = 20000,
+	.settle_max = 60, .ready_fd = -1, .per_ip = 20000, .release_fd = -1,
 };
 
 struct stats {
@@ -1032,7 +1034,7 @@ static noreturn void usage(int code)
 	        "  -s, --server ADDR:PORT   the server (127.0.0.1:5683)\n"
 	        "  -n, --devices N          number of devices (100)\n"
 	        "  -r, --rate R             registrations per second, 0 = as fast as the window allows (0)\n"
-	        "  -w, --window W           most registrations outstanding at once (256)\n"
+	        "  -w, --window W           most registrations outstanding at once, over all jobs (256)\n"
 	        "  -N, --notify-rate R      notifications per second over all observations (0 = none)\n"
 	        "  -D, --duration S         seconds of notifications (10)\n"
 	        "  -c, --count M            stop after M notifications (0 = no bound but the duration)\n"
@@ -1163,9 +1165,13 @@ int main(int argc, char **argv)
 		return st.registered == opt.ndev ? 0 : 1;
 	}
 
-	/* several jobs: each child takes a slice and sends its figures back over a pipe */
-	int ready[2];
-	if (pipe(ready) < 0)
+	/* several jobs: each child takes a slice (of the devices and of the window) and sends its
+	 * figures back over a pipe */
+	if (opt.window < opt.jobs)
+		die(EXIT_USAGE, "a window of %u over %u jobs: want at least one each", opt.window, opt.jobs);
+	unsigned window = opt.window;
+	int ready[2], release[2];
+	if (pipe(ready) < 0 || pipe(release) < 0)
 		die_sys(EXIT_TEMPORARY, "pipe");
 	pid_t *pids = calloc(opt.jobs, sizeof *pids);
 	int *res = calloc(opt.jobs, sizeof *res);
@@ -1182,6 +1188,9 @@ int main(int argc, char **argv)
 		if (pid == 0) {
 			close(p[0]);
 			close(ready[0]);
+			close(release[1]);
+			opt.release_fd = release[0];
+			opt.window = window * (j + 1) / opt.jobs - window * j / opt.jobs;
 			if (opt.ready_fd >= 0)
 				close(opt.ready_fd);
 			opt.first = opt.ndev * j / opt.jobs;
@@ -1196,6 +1205,7 @@ int main(int argc, char **argv)
 		res[j] = p[0];
 	}
 	close(ready[1]);
+	close(release[0]);
 	/* readiness: every job wrote its byte (or ended) */
 	unsigned got = 0;
 	char b;
@@ -1211,6 +1221,9 @@ int main(int argc, char **argv)
 			break;
 		got++;
 	}
+	/* no job closes its sessions while another is still registering: a job's burst of
+	 * close_notify alerts would land in the server's receive queue among the others' handshakes */
+	close(release[1]);
 	if (got == opt.jobs && opt.ready_fd >= 0) {
 		if (write(opt.ready_fd, "\n", 1) != 1)
 			log_warn("unable to write readiness: %s", strerror(errno));

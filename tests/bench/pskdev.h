@@ -7,6 +7,7 @@
 #define PSKDEV_H
 
 #include <coap3/coap.h>
+#include <poll.h>
 
 static struct {
 	uint8_t key[64];
@@ -141,13 +142,24 @@ static void psk_run(int ready_w)
 	log_info("registered %" PRIu64 " of %lu PSK devices", st.registered, ndevs);
 	if (ready_w >= 0 && write(ready_w, "\n", 1) != 1)
 		log_warn("unable to write readiness: %s", strerror(errno));
-	/* hold the sessions (registered devices), then close them all */
+	/* hold the sessions (registered devices) for -H seconds and, with several jobs, until every
+	 * job is registered (EOF on the release pipe), then close them 64 at a time: 2000 close_notify
+	 * alerts at once are a burst the server's receive queue may not hold */
 	uint64_t hold_end = mono_us() + (uint64_t)(opt.hold * 1e6);
-	while (!stop_flag && mono_us() < hold_end)
-		coap_io_process(ctx, 100);
-	for (unsigned long i = 0; i < ndevs; i++)
+	int held = opt.release_fd >= 0;
+	while (!stop_flag && (held || mono_us() < hold_end)) {
+		if (held) {
+			struct pollfd pf = {.fd = opt.release_fd, .events = POLLIN};
+			held = poll(&pf, 1, 0) == 0;
+		}
+		coap_io_process(ctx, 20);
+	}
+	for (unsigned long i = 0; i < ndevs; i++) {
 		if (psk.sess[i])
 			coap_session_release(psk.sess[i]);
+		if (i % 64 == 63)
+			coap_io_process(ctx, 1);
+	}
 	coap_free_context(ctx);
 	coap_cleanup();
 	free(psk.t0);

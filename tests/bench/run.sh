@@ -190,7 +190,8 @@ fi
 
 # 2. DTLS-PSK handshakes (+ Register)/s: devices with their own PSK (identity = endpoint name),
 #    each a libcoap GnuTLS client session that handshakes, registers and stays connected; a window
-#    of 32 handshakes at once (lwm2m-listen's -H allows 100).
+#    of 32 handshakes at once over the generator's jobs (lwm2m-listen's -H allows 100), and no job
+#    closes its sessions before every job is registered.
 if section psk; then
 	name="PSK handshakes (+Register)/s into lwm2m-listen"
 	devs=$(n 2000)
@@ -346,8 +347,10 @@ if section rss; then
 		# bounded: libcoap 4.3.1 walks every session for each new peer, so registering slows as
 		# the count grows; RSS is read once the generator has ended (registrations stay)
 		bound=$((devs / 1000 + 50)); [ $bound -gt 120 ] && bound=120
+		# 64 Registers outstanding per generator job (one job per ~20k devices: the fd limit)
+		w=$(( (d + 19935) / 19936 * 64 ))
 		OUTF="$work/$tag.loadgen.json" start loadgen-$tag lwm2m-loadgen -s "127.0.0.1:$LPORT" -n "$d" \
-			-w 64 -E "$obs" --settle 2 --settle-max "$bound" -T "$bound" -q
+			-w "$w" -E "$obs" --settle 2 --settle-max "$bound" -T "$bound" -q
 		wait_exit "loadgen-$tag" $((bound + 20))
 		sleep 1
 		after=$(rss_kib "$lp")
