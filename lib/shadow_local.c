@@ -29,10 +29,12 @@
 #define CACHE_MAX 200000 /* documents remembered between commits */
 /* Creating a file is the dear part of writing a document (an inode: ~50-90 us of system time
  * on this machine's ext4 against ~10 us for rewriting a kept-open twin, more where many files
- * were deleted lately). A commit creates files for CREATE_MS at most (and CREATE_MIN at
- * least); the documents that need one beyond that are held back, in memory and in the log,
- * and written by the next commits or when input pauses, so that 2,000 new things arriving
- * at once do not hold their first commits (and every value behind them) for 100-500 ms. */
+ * were deleted lately), and a write by name (open, write, swap, open both to keep) costs
+ * several times a rewrite too. A commit writes documents by name for CREATE_MS at most (and
+ * CREATE_MIN at least); those beyond that are held back, in memory and in the log, and written
+ * by the next commits or when input pauses, so that 2,000 new things arriving at once (or
+ * 2,000 known ones after a restart) do not hold their first commits, and every value behind
+ * them, for 100-500 ms. */
 #define CREATE_MS 2.0
 #define CREATE_MIN 4
 
@@ -49,7 +51,6 @@ struct centry {
 	 * cache's list of held entries, oldest first */
 	long long held;
 	struct centry *hnext, *hprev;
-	int files; /* the files on disk: 0 none, 1 the document alone, 2 both or unknown */
 	char key[];
 };
 struct cache {
@@ -175,7 +176,6 @@ static int cache_put(struct cache *c, const char *key, struct shadow_tdoc *doc)
 	e->len = e->twin_len = -1;
 	e->held = -1;
 	e->hnext = e->hprev = NULL;
-	e->files = 2;
 	struct centry **slot = cache_slot(c, key, h);
 	if (*slot) {
 		struct centry *old = *slot;
@@ -349,8 +349,9 @@ static int write_doc(struct local *l, const char *name, const char *data, size_t
 		if (!creates)
 			return EAGAIN;
 		fd = openat(l->dirfd, twin, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-		(*creates)++;
 	}
+	if (creates)
+		(*creates)++;
 	if (fd < 0)
 		return errno;
 	int err = 0;
@@ -385,26 +386,19 @@ static int write_doc_cached(struct local *l, struct centry *e, const char *name,
 {
 	struct cache *c = &l->cache;
 	if (e->twin_fd < 0) {
-		if (!creates && e->files < 2)
-			return EAGAIN; /* a file to create: not even a look */
-		if (e->fd >= 0 || c->fds + 2 > c->fd_max) {
-			int err = write_doc(l, name, data, len, creates, step);
-			if (!err)
-				e->files = e->files < 1 ? 1 : 2;
-			return err;
-		}
+		if (!creates)
+			return EAGAIN; /* a write by name (and maybe a file to create): not even a look */
+		if (e->fd >= 0 || c->fds + 2 > c->fd_max)
+			return write_doc(l, name, data, len, creates, step);
 		/* first time: the usual way, then keep both files open */
 		int err = write_doc(l, name, data, len, creates, step);
 		if (err)
 			return err;
-		e->files = e->files < 1 ? 1 : 2;
 		char twin[300];
 		snprintf(twin, sizeof twin, ".prev.%s", name);
 		e->fd = openat(l->dirfd, name, O_RDWR | O_CLOEXEC);
 		e->twin_fd = e->fd >= 0 ? openat(l->dirfd, twin, O_RDWR | O_CLOEXEC) : -1;
 		c->fds += (e->fd >= 0) + (e->twin_fd >= 0);
-		if (e->twin_fd >= 0)
-			e->files = 2;
 		if (e->twin_fd < 0) /* no twin yet (a first version): next time, the usual way */
 			centry_close(c, e);
 		e->len = (off_t)len;
@@ -680,7 +674,6 @@ static int commit(struct local *l, struct shadow_req *reqs, size_t n, struct ite
 				rc = -1;
 				continue;
 			}
-			int fresh = jv_get_kind(doc) == JV_KIND_NULL;
 			g->doc = shadow_tdoc_from_jv(doc);
 			jv_free(doc);
 			/* remembered as read; a commit that fails to write it forgets it again */
@@ -692,8 +685,6 @@ static int commit(struct local *l, struct shadow_req *reqs, size_t n, struct ite
 				rc = -1;
 				continue;
 			}
-			if (fresh)
-				cache_entry(&l->cache, g->key)->files = 0;
 		}
 		for (size_t k = 0; k < g->count && !g->failed; k++) {
 			struct shadow_req *r = &reqs[it[g->first + k].idx];
