@@ -28,6 +28,7 @@
 struct lwm2m_server *lwm2m_srv;
 char srv_nosec_marker;
 
+#define DTLS_REP_MAX 32 /* most datagrams read from the DTLS endpoint per libcoap call */
 #define IO_BATCH 256            /* datagrams handled per lwm2m_server_io call at most */
 
 void *srv_sess_ref(void *cs)
@@ -1077,8 +1078,27 @@ static int on_event(coap_session_t *cs, const coap_event_t ev)
 	return 0;
 }
 
+/* While lwm2m_server_io hands libcoap the DTLS endpoint's event several times, the reads that
+ * find the socket empty are counted here rather than logged (libcoap warns of each). */
+static struct {
+	int on, after_eagain;
+	unsigned empty;
+} dtls_batch;
+
 static void coap_logger(coap_log_t level, const char *message)
 {
+	if (dtls_batch.on && level == LOG_WARNING) {
+		if (strstr(message, "coap_network_read: ") && strstr(message, strerror(EAGAIN))) {
+			dtls_batch.empty++;
+			dtls_batch.after_eagain = 1;
+			return;
+		}
+		if (dtls_batch.after_eagain && strstr(message, "read failed")) {
+			dtls_batch.after_eagain = 0;
+			return;
+		}
+	}
+	dtls_batch.after_eagain = 0;
 	int l = level <= LOG_ERR ? LOG_LVL_ERROR : level <= LOG_WARNING ? LOG_LVL_WARN
 	                                         : level <= LOG_INFO    ? LOG_LVL_INFO
 	                                                                : LOG_LVL_DEBUG;
@@ -1356,10 +1376,29 @@ void lwm2m_server_io(struct lwm2m_server *s, int read_datagrams)
 		int n = epoll_wait(epfd, ev, (int)(sizeof ev / sizeof ev[0]), 0);
 		if (n <= 0)
 			break;
-		for (int i = 0; i < n; i++)
+		/* each coap_io_do_epoll call reads one datagram per event and then walks every session
+		 * (it ends with coap_io_prepare_epoll): O(DTLS devices) per datagram, since all DTLS
+		 * sessions share the endpoint's socket. So the endpoint's event goes in s->dtls_rep
+		 * times, a count that follows how many datagrams the last call found waiting. */
+		struct epoll_event batch[16 + DTLS_REP_MAX];
+		int nb = 0, reps = 0;
+		for (int i = 0; i < n; i++) {
 			timer |= ev[i].data.ptr == NULL;
-		coap_io_do_epoll(s->ctx, ev, (size_t)n);
-		done += n;
+			batch[nb++] = ev[i];
+			if (ev[i].data.ptr && !reps)
+				for (reps = 1; reps < s->dtls_rep; reps++)
+					batch[nb++] = ev[i];
+		}
+		dtls_batch.on = reps > 1;
+		dtls_batch.empty = 0;
+		coap_io_do_epoll(s->ctx, batch, (size_t)nb);
+		dtls_batch.on = dtls_batch.after_eagain = 0;
+		if (reps) {
+			unsigned used = (unsigned)reps - (dtls_batch.empty < (unsigned)reps ? dtls_batch.empty : (unsigned)reps);
+			s->dtls_rep = used == (unsigned)reps ? (reps * 2 > DTLS_REP_MAX ? DTLS_REP_MAX : reps * 2)
+			                                     : (int)used + 1;
+		}
+		done += nb;
 	}
 	if (s->cb.flush) {
 		s->cb.flush(s->cb.ud);

@@ -26,6 +26,7 @@ struct lwm2m_server {
 	int dirty;
 	double last_save, last_tick, last_flood_log;
 	coap_tick_t last_prepare;
+	int dtls_rep; /* times the DTLS endpoint's event is handed to libcoap at once (lwm2m_server_io) */
 	unsigned long nobs, ninflight;
 	struct lwm2m_dtls *dtls;
 	struct lwm2m_udp *udp;       /* NoSec devices: our own socket, no libcoap session */
