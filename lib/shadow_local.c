@@ -228,6 +228,7 @@ struct local {
 	size_t jmax;
 	struct shadow_wal *wal;
 	int replay_pending; /* a document of this batch could not be written */
+	int put; /* this process committed to the store */
 	struct cache cache; /* the stored documents, while nobody else writes */
 	/* watching */
 	const struct shadow_select *sel;
@@ -850,6 +851,7 @@ static int local_put(struct shadow_backend *b, struct shadow_req *reqs, size_t n
 	}
 	int rc = commit(l, reqs, n, it, gs, ng, time(NULL));
 	end_commit(l);
+	l->put = 1;
 	free(it);
 	free(gs);
 	return rc;
@@ -1078,6 +1080,8 @@ static void local_close(struct shadow_backend *b)
 		close(l->jfd);
 	if (l->wal && l->cache.hhead && local_flush(b, 1) != 0)
 		log_error("%s: documents left behind the log (the next open replays them)", l->dir);
+	else if (l->wal && l->put)
+		shadow_wal_finish(l->wal); /* a restart then reads no log */
 	shadow_wal_close(l->wal);
 	cache_clear(&l->cache);
 	close(l->dirfd);

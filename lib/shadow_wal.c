@@ -392,6 +392,24 @@ void shadow_wal_end(struct shadow_wal *w, int applied, long long held)
 	flock(w->lockfd, LOCK_UN);
 }
 
+void shadow_wal_finish(struct shadow_wal *w)
+{
+	if (w->logfd < 0 || lock_ex(w->lockfd) < 0)
+		return;
+	uint64_t gen, mark;
+	read_state(w, &gen, &mark);
+	struct stat st;
+	/* as this process left it, and applied to the end (nothing held back) */
+	if (w->wrote && gen == w->gen && gen == w->last_gen && mark == w->last_mark && fstat(w->logfd, &st) == 0 &&
+	    (uint64_t)st.st_size == mark && mark == w->last_size && st.st_size > 0) {
+		if (syncfs(w->dirfd) < 0 || ftruncate(w->logfd, 0) < 0)
+			log_warn("unable to empty %s/.wal/log at exit: %s", w->dir, strerror(errno));
+		else
+			write_state(w, gen, 0, 0);
+	}
+	flock(w->lockfd, LOCK_UN);
+}
+
 void shadow_wal_close(struct shadow_wal *w)
 {
 	if (!w)

@@ -46,6 +46,9 @@ int shadow_wal_full(const struct shadow_wal *w);
  * process replays them before it reads a document, and no checkpoint starts. Record it,
  * start a checkpoint when the log is old or large enough, release the store lock. */
 void shadow_wal_end(struct shadow_wal *w, int applied, long long held);
+/* At a clean exit of a writer: when the log is as this process left it and applied to its end,
+ * sync the file system and empty the log, so that the next open has nothing to replay. */
+void shadow_wal_finish(struct shadow_wal *w);
 /* Wait for a running checkpoint and free. */
 void shadow_wal_close(struct shadow_wal *w);
 
