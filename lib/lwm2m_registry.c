@@ -341,6 +341,7 @@ void lwm2m_registry_free(struct lwm2m_registry *r, void (*on_free)(struct lwm2m_
 	free(r->by_ip);
 	if (r->jfd >= 0)
 		close(r->jfd);
+	free(r->jpend);
 	free(r->by_addr);
 	memset(r, 0, sizeof *r);
 	r->jfd = -1;
@@ -628,6 +629,7 @@ int lwm2m_registry_save(struct lwm2m_registry *r, const char *path)
 	 * truncation) gives the same registrations: each line sets or removes one endpoint. */
 	char jp[PATH_MAX];
 	r->jlines = 0;
+	r->jplen = r->jplines = 0; /* the lines not yet written describe changes the saved file holds */
 	if (r->jfd >= 0)
 		return ftruncate(r->jfd, 0);
 	if (journal_path(path, jp) < 0 || (truncate(jp, 0) < 0 && errno != ENOENT))
@@ -658,6 +660,28 @@ static int journal_open(struct lwm2m_registry *r, const char *path)
 	return 0;
 }
 
+/* Whole lines out (nlines of them, counted in jlines). */
+static int journal_write(struct lwm2m_registry *r, const char *p, size_t n, size_t nlines)
+{
+	ssize_t w;
+	do
+		w = write(r->jfd, p, n);
+	while (w < 0 && errno == EINTR);
+	int e = errno;
+	if (w == (ssize_t)n) {
+		r->jlines += nlines;
+		return 0;
+	}
+	if (w >= 0) {
+		/* short write (disk full): end the torn line so the next one stands alone */
+		if (write(r->jfd, "\n", 1) < 0) {
+		}
+		e = ENOSPC;
+	}
+	errno = e;
+	return -1;
+}
+
 int lwm2m_registry_journal(struct lwm2m_registry *r, const char *path, const struct lwm2m_reg *g,
                            enum lwm2m_journal_op op)
 {
@@ -682,27 +706,49 @@ int lwm2m_registry_journal(struct lwm2m_registry *r, const char *path, const str
 		errno = ENOMEM;
 		return -1;
 	}
-	size_t n = b.len - 1;
-	ssize_t w = write(r->jfd, b.p, b.len);
+	int rc = 0;
+	if (r->jdefer) {
+		if (r->jplen + b.len > r->jpcap) {
+			size_t ncap = r->jpcap ? r->jpcap * 2 : 16384;
+			while (ncap < r->jplen + b.len)
+				ncap *= 2;
+			char *np = realloc(r->jpend, ncap);
+			if (!np) {
+				rc = -1;
+				errno = ENOMEM;
+			} else {
+				r->jpend = np;
+				r->jpcap = ncap;
+			}
+		}
+		if (rc == 0) {
+			memcpy(r->jpend + r->jplen, b.p, b.len);
+			r->jplen += b.len;
+			r->jplines++;
+		}
+	} else {
+		rc = journal_write(r, b.p, b.len, 1);
+	}
 	int e = errno;
 	if (!b.borrowed)
 		free(b.p);
-	if (w == (ssize_t)(n + 1)) {
-		r->jlines++;
-		return 0;
-	}
-	if (w >= 0) {
-		/* short write (disk full): end the torn line so the next one stands alone */
-		if (write(r->jfd, "\n", 1) < 0) {
-		}
-		e = ENOSPC;
-	}
 	errno = e;
-	return -1;
+	return rc;
+}
+
+int lwm2m_registry_journal_flush(struct lwm2m_registry *r)
+{
+	if (!r->jplen)
+		return 0;
+	int rc = journal_write(r, r->jpend, r->jplen, r->jplines);
+	r->jplen = r->jplines = 0;
+	return rc;
 }
 
 int lwm2m_registry_journal_sync(struct lwm2m_registry *r)
 {
+	if (lwm2m_registry_journal_flush(r) < 0)
+		return -1;
 	return r->jfd >= 0 ? fdatasync(r->jfd) : 0;
 }
 

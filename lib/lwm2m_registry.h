@@ -59,6 +59,11 @@ struct lwm2m_registry {
 	struct lwm2m_ipcount **by_ip; /* registrations per source IP address */
 	int jfd; /* the journal beside the saved file, open once written to; -1 before */
 	size_t jlines; /* lines in it since the last save */
+	/* While jdefer is set, journal lines gather in jpend and are written by
+	 * lwm2m_registry_journal_flush, once per round of datagrams, before their answers go out. */
+	int jdefer;
+	char *jpend;
+	size_t jplen, jpcap, jplines;
 };
 
 void lwm2m_registry_init(struct lwm2m_registry *r);
@@ -119,7 +124,10 @@ int lwm2m_registry_save(struct lwm2m_registry *r, const char *path);
 enum lwm2m_journal_op { LWM2M_JOURNAL_SET, LWM2M_JOURNAL_DEL };
 int lwm2m_registry_journal(struct lwm2m_registry *r, const char *path, const struct lwm2m_reg *g,
                            enum lwm2m_journal_op op);
-/* Make the journal durable (fdatasync). 0, or -1 with errno. */
+/* Write the lines gathered while jdefer was set (one write(2)). 0, or -1 with errno: then they
+ * are dropped, and the changes they describe must not be acknowledged. */
+int lwm2m_registry_journal_flush(struct lwm2m_registry *r);
+/* Make the journal durable (flush, then fdatasync). 0, or -1 with errno. */
 int lwm2m_registry_journal_sync(struct lwm2m_registry *r);
 /* Load a saved file and replay its journal; registrations whose lifetime ended before now are
  * passed to expired (may be NULL) and dropped. Returns the number loaded, or -1 with errno

@@ -823,6 +823,8 @@ static void udp_send_pdu(struct lwm2m_server *s, const union lwm2m_addr *to, coa
 		lwm2m_coapw_payload(&w, data, len);
 	if (w.overflow)
 		log_warn("response to %s too large for a datagram: dropped", srv_peer_str(NULL));
+	else if (s->reg.jdefer)
+		lwm2m_udp_send_later(s->udp, to, buf, w.len); /* after the journal's lines (udp_before_flush) */
 	else
 		lwm2m_udp_send(s->udp, to, buf, w.len);
 }
@@ -1063,6 +1065,19 @@ static void udp_recv(void *ud, const union lwm2m_addr *from, const coap_pdu_t *p
 	s->from = NULL;
 }
 
+/* The answers of a round go out once the changes they acknowledge are in the journal: one
+ * write(2) for the round's lines instead of one each. */
+static int udp_before_flush(void *ud)
+{
+	struct lwm2m_server *s = ud;
+	if (lwm2m_registry_journal_flush(&s->reg) == 0)
+		return 0;
+	s->st.save_errors++;
+	log_error("unable to journal registrations in %s.journal: %s (their answers are dropped)", s->state_file,
+	          strerror(errno));
+	return -1;
+}
+
 static void udp_fail(void *ud, void *owner, int reset)
 {
 	struct lwm2m_request *rq = owner;
@@ -1257,6 +1272,8 @@ struct lwm2m_server *lwm2m_server_new(const struct lwm2m_server_opts *o, const s
 		memset(&a, 0, sizeof a);
 		memcpy(&a, &addr.addr, addr.size < sizeof a ? addr.size : sizeof a);
 		s->udp = lwm2m_udp_open(&a, udp_recv, udp_fail, s);
+		if (s->udp)
+			lwm2m_udp_before_flush(s->udp, udp_before_flush);
 		if (!s->udp) {
 			log_error("unable to listen on udp %s: %s", o->listen, strerror(errno));
 			coap_free_context(s->ctx);
@@ -1370,8 +1387,12 @@ void lwm2m_server_io(struct lwm2m_server *s, int read_datagrams)
 	 * the timer itself (coap_wait_ack). */
 	struct epoll_event ev[16];
 	int epfd = coap_context_get_coap_fd(s->ctx), timer = 0;
-	if (read_datagrams && s->udp)
+	if (read_datagrams && s->udp) {
+		s->reg.jdefer = 1;
 		lwm2m_udp_recv(s->udp, IO_BATCH);
+		s->reg.jdefer = 0;
+		lwm2m_udp_flush(s->udp);
+	}
 	for (int done = 0; read_datagrams && done < IO_BATCH;) {
 		int n = epoll_wait(epfd, ev, (int)(sizeof ev / sizeof ev[0]), 0);
 		if (n <= 0)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #define BATCH 32
+#define OBUF_MAX 1400 /* the largest message lwm2m_udp_send_later takes */
 #define DGRAM_MAX 4096 /* larger datagrams get 4.13 with Size1 (RFC 7959 2.9.3): send them in blocks */
 
 struct lwm2m_xmit {
@@ -45,8 +46,10 @@ struct lwm2m_udp {
 	struct mmsghdr omsgs[BATCH];
 	struct iovec oiov[BATCH];
 	union lwm2m_addr oto[BATCH];
-	uint8_t obuf[BATCH][4];
+	uint8_t (*obuf)[OBUF_MAX];
 	int nout;
+	/* called before the waiting messages go out; they are dropped if it fails */
+	int (*before_flush)(void *ud);
 };
 
 static double mono(void)
@@ -64,8 +67,9 @@ struct lwm2m_udp *lwm2m_udp_open(const union lwm2m_addr *bind_to, lwm2m_udp_recv
 		return NULL;
 	u->fd = -1;
 	u->bufs = malloc(BATCH * sizeof *u->bufs);
+	u->obuf = malloc(BATCH * sizeof *u->obuf);
 	u->pdu = coap_pdu_init(COAP_MESSAGE_CON, 0, 0, 65536);
-	if (!u->bufs || !u->pdu)
+	if (!u->bufs || !u->obuf || !u->pdu)
 		goto fail;
 	u->recv = recv;
 	u->fail = fail;
@@ -108,6 +112,7 @@ void lwm2m_udp_free(struct lwm2m_udp *u)
 	if (u->fd >= 0)
 		close(u->fd);
 	free(u->bufs);
+	free(u->obuf);
 	free(u);
 }
 
@@ -136,8 +141,18 @@ int lwm2m_udp_send(struct lwm2m_udp *u, const union lwm2m_addr *to, const uint8_
 	return -1;
 }
 
+void lwm2m_udp_before_flush(struct lwm2m_udp *u, int (*fn)(void *ud))
+{
+	u->before_flush = fn;
+}
+
 void lwm2m_udp_flush(struct lwm2m_udp *u)
 {
+	if (u->nout && u->before_flush && u->before_flush(u->ud) < 0) {
+		/* what they acknowledge is not kept: the peers retransmit */
+		u->nout = 0;
+		return;
+	}
 	int off = 0;
 	while (off < u->nout) {
 		int n = sendmmsg(u->fd, u->omsgs + off, (unsigned)(u->nout - off), MSG_DONTWAIT);
@@ -153,24 +168,38 @@ void lwm2m_udp_flush(struct lwm2m_udp *u)
 	u->nout = 0;
 }
 
-void lwm2m_udp_send_empty_later(struct lwm2m_udp *u, const union lwm2m_addr *to, int type, uint16_t mid)
+static uint8_t *out_slot(struct lwm2m_udp *u, const union lwm2m_addr *to, size_t n)
 {
 	if (u->nout == BATCH)
 		lwm2m_udp_flush(u);
 	int i = u->nout++;
 	u->oto[i] = *to;
-	u->obuf[i][0] = (uint8_t)(0x40 | type << 4);
-	u->obuf[i][1] = 0;
-	u->obuf[i][2] = (uint8_t)(mid >> 8);
-	u->obuf[i][3] = (uint8_t)mid;
 	u->oiov[i].iov_base = u->obuf[i];
-	u->oiov[i].iov_len = 4;
+	u->oiov[i].iov_len = n;
 	struct msghdr *h = &u->omsgs[i].msg_hdr;
 	memset(h, 0, sizeof *h);
 	h->msg_name = &u->oto[i];
 	h->msg_namelen = to->sa.sa_family == AF_INET ? sizeof to->sin : sizeof to->sin6;
 	h->msg_iov = &u->oiov[i];
 	h->msg_iovlen = 1;
+	return u->obuf[i];
+}
+
+void lwm2m_udp_send_empty_later(struct lwm2m_udp *u, const union lwm2m_addr *to, int type, uint16_t mid)
+{
+	uint8_t *b = out_slot(u, to, 4);
+	b[0] = (uint8_t)(0x40 | type << 4);
+	b[1] = 0;
+	b[2] = (uint8_t)(mid >> 8);
+	b[3] = (uint8_t)mid;
+}
+
+int lwm2m_udp_send_later(struct lwm2m_udp *u, const union lwm2m_addr *to, const uint8_t *b, size_t n)
+{
+	if (n > OBUF_MAX)
+		return lwm2m_udp_send(u, to, b, n);
+	memcpy(out_slot(u, to, n), b, n);
+	return 0;
 }
 
 /* A datagram too large for our buffer: 4.13 with Size1 asks a CON sender to use Block1. */

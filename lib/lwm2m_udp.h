@@ -32,7 +32,12 @@ uint16_t lwm2m_udp_mid(struct lwm2m_udp *u);
 /* An empty ACK or Reset for mid, sent with the others of this round by lwm2m_udp_flush (one
  * sendmmsg for many). */
 void lwm2m_udp_send_empty_later(struct lwm2m_udp *u, const union lwm2m_addr *to, int type, uint16_t mid);
+/* A message of up to 1400 bytes, sent likewise with the others of this round. */
+int lwm2m_udp_send_later(struct lwm2m_udp *u, const union lwm2m_addr *to, const uint8_t *b, size_t n);
 void lwm2m_udp_flush(struct lwm2m_udp *u);
+/* fn(ud) runs before lwm2m_udp_flush sends anything; if it fails, the waiting messages are
+ * dropped (what they acknowledge is not kept; the peers retransmit). */
+void lwm2m_udp_before_flush(struct lwm2m_udp *u, int (*fn)(void *ud));
 
 /* Send a CON message (b holds its Message ID) and retransmit it until acknowledged: after
  * ack_timeout * (1..1.5) seconds, doubling, max_retransmit times; then fail(owner, 0). */
