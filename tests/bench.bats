@@ -115,6 +115,37 @@ PY
 	assert_output "12 true 4"
 }
 
+@test "bench: the return path: bench-feed's desired lines reach lwm2m-loadgen devices as writes, each logged (-W) to pair with its line" {
+	[ -x "$BIN/lwm2m-write" ] || skip "lwm2m-write not built yet"
+	port=$(free_port udp)
+	start_bg listen lwm2m-listen -l "127.0.0.1:$port" -S "$BATS_TEST_TMPDIR/state" -C "$BATS_TEST_TMPDIR/ctl.sock"
+	wait_until 5 test -S "$BATS_TEST_TMPDIR/ctl.sock"
+	start_bg loadgen "$UNIT/lwm2m-loadgen" -s "127.0.0.1:$port" -n 3 -o '</1/0>,</3311/0>' -N 0 -H 30 \
+		-W "$BATS_TEST_TMPDIR/writes" -T 60 -q
+	wait_until 10 counted -eq 3 grep -c '"event":"register"' "$BATS_TEST_TMPDIR/listen.out"
+	mkdir "$BATS_TEST_TMPDIR/store"
+	# shadow-watch | lwm2m-write through a fifo, each its own process for stop_all
+	mkfifo "$BATS_TEST_TMPDIR/deltas"
+	start_bg write sh -c 'exec lwm2m-write -C "$1" <"$2"' sh "$BATS_TEST_TMPDIR/ctl.sock" "$BATS_TEST_TMPDIR/deltas"
+	start_bg watch sh -c 'exec shadow-watch -s "$1" >"$2"' sh "$BATS_TEST_TMPDIR/store" "$BATS_TEST_TMPDIR/deltas"
+	sleep 0.5 # shadow-watch's first look at the store: it reports only what comes after
+	"$UNIT/bench-feed" -n 3 -r 20 -D 0.3 -l "$BATS_TEST_TMPDIR/feed" | shadow-put -s "$BATS_TEST_TMPDIR/store" -q
+	# six lines: each thing's light on, then off
+	run -0 cut -d' ' -f1 "$BATS_TEST_TMPDIR/feed"
+	assert_output "$(printf 'bench-%06d\n' 0 1 2 0 1 2)"
+	# six writes, two per device, each after its line, logged as they come
+	wait_until 10 counted -eq 6 awk 'END { print NR }' "$BATS_TEST_TMPDIR/writes"
+	stop_bg loadgen
+	run -0 awk '{ print $1, $2 }' "$BATS_TEST_TMPDIR/writes"
+	assert_output "$(printf 'bench-%06d /3311/0\n' 0 1 2 0 1 2)"
+	run -0 awk 'FNR == NR { n[$1]++; t[$1, n[$1]] = $2; next } { m[$1]++; if ($3 < t[$1, m[$1]]) bad++ } END { print NR, bad + 0 }' \
+		"$BATS_TEST_TMPDIR/feed" "$BATS_TEST_TMPDIR/writes"
+	assert_output "12 0"
+	# bad usage is refused
+	run -100 "$UNIT/bench-feed" -n 3
+	[[ $output == *"Usage: bench-feed"* ]]
+}
+
 @test "bench: lwm2m-loadgen retransmits an unanswered Register and reports the failure" {
 	# a UDP socket that reads nothing: every Register goes unanswered; with 1 device the first
 	# retransmission comes after 2-3 s (RFC 7252 ACK_TIMEOUT), so a 5 s bound sees at least one

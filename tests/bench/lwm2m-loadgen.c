@@ -75,6 +75,7 @@ static struct {
 	int release_fd;      /* several jobs: EOF here once every job is registered (PSK jobs hold
 	                        their sessions until then) */
 	const char *psk;     /* DTLS-PSK key (hex) of every device: PSK devices through libcoap */
+	const char *write_log; /* "ENDPOINT PATH TIME_US" per write received */
 } opt = {
 	.ndev = 100, .window = 256, .duration = 10, .links = "</1/0>,</3/0>,</3303/0>",
 	.prefix = "bench-", .lifetime = 86400, .version = "1.1", .timeout = 300, .settle = 1,
@@ -92,6 +93,19 @@ struct stats {
 	uint64_t reg_hist[HIST_BUCKETS], ack_hist[HIST_BUCKETS], upd_hist[HIST_BUCKETS];
 };
 static struct stats st;
+
+/* The write log: whole lines only, each job through its own buffer (written out after each pass
+ * of its event loop) onto one O_APPEND descriptor, so the jobs' lines never interleave. */
+static int wlog_fd = -1;
+static char wlog_buf[1 << 16];
+static size_t wlog_len;
+
+static void wlog_flush(void)
+{
+	if (wlog_fd >= 0 && wlog_len && write(wlog_fd, wlog_buf, wlog_len) != (ssize_t)wlog_len)
+		log_warn("unable to write the write log: %s", strerror(errno));
+	wlog_len = 0;
+}
 
 struct obs {
 	uint8_t tok[8];
@@ -544,6 +558,14 @@ static void handle_request(struct dev *d, const struct cm_msg *m)
 	} else if (m->code == CM_PUT || (m->code == CM_POST && depth == 2)) {
 		code = CM_CHANGED;
 		st.writes++;
+		if (wlog_fd >= 0) {
+			if (sizeof wlog_buf - wlog_len < 256)
+				wlog_flush();
+			int n = snprintf(wlog_buf + wlog_len, sizeof wlog_buf - wlog_len, "%s%06lu %s %" PRIu64 "\n", opt.prefix,
+			                 opt.first + (unsigned long)(d - devs), path, real_us());
+			if (n > 0 && (size_t)n < sizeof wlog_buf - wlog_len)
+				wlog_len += (size_t)n;
+		}
 	} else if (m->code == CM_POST && depth == 3) {
 		code = CM_CHANGED;
 		st.executes++;
@@ -953,6 +975,7 @@ static void run_job(int ready_w)
 				handle_datagram(d, rbuf, (size_t)r);
 			}
 		}
+		wlog_flush(); /* what arrived in this pass, readable while the run goes on */
 		timers_due(mono_us());
 	}
 	if (ready_w >= 0)
@@ -1065,6 +1088,7 @@ static noreturn void usage(int code)
 	        "  -a, --per-address K      devices per loopback source address (20000)\n"
 	        "  -T, --timeout S          bound on the whole run (300)\n"
 	        "  -k, --psk KEYHEX         DTLS-PSK devices, identity = endpoint name, this key\n"
+	        "  -W, --write-log FILE     append \"ENDPOINT PATH TIME_US\" (wall clock) per write a NoSec device gets\n"
 	        "  -d FD                    write a newline to FD once registered and observed\n"
 	        "  -v, -q                   more, less logging\n"
 	        "  -h, --help, -V, --version\n");
@@ -1081,10 +1105,10 @@ int main(int argc, char **argv)
 		{"lifetime", 1, 0, 'l'}, {"lwm2m", 1, 0, 'L'}, {"expect-obs", 1, 0, 'E'},
 		{"settle", 1, 0, 1}, {"settle-max", 1, 0, 2}, {"hold", 1, 0, 'H'},
 		{"deregister", 0, 0, 'x'}, {"updates", 1, 0, 'U'}, {"jobs", 1, 0, 'j'}, {"per-address", 1, 0, 'a'},
-		{"timeout", 1, 0, 'T'}, {"psk", 1, 0, 'k'}, {"help", 0, 0, 'h'}, {"version", 0, 0, 'V'}, {0, 0, 0, 0}};
+		{"timeout", 1, 0, 'T'}, {"psk", 1, 0, 'k'}, {"write-log", 1, 0, 'W'}, {"help", 0, 0, 'h'}, {"version", 0, 0, 'V'}, {0, 0, 0, 0}};
 	const char *server = "127.0.0.1:5683";
 	int c;
-	while ((c = getopt_long(argc, argv, "s:n:r:w:N:D:c:Co:e:l:L:E:H:xU:j:a:T:d:k:vqhV", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:n:r:w:N:D:c:Co:e:l:L:E:H:xU:j:a:T:d:k:W:vqhV", lo, NULL)) != -1) {
 		switch (c) {
 		case 's': server = optarg; break;
 		case 'n': opt.ndev = strtoul(optarg, NULL, 10); break;
@@ -1109,6 +1133,7 @@ int main(int argc, char **argv)
 		case 'T': opt.timeout = atof(optarg); break;
 		case 'd': opt.ready_fd = atoi(optarg); break;
 		case 'k': opt.psk = optarg; break;
+		case 'W': opt.write_log = optarg; break;
 		case 'v': log_more(); break;
 		case 'q': log_less(); break;
 		case 'h': usage(0);
@@ -1168,10 +1193,13 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	t_start = mono_us();
+	if (opt.write_log && (wlog_fd = open(opt.write_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0)
+		die_sys(EXIT_TEMPORARY, "%s", opt.write_log);
 
 	if (opt.jobs == 1) {
 		ndevs = opt.ndev;
 		opt.psk ? psk_run(opt.ready_fd) : run_job(opt.ready_fd);
+		wlog_flush();
 		print_results(&st);
 		stdout_flush_or_die();
 		return st.registered == opt.ndev ? 0 : 1;
@@ -1208,6 +1236,7 @@ int main(int argc, char **argv)
 			opt.first = opt.ndev * j / opt.jobs;
 			ndevs = opt.ndev * (j + 1) / opt.jobs - opt.first;
 			opt.psk ? psk_run(ready[1]) : run_job(ready[1]);
+			wlog_flush();
 			if (write(p[1], &st, sizeof st) != (ssize_t)sizeof st)
 				_exit(EXIT_TEMPORARY);
 			_exit(0);

@@ -18,7 +18,7 @@ BIN=${LWM2M_GW_BIN:-$TOP/bin}
 UNIT=${LWM2M_GW_UNIT:-$TOP/build/tests}
 OUT=${BENCH_JSON:-$TOP/bench.json}
 SCALE=${BENCH_SCALE:-1}
-ONLY=${BENCH_ONLY:-"reg psk pipeline rss filters join"}
+ONLY=${BENCH_ONLY:-"reg psk pipeline rss filters return join"}
 export PATH="$BIN:$UNIT:$PATH"
 
 work=$(mktemp -d /tmp/lwm2m-bench.XXXXXX) || exit 111
@@ -450,6 +450,75 @@ if section filters; then
 		out=$(wc -l <"$work/wr.out")
 		fig "lwm2m-write lines/s alone" "$(per_s "$cnt" "$t0" "$t1")" "deltas/s" "" \
 			"$cnt deltas to $k devices in $(secs "$t0" "$t1") s, $out lines out"
+	fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 5b. The return path: desired state -> device. bench-feed's desired lines into shadow-put on a
+# local store, shadow-watch on that store | lwm2m-write | lwm2m-listen | lwm2m-loadgen devices,
+# which log each write's arrival; the lag is the write's arrival less its line's send time (the
+# k-th write a device gets pairs with the k-th line for its thing: every line flips the light).
+# lwm2m-write's results go to a file here, not back into the store.
+return_run() { # return_run TAG DEVICES RATE SECONDS
+	tag=$1 devs=$2 rate=$3 dur=$4
+	mkdir -p "$work/$tag.store"
+	launch_listen "$tag" || return 1
+	OUTF="$work/$tag.loadgen.json" start loadgen-$tag lwm2m-loadgen -s "127.0.0.1:$LPORT" -n "$devs" \
+		-o '</1/0>,</3/0>,</3311/0>' -N 0 -H $((dur + 15)) -W "$work/$tag.writes" -T $((dur + 120)) -q
+	if ! wait_for 60 sh -c '[ "$(grep -c "\"event\":\"register\"" "$1")" -ge "$2" ]' sh "$work/listen-$tag.out" "$devs"; then
+		log "$tag: the devices did not all register"
+		tail_err "loadgen-$tag"
+		stop "loadgen-$tag"; stop "listen-$tag"
+		return 1
+	fi
+	mkfifo "$work/$tag.deltas" "$work/$tag.desired"
+	OUTF="$work/$tag.deltas" start watch-$tag shadow-watch -s "$work/$tag.store" -q
+	IN="$work/$tag.deltas" OUTF="$work/$tag.results" start write-$tag lwm2m-write -C "$CTL" -q
+	IN="$work/$tag.desired" OUTF="$work/$tag.put" start put-$tag shadow-put -s "$work/$tag.store" -q
+	sleep 0.5
+	# the feed's end does not end shadow-put (its CPU time is read below)
+	OUTF="$work/$tag.desired" start feed-$tag sh -c 'd=$1; shift; bench-feed "$@" && : >"$d"; exec sleep 600' sh \
+		"$work/$tag.feed.done" -n "$devs" -r "$rate" -D "$dur" -l "$work/$tag.feed"
+	wait_for $((dur + 30)) test -e "$work/$tag.feed.done"
+	# the last writes (30 s at most), then the path from its head
+	_n=0 _want=$(wc -l <"$work/$tag.feed")
+	while [ $_n -lt 300 ] && [ "$(awk 'END { print NR }' "$work/$tag.writes" 2>/dev/null)" -lt "$_want" ]; do
+		sleep 0.1; _n=$((_n + 1))
+	done
+	CPU="shadow-put $(cpu_s "$(pid_of "put-$tag")") s, shadow-watch $(cpu_s "$(pid_of "watch-$tag")") s, lwm2m-write $(cpu_s "$(pid_of "write-$tag")") s, lwm2m-listen $(cpu_s "$(pid_of "listen-$tag")") s"
+	stop "loadgen-$tag"
+	stop "feed-$tag"
+	wait_exit "put-$tag" 10
+	stop "watch-$tag"
+	wait_exit "write-$tag" 10
+	stop "listen-$tag"
+	for s in put watch write listen; do tail_err "$s-$tag"; done
+	awk 'FNR == NR { n[$1]++; t[$1, n[$1]] = $2; next }
+		{ m[$1]++; if (($1, m[$1]) in t) print ($3 - t[$1, m[$1]]) / 1000 }' \
+		"$work/$tag.feed" "$work/$tag.writes" 2>/dev/null | sort -n >"$work/$tag.lags"
+	return 0
+}
+if section return; then
+	if why=$(missing shadow-put shadow-watch lwm2m-write lwm2m-listen); then
+		skip "desired -> device write (return path)" "" "$why"
+	else
+		for spec in "1000 1000 5" "5000 2000 5"; do
+			set -- $spec
+			tag=ret$1 rate=$(n "$1") devs=$(n "$2")
+			what="$devs devices, offered $rate/s"
+			if return_run "$tag" "$devs" "$rate" "$3" && [ -s "$work/$tag.lags" ]; then
+				sent=$(wc -l <"$work/$tag.feed") got=$(wc -l <"$work/$tag.lags")
+				first=$(head -n 1 "$work/$tag.feed" | cut -d' ' -f2) last=$(sort -k3,3n "$work/$tag.writes" | tail -n 1 | cut -d' ' -f3)
+				fig "desired -> device writes/s ($what)" \
+					"$(awk -v c="$got" -v a="$first" -v b="$last" 'BEGIN { printf "%.0f", (b > a ? c / ((b - a) / 1e6) : 0) }')" \
+					"writes/s" "" "$sent desired lines sent, $got writes reached the devices, $(wc -l <"$work/$tag.results") result lines from lwm2m-write; CPU: $CPU"
+				fig "desired -> device write lag ($what)" \
+					"$(awk '{ a[NR] = $1 } END { printf "p50 %.2f / p99 %.2f", a[int(NR * 0.5) + 1], a[int(NR * 0.99) + 1] }' "$work/$tag.lags")" \
+					"ms" "" "from bench-feed's line to the device's receipt of the write; max $(tail -n 1 "$work/$tag.lags") ms"
+			else
+				skip "desired -> device write lag ($what)" "" "the return path did not run (see the logs above)"
+			fi
+		done
 	fi
 fi
 
